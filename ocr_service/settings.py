@@ -1,0 +1,216 @@
+"""Settings, read once from `OCR_*` environment variables.
+
+`Settings.from_env()` is called once at start-up (by the CLI or `build_app`) and the value is
+passed down; nothing below this module reads the environment. `SETTINGS_TABLE` is the single
+documented list: the README table and `.env.example` are checked against it by the tests.
+Standard library only, so the operator can import it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ocr_service.contract import HTTP_PORT, EnvVar
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot run with; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting: its field name, variable, default (as the env string) and meaning."""
+
+    field: str
+    env: EnvVar
+    default: str
+    doc: str
+
+
+def _default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "catalyst-ocr")
+
+
+SETTINGS_TABLE: tuple[SettingSpec, ...] = (
+    SettingSpec("host", EnvVar.HOST, "0.0.0.0", "Address to listen on."),
+    SettingSpec("port", EnvVar.PORT, str(HTTP_PORT), "Port to listen on."),
+    SettingSpec("workers", EnvVar.WORKERS, "0", "Parallel recognitions; 0 = one per CPU the process may use (cgroup-aware)."),
+    SettingSpec("queue_size", EnvVar.QUEUE_SIZE, "0", "Pages that may wait for a worker before requests get 429; 0 = 4 per worker."),
+    SettingSpec("engine", EnvVar.ENGINE, "auto", "`tesserocr` (warm in-process), `pytesseract` (CLI per call) or `auto`."),
+    SettingSpec("timeout_seconds", EnvVar.TIMEOUT_SECONDS, "60", "Time limit of one synchronous request; past it the answer is 504 and the work stops."),
+    SettingSpec("max_upload_bytes", EnvVar.MAX_UPLOAD_BYTES, str(25 * 1024 * 1024), "Largest accepted request body (413 past it)."),
+    SettingSpec("max_pixels", EnvVar.MAX_PIXELS, str(40_000_000), "Largest page in pixels, checked before decoding (413 past it)."),
+    SettingSpec("max_pages", EnvVar.MAX_PAGES, "50", "Most pages in one document (413 past it)."),
+    SettingSpec("pdf_dpi", EnvVar.PDF_DPI, "300", "Default resolution PDF pages are rasterised at."),
+    SettingSpec("max_dpi", EnvVar.MAX_DPI, "600", "Highest `dpi` a request may ask for."),
+    SettingSpec("default_lang", EnvVar.DEFAULT_LANG, "eng", "Language(s) used when a request names none, e.g. `eng+deu`."),
+    SettingSpec("default_psm", EnvVar.DEFAULT_PSM, "3", "Default Tesseract page segmentation mode."),
+    SettingSpec("default_oem", EnvVar.DEFAULT_OEM, "1", "Default Tesseract engine mode (1 = LSTM)."),
+    SettingSpec("default_preprocess", EnvVar.DEFAULT_PREPROCESS, "auto", "Default preprocessing: `auto` or `none`."),
+    SettingSpec("languages", EnvVar.LANGUAGES, "eng", "Languages that must be installed for readiness, `+` or `,` separated."),
+    SettingSpec("api_keys", EnvVar.API_KEYS, "", "Comma-separated API keys; empty (and no file) = no authentication."),
+    SettingSpec("api_keys_file", EnvVar.API_KEYS_FILE, "", "File with one API key per line (e.g. a mounted Secret)."),
+    SettingSpec("data_dir", EnvVar.DATA_DIR, "", "Where the service keeps data on disk (SQLite job store); default `$XDG_DATA_HOME/catalyst-ocr`."),
+    SettingSpec("database_url", EnvVar.DATABASE_URL, "", "PostgreSQL URL for jobs; empty = embedded SQLite under the data dir."),
+    SettingSpec("redis_url", EnvVar.REDIS_URL, "", "Redis URL for the result cache; empty = in-memory LRU."),
+    SettingSpec("log_level", EnvVar.LOG_LEVEL, "info", "`debug`, `info`, `warning` or `error`."),
+    SettingSpec("log_format", EnvVar.LOG_FORMAT, "json", "`json` (one object per line) or `text`."),
+    SettingSpec("shutdown_grace_seconds", EnvVar.SHUTDOWN_GRACE_SECONDS, "30", "On SIGTERM, how long in-flight work may finish."),
+    SettingSpec("cache_ttl_seconds", EnvVar.CACHE_TTL_SECONDS, "86400", "How long a cached result lives; 0 disables the cache."),
+    SettingSpec("cache_max_entries", EnvVar.CACHE_MAX_ENTRIES, "1000", "Entries kept by the in-memory cache."),
+    SettingSpec("cache_max_entry_bytes", EnvVar.CACHE_MAX_ENTRY_BYTES, str(4 * 1024 * 1024), "Largest result stored in the cache."),
+    SettingSpec("job_workers", EnvVar.JOB_WORKERS, "0", "Job pages recognised at once by this replica; 0 = same as workers."),
+    SettingSpec("job_ttl_seconds", EnvVar.JOB_TTL_SECONDS, str(7 * 86400), "How long job inputs and results are kept."),
+    SettingSpec("job_max_attempts", EnvVar.JOB_MAX_ATTEMPTS, "3", "Attempts per page before its job fails."),
+    SettingSpec("job_lease_seconds", EnvVar.JOB_LEASE_SECONDS, "30", "Lease on a claimed page; renewed by heartbeats, reclaimed when it expires."),
+    SettingSpec("callback_secret", EnvVar.CALLBACK_SECRET, "", "HMAC-SHA256 key that signs job callbacks."),
+    SettingSpec("callback_allowed_hosts", EnvVar.CALLBACK_ALLOWED_HOSTS, "", "Comma-separated hosts callbacks may reach; empty = callbacks refused."),
+)
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _int(name: str, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(name: str, raw: str, minimum: float = 0.0) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value <= minimum:
+        raise SettingsError(f"{name} must be > {minimum}, got {value}")
+    return value
+
+
+def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}; got {raw!r}")
+    return value
+
+
+def _list(raw: str, separators: str = ",") -> tuple[str, ...]:
+    for sep in separators[1:]:
+        raw = raw.replace(sep, separators[0])
+    return tuple(item.strip() for item in raw.split(separators[0]) if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the service, typed and validated. Build with `from_env` or directly in tests."""
+
+    host: str = "0.0.0.0"
+    port: int = HTTP_PORT
+    workers: int = 0
+    queue_size: int = 0
+    engine: str = "auto"
+    timeout_seconds: float = 60.0
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    max_pages: int = 50
+    pdf_dpi: int = 300
+    max_dpi: int = 600
+    default_lang: str = "eng"
+    default_psm: int = 3
+    default_oem: int = 1
+    default_preprocess: str = "auto"
+    languages: tuple[str, ...] = ("eng",)
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    api_keys_file: str = ""
+    data_dir: str = field(default_factory=_default_data_dir)
+    database_url: str = field(default="", repr=False)
+    redis_url: str = field(default="", repr=False)
+    log_level: str = "info"
+    log_format: str = "json"
+    shutdown_grace_seconds: float = 30.0
+    cache_ttl_seconds: int = 86400
+    cache_max_entries: int = 1000
+    cache_max_entry_bytes: int = 4 * 1024 * 1024
+    job_workers: int = 0
+    job_ttl_seconds: int = 7 * 86400
+    job_max_attempts: int = 3
+    job_lease_seconds: float = 30.0
+    callback_secret: str = field(default="", repr=False)
+    callback_allowed_hosts: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every `OCR_*` variable; raise `SettingsError` naming a bad one."""
+        env = os.environ if environ is None else environ
+        raw = {spec.field: env.get(spec.env, spec.default) for spec in SETTINGS_TABLE}
+        parsers: dict[str, Callable[[str, str], Any]] = {
+            "host": lambda n, v: v or "0.0.0.0",
+            "port": lambda n, v: _int(n, v, 1),
+            "workers": _int,
+            "queue_size": _int,
+            "engine": lambda n, v: _choice(n, v, ("auto", "tesserocr", "pytesseract")),
+            "timeout_seconds": _float,
+            "max_upload_bytes": lambda n, v: _int(n, v, 1),
+            "max_pixels": lambda n, v: _int(n, v, 1),
+            "max_pages": lambda n, v: _int(n, v, 1),
+            "pdf_dpi": lambda n, v: _int(n, v, 36),
+            "max_dpi": lambda n, v: _int(n, v, 36),
+            "default_lang": lambda n, v: v.strip() or "eng",
+            "default_psm": _int,
+            "default_oem": _int,
+            "default_preprocess": lambda n, v: _choice(n, v, ("auto", "none")),
+            "languages": lambda n, v: _list(v, ",+ ") or ("eng",),
+            "api_keys": lambda n, v: _list(v),
+            "api_keys_file": lambda n, v: v.strip(),
+            "data_dir": lambda n, v: v.strip() or _default_data_dir(),
+            "database_url": lambda n, v: v.strip(),
+            "redis_url": lambda n, v: v.strip(),
+            "log_level": lambda n, v: _choice(n, v, _LOG_LEVELS),
+            "log_format": lambda n, v: _choice(n, v, ("json", "text")),
+            "shutdown_grace_seconds": _float,
+            "cache_ttl_seconds": _int,
+            "cache_max_entries": _int,
+            "cache_max_entry_bytes": _int,
+            "job_workers": _int,
+            "job_ttl_seconds": lambda n, v: _int(n, v, 1),
+            "job_max_attempts": lambda n, v: _int(n, v, 1),
+            "job_lease_seconds": _float,
+            "callback_secret": lambda n, v: v,
+            "callback_allowed_hosts": lambda n, v: tuple(h.lower() for h in _list(v)),
+        }
+        specs = {spec.field: spec for spec in SETTINGS_TABLE}
+        values = {name: parsers[name](specs[name].env, value) for name, value in raw.items()}
+        settings = cls(**values)
+        if settings.pdf_dpi > settings.max_dpi:
+            raise SettingsError(f"{EnvVar.PDF_DPI} ({settings.pdf_dpi}) must not exceed {EnvVar.MAX_DPI} ({settings.max_dpi})")
+        return settings
+
+    def all_api_keys(self) -> frozenset[str]:
+        """Keys from `OCR_API_KEYS` plus those in `OCR_API_KEYS_FILE` (re-read on each call, so a rotated Secret applies)."""
+        keys = set(self.api_keys)
+        if self.api_keys_file:
+            try:
+                text = Path(self.api_keys_file).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise SettingsError(f"{EnvVar.API_KEYS_FILE}: cannot read {self.api_keys_file}: {exc.strerror}") from None
+            keys.update(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+        return frozenset(keys)
+
+
+def _check_table() -> None:
+    names = {f.name for f in fields(Settings)}
+    table = {spec.field for spec in SETTINGS_TABLE}
+    envs = {spec.env for spec in SETTINGS_TABLE}
+    if names != table or envs != set(EnvVar):
+        raise RuntimeError("SETTINGS_TABLE, Settings and contract.EnvVar disagree")
+
+
+_check_table()

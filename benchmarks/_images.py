@@ -20,48 +20,16 @@ _FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
 )
 
-_WORDS = [
-    "invoice",
-    "total",
-    "amount",
-    "coffee",
-    "bread",
-    "butter",
-    "milk",
-    "cheese",
-    "apple",
-    "orange",
-    "receipt",
-    "paid",
-    "cash",
-    "card",
-    "change",
-    "station",
-    "market",
-    "street",
-    "number",
-    "order",
-    "table",
-    "service",
-    "thank",
-    "you",
-    "visit",
-    "again",
-    "quantity",
-    "price",
-    "discount",
-    "morning",
-    "evening",
-    "delivery",
-    "package",
-    "account",
-    "balance",
-    "customer",
-    "reference",
-    "payment",
-    "tax",
-    "subtotal",
-]
+_WORDS: tuple[str, ...] = tuple(
+    " ".join(
+        (
+            "invoice total amount coffee bread butter milk cheese apple orange receipt paid",
+            "cash card change station market street number order table service thank you",
+            "visit again quantity price discount morning evening delivery package account balance customer",
+            "reference payment tax subtotal",
+        )
+    ).split()
+)
 
 A4_300DPI = (2480, 3508)
 """A4 portrait at 300 DPI, in pixels."""

@@ -1,0 +1,114 @@
+"""Optional API keys: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+
+With no key configured (neither `OCR_API_KEYS` nor `OCR_API_KEYS_FILE`) everything is open.
+Otherwise every route except the probes, metrics and the API description needs a key.
+Keys from the file are re-read every few seconds, so a rotated Kubernetes Secret applies
+without a restart. Comparison is constant-time, and keys never reach a log line.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ocr_service.contract import HEALTH_PATH, LIVENESS_PATH, METRICS_PATH, READINESS_PATH
+from ocr_service.errors import ServiceUnavailable, Unauthorized
+from ocr_service.http.problems import problem_response
+from ocr_service.settings import Settings, SettingsError
+
+OPEN_PATHS = frozenset({LIVENESS_PATH, READINESS_PATH, HEALTH_PATH, METRICS_PATH, "/openapi.json"})
+OPEN_PREFIXES = ("/docs",)
+"""Probes must work for the kubelet and Prometheus without a key; the API description is public."""
+
+KEY_CACHE_SECONDS = 5.0
+WWW_AUTHENTICATE = 'Bearer realm="catalyst-ocr"'
+
+logger = logging.getLogger("catalyst_ocr.auth")
+
+
+class ApiKeyStore:
+    """The currently valid keys, re-read from settings at most every `cache_seconds`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        cache_seconds: float = KEY_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._keys: frozenset[bytes] = frozenset()
+        self._loaded_at: float | None = None
+
+    @property
+    def configured(self) -> bool:
+        """Whether authentication is on at all (decided by settings, not by the file's content)."""
+        return bool(self._settings.api_keys or self._settings.api_keys_file)
+
+    def keys(self) -> frozenset[bytes]:
+        now = self._clock()
+        if self._loaded_at is None or now - self._loaded_at >= self._cache_seconds:
+            self._keys = frozenset(key.encode("utf-8") for key in self._settings.all_api_keys())
+            self._loaded_at = now
+        return self._keys
+
+    def accepts(self, candidate: str) -> bool:
+        """Constant-time check of `candidate` against every key (no early exit on a match)."""
+        given = candidate.encode("utf-8")
+        matched = False
+        for key in self.keys():
+            matched |= hmac.compare_digest(given, key)
+        return matched
+
+
+def presented_key(headers: Headers) -> str | None:
+    """The key the client sent, from `Authorization: Bearer` first, else `X-API-Key`."""
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, credentials = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return credentials.strip()
+    api_key = headers.get("x-api-key")
+    return api_key.strip() if api_key and api_key.strip() else None
+
+
+class ApiKeyMiddleware:
+    """Rejects requests without a valid key with a 401 problem and `WWW-Authenticate`."""
+
+    def __init__(self, app: ASGIApp, store: ApiKeyStore) -> None:
+        self.app = app
+        self.store = store
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.store.configured or _is_open(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        try:
+            key = presented_key(Headers(scope=scope))
+            allowed = key is not None and self.store.accepts(key)
+        except SettingsError as exc:
+            # Fail closed: an unreadable key file must not open the service.
+            logger.error("API keys cannot be loaded: %s", exc)
+            response = problem_response(ServiceUnavailable("API keys cannot be loaded; see the server log."))
+            await response(scope, receive, send)
+            return
+        if allowed:
+            await self.app(scope, receive, send)
+            return
+        reason = "No API key was sent" if key is None else "The API key is not valid"
+        error = Unauthorized(
+            f"{reason}; send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+            headers={"WWW-Authenticate": WWW_AUTHENTICATE},
+        )
+        await problem_response(error, scope["path"])(scope, receive, send)
+
+
+def _is_open(path: str) -> bool:
+    return path in OPEN_PATHS or any(path == prefix or path.startswith(prefix + "/") for prefix in OPEN_PREFIXES)

@@ -1,0 +1,140 @@
+"""Request body -> (document bytes, raw options), with the size limit enforced while streaming.
+
+`POST /v1/ocr` takes the document three ways: multipart/form-data (field `file`, options as
+other fields), the raw bytes with their own Content-Type, or JSON `{"content": base64, ...}`.
+The body is never buffered past `max_upload_bytes`: a Content-Length over the limit is
+refused before reading, and a streamed body is cut off with 413 the moment it exceeds it.
+The document's real type is sniffed from its bytes later (`documents`), not taken from here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
+
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
+
+from ocr_service.errors import InvalidParameter, PayloadTooLarge, UnsupportedMediaType
+from ocr_service.http.params import RawValue
+
+MAX_FORM_FIELDS = 64
+"""Options are few; a form with more fields than this is not a real client."""
+MAX_FORM_FIELD_BYTES = 4096
+JSON_OVERHEAD_BYTES = 64 * 1024
+"""Room for option members and whitespace around the base64 content of a JSON body."""
+
+
+@dataclass(frozen=True)
+class ReceivedDocument:
+    """What the body carried: the document and any options that travelled with it."""
+
+    data: bytes
+    options: Mapping[str, RawValue]
+
+
+async def read_document(request: Request, max_bytes: int) -> ReceivedDocument:
+    """Read the document from whichever of the three body styles the request uses."""
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    try:
+        if media_type == "multipart/form-data":
+            received = await _read_multipart(request, max_bytes)
+        elif media_type == "application/json" or media_type.endswith("+json"):
+            received = await _read_json(request, max_bytes)
+        elif media_type == "application/x-www-form-urlencoded":
+            raise UnsupportedMediaType(
+                "Form-urlencoded bodies cannot carry a document; send multipart/form-data with a `file` field."
+            )
+        else:
+            received = ReceivedDocument(await read_limited(request, max_bytes), {})
+    except ClientDisconnect:
+        raise InvalidParameter("The client closed the connection before the body was complete.") from None
+    if not received.data:
+        raise InvalidParameter("The document is empty (0 bytes).", param="file")
+    return received
+
+
+async def read_limited(request: Request, max_bytes: int) -> bytes:
+    """The whole body, or `PayloadTooLarge` as soon as it is known to exceed `max_bytes`."""
+    chunks = bytearray()
+    async for chunk in limited_stream(request, max_bytes):
+        chunks += chunk
+    return bytes(chunks)
+
+
+async def limited_stream(request: Request, max_bytes: int) -> AsyncGenerator[bytes, None]:
+    """The body's chunks as they arrive; raises `PayloadTooLarge` up front or mid-stream."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"The body is {int(declared)} bytes; the limit is {max_bytes}.")
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > max_bytes:
+            raise PayloadTooLarge(f"The body exceeds the limit of {max_bytes} bytes.")
+        if chunk:
+            yield chunk
+
+
+async def _read_multipart(request: Request, max_bytes: int) -> ReceivedDocument:
+    parser = MultiPartParser(
+        request.headers,
+        limited_stream(request, max_bytes),
+        max_files=1,
+        max_fields=MAX_FORM_FIELDS,
+        max_part_size=MAX_FORM_FIELD_BYTES,
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise InvalidParameter(f"The multipart body is malformed: {exc.message}", param="file") from None
+    try:
+        options: dict[str, RawValue] = {}
+        document: bytes | None = None
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if name != "file":
+                    raise InvalidParameter(f"Send the document in the form field `file`, not {name!r}.", param=name)
+                document = await value.read()
+            elif name == "file":
+                document = value.encode("utf-8")
+            elif name in options:
+                raise InvalidParameter(f"Option {name!r} is given more than once.", param=name)
+            else:
+                options[name] = value
+    finally:
+        await form.close()
+    if document is None:
+        raise InvalidParameter("The multipart body has no `file` field with the document.", param="file")
+    return ReceivedDocument(document, options)
+
+
+async def _read_json(request: Request, max_bytes: int) -> ReceivedDocument:
+    # base64 grows the document by 4/3; the limit applies to the decoded document.
+    body = await read_limited(request, max_bytes * 4 // 3 + 4 + JSON_OVERHEAD_BYTES)
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidParameter(f"The JSON body does not parse: {exc}.", param="content") from None
+    if not isinstance(payload, dict):
+        raise InvalidParameter("The JSON body must be an object with a base64 `content` member.", param="content")
+    content = payload.pop("content", None)
+    if not isinstance(content, str):
+        raise InvalidParameter("The JSON body needs `content`: the document as a base64 string.", param="content")
+    try:
+        data = base64.b64decode(content, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidParameter("`content` is not valid base64.", param="content") from None
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"The decoded document is {len(data)} bytes; the limit is {max_bytes}.")
+    options: dict[str, RawValue] = {}
+    for name, value in payload.items():
+        if not isinstance(value, str | int | float | bool) and value is not None:
+            raise InvalidParameter(f"Option {name!r} must be a string, number or boolean.", param=str(name))
+        options[str(name)] = value
+    return ReceivedDocument(data, options)

@@ -1,0 +1,145 @@
+"""User input -> `OcrOptions`: the one parser shared by the HTTP API and the CLI.
+
+Options arrive as query parameters, form fields, JSON members or command-line flags; all of
+them are name -> value mappings, so one function validates them and every front end rejects
+the same input with the same message. Each failure is an `InvalidParameter` (400) naming
+the parameter, or `UnknownLanguage` from the pipeline's language check.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+from ocr_service.errors import InvalidParameter
+from ocr_service.options import PREPROCESS_STEPS, OcrOptions, OutputFormat, PreprocessOptions
+from ocr_service.settings import Settings
+
+PSM_RANGE = (0, 13)
+OEM_RANGE = (0, 3)
+MIN_DPI = 36
+MAX_PAGE_NUMBER = 10_000
+"""Highest page number a `pages` selection may name; bounds what a selection can expand to."""
+MAX_PAGE_SPEC_LENGTH = 200
+PREPROCESS_MODES = ("auto", "none")
+LANG_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(\+[A-Za-z0-9_-]+)*$")
+
+OPTION_NAMES: tuple[str, ...] = ("lang", "psm", "oem", "dpi", "pages", "preprocess", "format", *PREPROCESS_STEPS)
+"""Every option a request may carry, besides the document itself."""
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+_PAGE_RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
+
+RawValue = str | int | float | bool | None
+LanguageResolver = Callable[[str], str]
+"""Checks a `+`-joined language spec against the installed traineddata and returns it normalised."""
+
+
+def parse_options(
+    raw: Mapping[str, RawValue],
+    settings: Settings,
+    resolve_lang: LanguageResolver,
+    *,
+    default_format: OutputFormat = OutputFormat.JSON,
+) -> OcrOptions:
+    """Validate `raw` (option name -> value as the user wrote it) into `OcrOptions`.
+
+    Missing options take the settings' defaults; unknown names are rejected, so a typo such
+    as `langs=deu` fails loudly instead of being silently ignored.
+    """
+    unknown = sorted(set(raw) - set(OPTION_NAMES))
+    if unknown:
+        raise InvalidParameter(
+            f"Unknown option {unknown[0]!r}; known options are {', '.join(OPTION_NAMES)}.", param=unknown[0]
+        )
+    values = {name: value for name, value in raw.items() if value is not None and value != ""}
+    lang = parse_lang(values.get("lang", settings.default_lang), resolve_lang)
+    psm = parse_int("psm", values.get("psm", settings.default_psm), *PSM_RANGE)
+    oem = parse_int("oem", values.get("oem", settings.default_oem), *OEM_RANGE)
+    dpi = parse_int("dpi", values.get("dpi", settings.pdf_dpi), MIN_DPI, settings.max_dpi)
+    pages = parse_pages(values["pages"]) if "pages" in values else None
+    mode = parse_choice("preprocess", values.get("preprocess", settings.default_preprocess), PREPROCESS_MODES)
+    steps = {step: parse_bool(step, values[step]) for step in PREPROCESS_STEPS if step in values}
+    output = parse_format(values["format"]) if "format" in values else default_format
+    return OcrOptions(
+        lang=lang,
+        psm=psm,
+        oem=oem,
+        dpi=dpi,
+        pages=pages,
+        preprocess=PreprocessOptions(mode=mode, steps=steps),
+        format=output,
+    )
+
+
+def parse_lang(value: RawValue, resolve_lang: LanguageResolver) -> str:
+    """`eng`, `eng+deu`, `chi-sim` (users type `-` for Tesseract's `_`), checked by the resolver."""
+    text = _text("lang", value).replace("-", "_")
+    if not LANG_PATTERN.match(text):
+        raise InvalidParameter(
+            f"lang must be language codes joined by '+', e.g. 'eng+deu'; got {text!r}.", param="lang"
+        )
+    return resolve_lang(text)
+
+
+def parse_int(name: str, value: RawValue, low: int, high: int) -> int:
+    if isinstance(value, bool | float):
+        raise InvalidParameter(f"{name} must be an integer from {low} to {high}; got {value!r}.", param=name)
+    text = str(value).strip()
+    if not re.fullmatch(r"[+-]?\d{1,9}", text):
+        raise InvalidParameter(f"{name} must be an integer from {low} to {high}; got {text[:40]!r}.", param=name)
+    number = int(text)
+    if not low <= number <= high:
+        raise InvalidParameter(f"{name} must be from {low} to {high}; got {number}.", param=name)
+    return number
+
+
+def parse_pages(value: RawValue) -> tuple[int, ...]:
+    """`1-3,7` -> (1, 2, 3, 7): sorted, without duplicates, 1-based."""
+    text = _text("pages", value).replace(" ", "")
+    if len(text) > MAX_PAGE_SPEC_LENGTH:
+        raise InvalidParameter(f"pages is longer than {MAX_PAGE_SPEC_LENGTH} characters.", param="pages")
+    selected: set[int] = set()
+    for part in text.split(","):
+        match = _PAGE_RANGE.match(part)
+        if not match:
+            raise InvalidParameter(
+                f"pages must be page numbers and ranges such as '1-3,7'; {part!r} is neither.", param="pages"
+            )
+        first = int(match.group(1))
+        last = int(match.group(2) or first)
+        if first < 1 or last > MAX_PAGE_NUMBER or first > last:
+            raise InvalidParameter(
+                f"pages: {part!r} is not a range from 1 to {MAX_PAGE_NUMBER} in increasing order.", param="pages"
+            )
+        selected.update(range(first, last + 1))
+    return tuple(sorted(selected))
+
+
+def parse_choice(name: str, value: RawValue, choices: tuple[str, ...]) -> str:
+    text = _text(name, value).lower()
+    if text not in choices:
+        raise InvalidParameter(f"{name} must be one of {', '.join(choices)}; got {text[:40]!r}.", param=name)
+    return text
+
+
+def parse_format(value: RawValue) -> OutputFormat:
+    return OutputFormat(parse_choice("format", value, tuple(OutputFormat)))
+
+
+def parse_bool(name: str, value: RawValue) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InvalidParameter(f"{name} must be true or false; got {text[:40]!r}.", param=name)
+
+
+def _text(name: str, value: RawValue) -> str:
+    if not isinstance(value, str):
+        raise InvalidParameter(f"{name} must be a string; got {value!r}.", param=name)
+    return value.strip()

@@ -1,0 +1,95 @@
+"""Every Prometheus metric the service exports, defined once.
+
+Metric objects live in this module's own `REGISTRY` (plus the process collector for memory
+and CPU), so `/metrics` shows exactly the service's series. Labels are bounded: routes are
+templates (`/v1/jobs/{job_id}`, never raw paths), rejection reasons are problem slugs.
+Gauges that mirror the engine pool are set from `pipeline.stats()` when scraped
+(`refresh_pool_gauges`), so they cannot drift from the truth.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+EXPOSITION_MEDIA_TYPE = CONTENT_TYPE_LATEST
+UNMATCHED_ROUTE = "<unmatched>"
+"""Route label of requests no route matched (one series for every unknown path)."""
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+# --- HTTP --------------------------------------------------------------------------------------
+
+HTTP_REQUESTS = Counter(
+    "ocr_http_requests",
+    "HTTP requests answered, by route template, method and status code.",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "ocr_http_request_duration_seconds",
+    "Time from receiving a request to the end of its response, by route template and method.",
+    ["route", "method"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+HTTP_IN_FLIGHT = Gauge("ocr_http_requests_in_flight", "HTTP requests being handled now.", registry=REGISTRY)
+REJECTED_REQUESTS = Counter(
+    "ocr_rejected_requests",
+    "Requests answered with an error, by problem type slug (e.g. payload-too-large, overloaded, timeout).",
+    ["reason", "status"],
+    registry=REGISTRY,
+)
+
+# --- Recognition -------------------------------------------------------------------------------
+
+RECOGNITION_DURATION = Histogram(
+    "ocr_recognition_duration_seconds",
+    "Time to recognise one document (decode, preprocess, recognise, render), by output format.",
+    ["format"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+PAGES_RECOGNIZED = Counter("ocr_pages_recognized", "Pages recognised.", registry=REGISTRY)
+RECOGNITION_CONFIDENCE = Histogram(
+    "ocr_recognition_confidence",
+    "Mean word confidence (0-100) of each recognised page.",
+    buckets=(10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100),
+    registry=REGISTRY,
+)
+
+# --- Engine pool (set at scrape time from pipeline.stats()) ------------------------------------
+
+POOL_WORKERS = Gauge("ocr_pool_workers", "Recognitions the engine pool runs at once.", registry=REGISTRY)
+POOL_BUSY = Gauge("ocr_pool_busy_workers", "Workers recognising a page now.", registry=REGISTRY)
+POOL_QUEUED = Gauge("ocr_pool_queued", "Pages waiting for a worker.", registry=REGISTRY)
+POOL_QUEUE_CAPACITY = Gauge(
+    "ocr_pool_queue_capacity", "Pages that may wait before requests get 429.", registry=REGISTRY
+)
+
+# --- Jobs and cache (defined by the jobs work, below this line) --------------------------------
+
+
+def refresh_pool_gauges(*, workers: int, busy: int, queued: int, queue_capacity: int) -> None:
+    """Mirror the pool's current state into the gauges just before an exposition."""
+    POOL_WORKERS.set(workers)
+    POOL_BUSY.set(busy)
+    POOL_QUEUED.set(queued)
+    POOL_QUEUE_CAPACITY.set(queue_capacity)
+
+
+def exposition() -> bytes:
+    """The registry in Prometheus text format."""
+    return generate_latest(REGISTRY)

@@ -1,0 +1,165 @@
+"""The values the jobs layer passes around: jobs, claimed pages, events and queue figures.
+
+They are plain frozen dataclasses so that both stores (PostgreSQL, SQLite), the workers and
+the HTTP routes agree on one shape without importing each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from ocr_service.options import OcrOptions, OutputFormat, PreprocessOptions
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+ACTIVE_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
+
+ALL_FORMATS: tuple[OutputFormat, ...] = tuple(OutputFormat)
+"""A job renders every format once, so its result can be fetched in any of them later."""
+
+
+def options_to_json(options: OcrOptions) -> str:
+    """Serialise options for storage; `options_from_json` is its exact inverse."""
+    return json.dumps(
+        {
+            "lang": options.lang,
+            "psm": options.psm,
+            "oem": options.oem,
+            "dpi": options.dpi,
+            "pages": list(options.pages) if options.pages is not None else None,
+            "preprocess": {"mode": options.preprocess.mode, "steps": options.preprocess.steps},
+            "format": options.format.value,
+        },
+        sort_keys=True,
+    )
+
+
+def options_from_json(text: str) -> OcrOptions:
+    raw = json.loads(text)
+    pages = raw.get("pages")
+    return OcrOptions(
+        lang=raw["lang"],
+        psm=int(raw["psm"]),
+        oem=int(raw["oem"]),
+        dpi=int(raw["dpi"]),
+        pages=tuple(int(p) for p in pages) if pages is not None else None,
+        preprocess=PreprocessOptions(mode=raw["preprocess"]["mode"], steps=dict(raw["preprocess"]["steps"])),
+        format=OutputFormat(raw["format"]),
+    )
+
+
+def request_fingerprint(document: bytes, options: OcrOptions, callback_url: str | None) -> str:
+    """What makes two submissions "the same request" for `Idempotency-Key` purposes."""
+    digest = hashlib.sha256()
+    digest.update(hashlib.sha256(document).digest())
+    digest.update(options_to_json(options).encode())
+    digest.update((callback_url or "").encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated submission: the document, its selected pages and how to recognise them."""
+
+    document: bytes
+    options: OcrOptions
+    page_numbers: tuple[int, ...]
+    filename: str = ""
+    callback_url: str | None = None
+    idempotency_key: str | None = None
+
+    @property
+    def document_sha256(self) -> str:
+        return hashlib.sha256(self.document).hexdigest()
+
+    @property
+    def fingerprint(self) -> str:
+        return request_fingerprint(self.document, self.options, self.callback_url)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as stored. `error` is a problem-details object when the job failed."""
+
+    id: str
+    status: JobStatus
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    options: OcrOptions
+    filename: str
+    document_sha256: str
+    pages_total: int
+    pages_done: int
+    cached_pages: int
+    error: dict[str, Any] | None
+    callback_url: str | None
+    callback_state: str | None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class ClaimedPage:
+    """A page a worker holds under a lease; `attempt` tells its results apart from a lost earlier try."""
+
+    job_id: str
+    index: int
+    page_number: int
+    attempt: int
+    options: OcrOptions
+    document_sha256: str
+    pages_total: int
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One progress or state-change record, streamed by `GET /v1/jobs/{id}/events`."""
+
+    id: int
+    job_id: str
+    at: datetime
+    kind: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReapOutcome:
+    """What one pass over expired leases did."""
+
+    requeued: int = 0
+    failed_jobs: int = 0
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Figures for the metrics: jobs per state, queued pages and how long the oldest has waited."""
+
+    jobs_by_state: dict[str, int] = field(default_factory=dict)
+    queued_pages: int = 0
+    oldest_queued_age_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class CallbackTask:
+    """A finished job whose completion notification is due."""
+
+    job_id: str
+    url: str
+    attempts: int

@@ -1,0 +1,145 @@
+"""The PostgreSQL database behind `SqlJobStore` (asyncpg): the multi-replica source of truth.
+
+The pool starts empty, so a replica boots while PostgreSQL is down (sync OCR keeps working)
+and connects, migrates and serves jobs as soon as it comes back. Connection failures surface
+as `StoreUnavailable` (503 on the jobs API), never as a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from ocr_service.jobs.errors import StoreUnavailable
+from ocr_service.jobs.schema import POSTGRES_MIGRATIONS
+from ocr_service.jobs.sqlstore import Row, Transaction
+
+log = logging.getLogger(__name__)
+
+MIGRATION_LOCK_ID = 0x0C47A1_0CE  # pg_advisory_lock key shared by every replica's migration step
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
+)
+
+
+def translate(sql: str) -> str:
+    """The shared SQL's tokens in PostgreSQL's words."""
+    sql = re.sub(r"SECONDS\((\$\d+)\)", r"make_interval(secs => \1::float8)", sql)
+    return (
+        sql.replace("{now}", "now()")
+        .replace("{for_update}", "FOR UPDATE")
+        .replace("{skip_locked}", "FOR UPDATE SKIP LOCKED")
+    )
+
+
+class _PgTransaction(Transaction):
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return list(await self._conn.fetch(translate(sql), *args))
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        row: Row | None = await self._conn.fetchrow(translate(sql), *args)
+        return row
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._conn.execute(translate(sql), *args)
+
+    async def executemany(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
+        if args:
+            await self._conn.executemany(translate(sql), args)
+
+
+class PostgresDatabase:
+    """A lazily connected asyncpg pool that applies migrations on first successful contact."""
+
+    backend = "postgresql"
+
+    def __init__(self, url: str, max_connections: int = 10, connect_timeout: float = 5.0) -> None:
+        self._url = url
+        self._max = max_connections
+        self._timeout = connect_timeout
+        self._pool: asyncpg.Pool | None = None
+        self._migrated = False
+        self._migrate_lock: asyncio.Lock | None = None
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self._url, min_size=0, max_size=self._max, timeout=self._timeout, command_timeout=60
+        )
+        try:
+            await self._ensure_schema()
+        except StoreUnavailable as exc:
+            log.warning("PostgreSQL unavailable at start-up; jobs answer 503 until it is back: %s", exc.detail)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def _ensure_schema(self) -> None:
+        if self._migrated:
+            return
+        if self._migrate_lock is None:
+            self._migrate_lock = asyncio.Lock()
+        async with self._migrate_lock:
+            if self._migrated:
+                return
+            async with self._connection() as conn:
+                await migrate(conn)
+            self._migrated = True
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        if self._pool is None:
+            raise StoreUnavailable("The job store is not open.")
+        try:
+            async with self._pool.acquire(timeout=self._timeout) as conn:
+                yield conn
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"PostgreSQL is unreachable ({type(exc).__name__}); retry shortly.") from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        await self._ensure_schema()
+        async with self._connection() as conn, conn.transaction():
+            yield _PgTransaction(conn)
+
+    def timestamp(self, value: Any) -> datetime:
+        assert isinstance(value, datetime)
+        return value.astimezone(UTC)
+
+
+async def migrate(conn: asyncpg.Connection) -> list[int]:
+    """Apply missing migrations under an advisory lock; return the versions this call applied."""
+    applied_now: list[int] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS ocr_schema_migrations "
+            "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        applied = {r["version"] for r in await conn.fetch("SELECT version FROM ocr_schema_migrations")}
+        for version, sql in POSTGRES_MIGRATIONS:
+            if version in applied:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO ocr_schema_migrations (version) VALUES ($1)", version)
+            applied_now.append(version)
+            log.info("applied job store migration %d", version)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
+    return applied_now

@@ -1,0 +1,144 @@
+"""The embedded SQLite database behind `SqlJobStore`: the default when no `OCR_DATABASE_URL` is set.
+
+One connection in WAL mode, used from one dedicated thread, so the event loop never blocks
+on disk. Transactions start with `BEGIN IMMEDIATE` (the write lock), which gives one node the
+same semantics PostgreSQL's row locks give many: a page is claimed once, a job finishes once.
+Everything accepted is on disk before the submission is answered, so it survives a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ocr_service.jobs.errors import StoreUnavailable
+from ocr_service.jobs.schema import SQLITE_MIGRATIONS
+from ocr_service.jobs.sqlstore import Row, Transaction
+
+T = TypeVar("T")
+
+_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+@lru_cache(maxsize=256)
+def translate(sql: str) -> str:
+    """The shared SQL's tokens in SQLite's words (`$n` becomes `?n`)."""
+    sql = re.sub(r"SECONDS\(\$(\d+)\)", r"(?\1)", sql)
+    sql = re.sub(r"\$(\d+)", r"?\1", sql)
+    return sql.replace("{now}", _NOW).replace("{for_update}", "").replace("{skip_locked}", "")
+
+
+class _SqliteTransaction(Transaction):
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        def run(conn: sqlite3.Connection) -> list[Row]:
+            return [dict(r) for r in conn.execute(translate(sql), args).fetchall()]
+
+        return await self._db.call(run)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._db.call(lambda conn: conn.execute(translate(sql), args))
+
+    async def executemany(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
+        await self._db.call(lambda conn: conn.executemany(translate(sql), args))
+
+
+class SqliteDatabase:
+    """`path` is the database file; its directory is created if missing."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._conn is None or self._executor is None:
+            raise StoreUnavailable("The job store is not open.")
+        conn = self._conn
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "disk" in str(exc) or "unable to open" in str(exc):
+                raise StoreUnavailable(f"The SQLite job store is unavailable: {exc}") from exc
+            raise
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-jobs")
+
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            _migrate(conn)
+            return conn
+
+        self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+
+    async def close(self) -> None:
+        if self._conn is not None and self._executor is not None:
+            conn = self._conn
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+            self._executor.shutdown(wait=True)
+        self._conn = None
+        self._executor = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            await self.call(lambda conn: conn.execute("BEGIN IMMEDIATE"))
+            try:
+                yield _SqliteTransaction(self)
+            except BaseException:
+                await self.call(lambda conn: conn.execute("ROLLBACK"))
+                raise
+            await self.call(lambda conn: conn.execute("COMMIT"))
+
+    def timestamp(self, value: Any) -> datetime:
+        return datetime.fromtimestamp(float(value), UTC)
+
+
+def _migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply missing migrations inside one write transaction (other processes wait on the lock)."""
+    applied_now: list[int] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS ocr_schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        applied = {r[0] for r in conn.execute("SELECT version FROM ocr_schema_migrations")}
+        for version, sql in SQLITE_MIGRATIONS:
+            if version in applied:
+                continue
+            for statement in (s.strip() for s in sql.split(";")):
+                if statement:
+                    conn.execute(statement)
+            conn.execute(translate("INSERT INTO ocr_schema_migrations VALUES ($1, {now})"), (version,))
+            applied_now.append(version)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return applied_now

@@ -1,0 +1,53 @@
+"""Fixtures for the jobs tests: a real PostgreSQL and Redis per xdist worker, started from the
+Debian binaries on loopback in temp dirs, and a job store of each kind.
+
+The servers are session-scoped (one per worker, shut down at the end); each test gets its
+own PostgreSQL database and SQLite file, so tests never see each other's jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from jobs_servers import PostgresServer, RedisServer
+
+from ocr_service.jobs.postgres import PostgresDatabase
+from ocr_service.jobs.sqlite import SqliteDatabase
+from ocr_service.jobs.sqlstore import SqlJobStore
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database on the session's server."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlJobStore]:
+    """A job store of each kind, opened (migrated) and empty."""
+    if request.param == "sqlite":
+        job_store = SqlJobStore(SqliteDatabase(tmp_path / "jobs.sqlite3"))
+    else:
+        url = request.getfixturevalue("postgres_url")
+        job_store = SqlJobStore(PostgresDatabase(url))
+    await job_store.open()
+    yield job_store
+    await job_store.close()

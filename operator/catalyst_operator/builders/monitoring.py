@@ -1,0 +1,85 @@
+"""ServiceMonitor and PrometheusRule (monitoring.coreos.com/v1) for one OcrDeployment.
+
+Built only when the cluster serves the Prometheus Operator's API and the CR enables them. The
+alert rules are read from `assets/prometheus-rules.yaml`, the one file the compose stack's
+Prometheus mounts too, and scoped to this instance by rewriting their `job` matcher.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from catalyst_operator.builders.context import BuildContext
+from catalyst_operator.builders.meta import child_metadata
+from catalyst_operator.constants import COMPONENT_MONITORING, MONITORING_API_VERSION, PORT_NAME
+from catalyst_operator.labels import selector_labels
+from catalyst_operator.spec import OcrDeploymentSpec
+from ocr_service.contract import METRICS_PATH
+
+RULES_ASSET = "prometheus-rules.yaml"
+RULES_JOB_MATCHER = 'job="catalyst-ocr"'
+"""The matcher every rule expression uses; replaced per instance (see the asset's header)."""
+
+
+@functools.cache
+def _rule_groups_text() -> str:
+    return resources.files("catalyst_operator").joinpath("assets", RULES_ASSET).read_text(encoding="utf-8")
+
+
+def rule_groups() -> list[dict[str, Any]]:
+    """The alert rule groups exactly as written in the asset (compose semantics)."""
+    document = yaml.safe_load(_rule_groups_text())
+    groups: list[dict[str, Any]] = document["groups"]
+    return groups
+
+
+def scoped_rule_groups(namespace: str, job: str) -> list[dict[str, Any]]:
+    """The rule groups with every expression limited to one instance's series."""
+    groups = copy.deepcopy(rule_groups())
+    matcher = f'namespace="{namespace}", job="{job}"'
+    for group in groups:
+        group["name"] = f"{group['name']}.{namespace}.{job}"
+        for rule in group["rules"]:
+            expr = rule["expr"]
+            if RULES_JOB_MATCHER not in expr:
+                raise ValueError(f"rule {rule.get('alert')} does not select its series with {RULES_JOB_MATCHER}")
+            rule["expr"] = expr.replace(RULES_JOB_MATCHER, matcher)
+    return groups
+
+
+def build_service_monitor(cr: Mapping[str, Any], spec: OcrDeploymentSpec, ctx: BuildContext) -> dict[str, Any]:
+    monitor = spec.monitoring.service_monitor
+    return {
+        "apiVersion": MONITORING_API_VERSION,
+        "kind": "ServiceMonitor",
+        "metadata": child_metadata(cr, spec, ctx, spec.name, COMPONENT_MONITORING, extra_labels=monitor.labels),
+        "spec": {
+            "selector": {"matchLabels": selector_labels(spec.name)},
+            "namespaceSelector": {"matchNames": [spec.namespace]},
+            "endpoints": [
+                {
+                    "port": PORT_NAME,
+                    "path": METRICS_PATH,
+                    "scheme": "http",
+                    "interval": monitor.interval,
+                    "scrapeTimeout": monitor.scrape_timeout,
+                }
+            ],
+        },
+    }
+
+
+def build_prometheus_rule(cr: Mapping[str, Any], spec: OcrDeploymentSpec, ctx: BuildContext) -> dict[str, Any]:
+    rule = spec.monitoring.prometheus_rule
+    return {
+        "apiVersion": MONITORING_API_VERSION,
+        "kind": "PrometheusRule",
+        "metadata": child_metadata(cr, spec, ctx, spec.name, COMPONENT_MONITORING, extra_labels=rule.labels),
+        "spec": {"groups": scoped_rule_groups(spec.namespace, spec.name)},
+    }

@@ -1,0 +1,47 @@
+"""Page preprocessing before recognition: one module per step, `policy` decides for `auto`.
+
+The engine calls `preprocess` once per page inside a worker thread (it holds no shared state
+except each thread's warm OSD engine) and recognises the image it returns. The report says what
+happened, for the response's JSON::
+
+    {"mode": "auto",
+     "steps": [{"name": "deskew", "applied": true, "decision": "auto", "reason": "skew 3.20 deg vs 0.4",
+                "params": {"skew": 3.2, "confidence": 1.7, "angle": 3.2}, "ms": 4.1}, ...],
+     "orientation": {"angle": 90, "script": "Latin", "confidence": 7.1} | None,
+     "scale": 2.0,
+     "transform": {"rotate": 90, "deskew": 3.2, "scale": 2.0, "size": [w, h], "source_size": [w0, h0],
+                   "to_source": [[a, b, c], [d, e, f], [0, 0, 1]]},
+     "ms": 12.5}
+
+`steps` lists every step in the order it runs, including those that were off (`decision: "off"`)
+or not needed (`applied: false`, with the measured `reason`). `orientation` is OSD's answer when it
+ran (the page content was turned `angle` degrees clockwise; `transform.rotate` is the clockwise
+turn applied to correct it). `transform.to_source` maps a point (x, y, 1) of the returned image to
+the page the client sent; `map_bbox(bbox, transform["to_source"], transform["source_size"])`
+turns a word box into page coordinates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ocr_service.options import PreprocessOptions
+from ocr_service.preprocess.geometry import map_bbox
+from ocr_service.preprocess.pipeline import STEPS, Report, run
+
+STEP_NAMES: tuple[str, ...] = tuple(name for name, _ in STEPS)
+
+__all__ = ["STEP_NAMES", "Report", "map_bbox", "preprocess"]
+
+
+def preprocess(
+    image: NDArray[np.generic], options: PreprocessOptions, *, dpi: int | None = None
+) -> tuple[NDArray[np.uint8], Report]:
+    """Prepare one decoded page (uint8 gray (H, W) or BGR (H, W, 3)) for Tesseract.
+
+    Returns the 8-bit gray image to recognise and the JSON-able report described above. `dpi`, when
+    the document states it, only guides forced upscaling of pages where no text could be measured.
+    Raises ValueError for an unknown step name or mode (the HTTP layer validates these first).
+    """
+    return run(image, options, dpi=dpi)

@@ -1,0 +1,50 @@
+"""Uneven lighting: estimate the paper's brightness everywhere and divide it out.
+
+A phone photo or a curled page is brighter in one place than another, so a single threshold
+(Tesseract's own Otsu) eats text in the shadow. The background is estimated on a small copy by a
+grey-level closing larger than the letters (which removes the ink), smoothed, scaled back up, and
+each pixel is divided by it: the paper becomes uniformly white and the ink keeps its contrast.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ocr_service.preprocess.base import Outcome
+from ocr_service.preprocess.measure import Gray, character_height, shrink, u8
+
+_BACKGROUND_SIDE = 400
+
+
+def background(gray: Gray) -> Gray:
+    """The paper's brightness at every pixel, at the page's full size."""
+    small, factor = shrink(gray, _BACKGROUND_SIDE)
+    char = character_height(gray)
+    # The closing must bridge whole letters: 2.5 character heights, in small-copy pixels.
+    size = int(np.clip((char or 30.0) * 2.5 * factor, 5, max(5, min(small.shape) // 3)))
+    size |= 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    closed = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
+    smooth = cv2.GaussianBlur(closed, (0, 0), sigmaX=size / 2)
+    return u8(cv2.resize(smooth, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR))
+
+
+def unevenness(gray: Gray) -> float:
+    """How much the paper's brightness varies over the page: (p95 - p25) / p95 of the background.
+
+    0 for an evenly lit page. The 25th percentile rather than the minimum, so that a photo or a
+    black band covering part of the page does not read as shading: lighting changes across most
+    of the page, pictures cover a minority of it.
+    """
+    small, _ = shrink(gray, _BACKGROUND_SIDE)
+    bg = background(small).astype(np.float32)
+    low, high = np.percentile(bg, (25, 95))
+    return float((high - low) / max(high, 1.0))
+
+
+def flatten(gray: Gray) -> Outcome:
+    """Divide the page by its background so the paper is uniformly white."""
+    bg = background(gray).astype(np.float32)
+    out = cv2.divide(gray.astype(np.float32), np.maximum(bg, 1.0), scale=255.0)
+    return Outcome(u8(np.clip(out, 0, 255)), {"method": "background-division"})

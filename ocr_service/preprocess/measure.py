@@ -1,0 +1,101 @@
+"""Cheap measurements of a page that several steps and the policy share.
+
+Each is a few OpenCV passes over the image (or a downscaled copy) so that asking "does this page
+need step X?" costs a small fraction of recognising it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+Gray = NDArray[np.uint8]
+
+ANALYSIS_MAX_SIDE = 1600
+"""Measurements that only need the page's shape run on a copy at most this many pixels wide/high."""
+
+
+def u8(array: object) -> Gray:
+    """View an OpenCV/numpy result as the 8-bit gray type (no copy when it already is one)."""
+    return np.asarray(array, dtype=np.uint8)
+
+
+def to_gray(image: NDArray[np.generic]) -> Gray:
+    """Any decoded page (gray, gray+alpha, BGR, BGRA; 8 or 16 bit) as 8-bit gray.
+
+    Transparent pixels become white, which is what a viewer shows behind a PNG with alpha.
+    """
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        if np.issubdtype(array.dtype, np.floating):
+            scale = 255.0 if float(np.nanmax(array, initial=0.0)) <= 1.0 else 1.0
+            array = np.clip(np.nan_to_num(array) * scale, 0, 255).astype(np.uint8)
+        else:
+            peak = max(int(array.max(initial=0)), 1)
+            shift = max(int(np.ceil(np.log2(peak + 1))) - 8, 0)
+            array = (array >> shift).astype(np.uint8) if shift else array.astype(np.uint8)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim == 2:
+        return np.ascontiguousarray(array)
+    if array.ndim != 3 or array.shape[2] not in (2, 3, 4):
+        raise ValueError(f"expected a (H, W) or (H, W, C) image, got shape {array.shape}")
+    if array.shape[2] == 2:
+        gray, alpha = u8(array[:, :, 0]), array[:, :, 1]
+    elif array.shape[2] == 4:
+        gray, alpha = u8(cv2.cvtColor(array, cv2.COLOR_BGRA2GRAY)), array[:, :, 3]
+    else:
+        return u8(cv2.cvtColor(array, cv2.COLOR_BGR2GRAY))
+    weight = alpha.astype(np.float32) / 255.0
+    blended = gray.astype(np.float32) * weight + 255.0 * (1.0 - weight)
+    return u8(np.clip(blended + 0.5, 0, 255))
+
+
+def shrink(gray: Gray, max_side: int = ANALYSIS_MAX_SIDE) -> tuple[Gray, float]:
+    """A copy no larger than `max_side` and the factor it was scaled by (<= 1)."""
+    side = max(gray.shape)
+    if side <= max_side:
+        return gray, 1.0
+    factor = max_side / side
+    small = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    return u8(small), factor
+
+
+def ink_mask(gray: Gray) -> Gray:
+    """Dark-on-light foreground (255 = ink) by Otsu's global threshold."""
+    _, mask = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    return u8(mask)
+
+
+def contrast_span(gray: Gray) -> tuple[float, float]:
+    """Ink and paper levels: the 1st and 99th intensity percentiles (robust to a few outliers)."""
+    low, high = np.percentile(gray[:: max(1, gray.shape[0] // 400), :: max(1, gray.shape[1] // 400)], (1, 99))
+    return float(low), float(high)
+
+
+def character_height(gray: Gray) -> float | None:
+    """Median height in pixels of character-sized ink blobs, or None if the page shows no text.
+
+    Most letters of Latin text are x-height high, so the median sits near the x-height. Blobs too
+    small to be letters (noise) or too big (pictures, rules, frames) are ignored.
+    """
+    mask = ink_mask(gray)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return None
+    heights = stats[1:, cv2.CC_STAT_HEIGHT]
+    widths = stats[1:, cv2.CC_STAT_WIDTH]
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    height_limit = max(8, gray.shape[0] // 8)
+    plausible = (
+        (heights >= 4)
+        & (heights <= height_limit)
+        & (widths <= max(8, gray.shape[1] // 4))
+        & (widths <= heights * 4)
+        & (areas >= 6)
+        & (areas >= 0.08 * heights * widths)
+    )
+    if int(plausible.sum()) < 8:
+        return None
+    return float(np.median(heights[plausible]))

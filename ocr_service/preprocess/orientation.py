@@ -1,0 +1,140 @@
+"""Quarter-turn orientation: Tesseract's orientation and script detection (OSD), then rotate upright.
+
+Each worker thread keeps one warm `PyTessBaseAPI` loaded with `osd.traineddata` (loading it costs
+more than detecting on a page); without tesserocr the `tesseract --psm 0` CLI answers through
+pytesseract. OSD guesses wildly on sparse or tiny images, so the policy only acts on a confident
+answer.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ocr_service.preprocess.base import Outcome
+from ocr_service.preprocess.geometry import Matrix
+from ocr_service.preprocess.measure import Gray, u8
+
+OSD_MAX_SIDE = 2400
+"""OSD looks at the page through a copy no larger than this; more pixels add time, not certainty."""
+
+_ROTATE_CODES = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """OSD's answer: the page content is turned `angle` degrees clockwise (0/90/180/270)."""
+
+    angle: int
+    confidence: float
+    script: str
+    script_confidence: float
+
+    @property
+    def correction(self) -> int:
+        """Clockwise quarter turn that brings the page upright."""
+        return (360 - self.angle) % 360
+
+    def as_report(self) -> dict[str, object]:
+        return {"angle": self.angle, "script": self.script, "confidence": round(self.confidence, 2)}
+
+
+_local = threading.local()
+
+
+def _tesserocr_api() -> Any | None:
+    """This thread's warm OSD engine, or None if tesserocr or osd.traineddata is missing."""
+    if getattr(_local, "failed", False):
+        return None
+    api = getattr(_local, "api", None)
+    if api is None:
+        try:
+            import tesserocr
+
+            api = tesserocr.PyTessBaseAPI(lang="osd", psm=tesserocr.PSM.OSD_ONLY)
+        except (ImportError, RuntimeError):
+            _local.failed = True
+            return None
+        _local.api = api
+    return api
+
+
+def _detect_tesserocr(api: Any, gray: Gray) -> Orientation | None:
+    height, width = gray.shape
+    api.SetImageBytes(gray.tobytes(), width, height, 1, width)
+    try:
+        result = api.DetectOrientationScript()
+    finally:
+        api.Clear()
+    if not result:
+        return None
+    return Orientation(
+        angle=int(result["orient_deg"]) % 360,
+        confidence=float(result["orient_conf"]),
+        script=str(result["script_name"]),
+        script_confidence=float(result["script_conf"]),
+    )
+
+
+def _detect_cli(gray: Gray) -> Orientation | None:
+    import pytesseract
+    from PIL import Image
+
+    try:
+        text = pytesseract.image_to_osd(Image.fromarray(gray), config="--psm 0")
+    except (pytesseract.TesseractError, OSError):
+        return None
+    fields = dict(re.findall(r"^([A-Za-z ]+):\s*(\S+)\s*$", text, flags=re.MULTILINE))
+    try:
+        return Orientation(
+            angle=int(fields["Orientation in degrees"]) % 360,
+            confidence=float(fields["Orientation confidence"]),
+            script=fields.get("Script", "Unknown"),
+            script_confidence=float(fields.get("Script confidence", "0")),
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def detect(gray: Gray) -> Orientation | None:
+    """OSD's answer for this page, or None when it found too little text to say."""
+    side = max(gray.shape)
+    if side > OSD_MAX_SIDE:
+        factor = OSD_MAX_SIDE / side
+        gray = u8(cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA))
+    if min(gray.shape) < 16:
+        return None
+    api = _tesserocr_api()
+    if api is not None:
+        return _detect_tesserocr(api, np.ascontiguousarray(gray))
+    return _detect_cli(gray)
+
+
+def quarter_turn_matrix(clockwise: int, width: int, height: int) -> Matrix:
+    """The input->output transform of rotating a `width` x `height` image clockwise by 90/180/270.
+
+    Coordinates are pixel edges (a box [0, 0, w, h] covers the whole image), as word boxes are.
+    """
+    if clockwise == 90:
+        return np.array([[0.0, -1.0, float(height)], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    if clockwise == 180:
+        return np.array([[-1.0, 0.0, float(width)], [0.0, -1.0, float(height)], [0.0, 0.0, 1.0]])
+    if clockwise == 270:
+        return np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, float(width)], [0.0, 0.0, 1.0]])
+    return np.eye(3)
+
+
+def rotate_upright(gray: Gray, orientation: Orientation) -> Outcome:
+    """Turn the page by OSD's correction (lossless: quarter turns move whole pixels)."""
+    turn = orientation.correction
+    params: dict[str, object] = {"rotate": turn, **orientation.as_report()}
+    if turn == 0:
+        return Outcome(gray, params)
+    height, width = gray.shape
+    rotated = u8(np.ascontiguousarray(cv2.rotate(gray, _ROTATE_CODES[turn])))
+    return Outcome(rotated, params, quarter_turn_matrix(turn, width, height))

@@ -1,0 +1,245 @@
+"""The runner: takes a page through the steps in order, timing and reporting each.
+
+Order matters and is fixed: noise, lighting and contrast are repaired first (every later
+measurement reads better on a clean page), then the text is brought to a readable size, turned
+upright and straightened, and only then thresholded and cleaned. For each step the runner asks
+the options (forced on/off, or `mode=none`) and otherwise `policy` (for `auto`), so a step the page
+does not need costs only its measurement.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ocr_service.options import PreprocessOptions
+from ocr_service.preprocess import (
+    binarize,
+    border,
+    contrast,
+    denoise,
+    deskew,
+    illumination,
+    orientation,
+    policy,
+    rescale,
+)
+from ocr_service.preprocess.base import Outcome, Params
+from ocr_service.preprocess.geometry import Matrix, identity
+from ocr_service.preprocess.measure import Gray, character_height, to_gray
+
+Report = dict[str, object]
+
+
+@dataclass
+class Page:
+    """The page as it moves through the steps, and what the steps learned about it."""
+
+    image: Gray
+    dpi: int | None
+    forward: Matrix = field(default_factory=identity)
+    applied: set[str] = field(default_factory=set)
+    orientation: dict[str, object] | None = None
+    rotate: int = 0
+    skew: float = 0.0
+    _char_height: tuple[int, float | None] | None = None
+
+    def char_height(self) -> float | None:
+        """Median character height of the current image (cached until the image changes)."""
+        if self._char_height is None or self._char_height[0] != id(self.image):
+            self._char_height = (id(self.image), character_height(self.image))
+        return self._char_height[1]
+
+    def take(self, outcome: Outcome) -> None:
+        self.image = outcome.image
+        if outcome.matrix is not None:
+            self.forward = outcome.matrix @ self.forward
+
+
+@dataclass
+class StepRun:
+    """What one step did: `outcome` None means it measured and decided not to act."""
+
+    outcome: Outcome | None
+    measures: Params
+    reason: str
+
+
+StepFunction = Callable[[Page, bool], StepRun]
+"""A step adapter: (page, forced) -> run; `forced` skips the policy and always acts."""
+
+
+def _denoise(page: Page, forced: bool) -> StepRun:
+    density = denoise.impulse_density(page.image)
+    sigma = denoise.grain_sigma(page.image)
+    measures: Params = {"impulse_density": round(density, 5), "grain_sigma": round(sigma, 2)}
+    impulses, grain = policy.denoise_impulses(density), policy.denoise_grain(sigma)
+    reason = f"{impulses.reason}; {grain.reason}"
+    outcome: Outcome | None = None
+    if impulses.run or forced:
+        outcome = denoise.remove_impulses(page.image)
+        page.take(outcome)
+    if grain.run or (forced and sigma > 3.0):
+        smoothed = denoise.smooth_grain(page.image, sigma)
+        params = {**(outcome.params if outcome else {}), **smoothed.params}
+        outcome = Outcome(smoothed.image, params)
+        page.take(outcome)
+    return StepRun(outcome, measures, "forced" if forced else reason)
+
+
+def _illumination(page: Page, forced: bool) -> StepRun:
+    unevenness = illumination.unevenness(page.image)
+    decision = policy.illumination(unevenness)
+    outcome = illumination.flatten(page.image) if decision.run or forced else None
+    return StepRun(outcome, {"unevenness": round(unevenness, 3)}, "forced" if forced else decision.reason)
+
+
+def _contrast(page: Page, forced: bool) -> StepRun:
+    low, high = contrast.contrast_span(page.image)
+    decision = policy.contrast(low, high)
+    outcome = contrast.stretch(page.image) if decision.run or forced else None
+    return StepRun(outcome, {"low": round(low, 1), "high": round(high, 1)}, "forced" if forced else decision.reason)
+
+
+def _upscale(page: Page, forced: bool) -> StepRun:
+    height, width = page.image.shape
+    char = page.char_height()
+    factor = rescale.scale_for(char, width, height)
+    if forced and char is not None:
+        factor = round(min(rescale.TARGET_HEIGHT / char, rescale.MAX_UPSCALE), 3)
+    elif forced and page.dpi and page.dpi < 300:
+        factor = round(300 / page.dpi, 3)
+    decision = policy.upscale(factor)
+    outcome = rescale.resize(page.image, factor) if decision.run or (forced and factor != 1.0) else None
+    measures: Params = {"char_height": None if char is None else round(char, 1)}
+    return StepRun(outcome, measures, "forced" if forced else decision.reason)
+
+
+def _orientation(page: Page, forced: bool) -> StepRun:
+    found = orientation.detect(page.image)
+    if found is None:
+        return StepRun(None, {}, policy.orientation(None, 0.0).reason)
+    page.orientation = found.as_report()
+    decision = policy.orientation(found.angle, found.confidence)
+    measures: Params = {**found.as_report(), "script_confidence": round(found.script_confidence, 2)}
+    outcome = None
+    if found.angle != 0 and (decision.run or forced):
+        outcome = orientation.rotate_upright(page.image, found)
+        page.rotate = found.correction
+    return StepRun(outcome, measures, "forced" if forced else decision.reason)
+
+
+def _deskew(page: Page, forced: bool) -> StepRun:
+    angle, confidence = deskew.estimate_skew(page.image)
+    decision = policy.deskew(angle, confidence)
+    measures: Params = {"skew": round(angle, 2), "confidence": round(confidence, 2)}
+    outcome = None
+    if decision.run or (forced and abs(angle) >= 0.05):
+        outcome = deskew.straighten(page.image, angle)
+        page.skew = angle
+    return StepRun(outcome, measures, "forced" if forced else decision.reason)
+
+
+def _binarize(page: Page, forced: bool) -> StepRun:
+    sharpness = binarize.sharpness(page.image)
+    residual = illumination.unevenness(page.image)
+    decision = policy.binarize(sharpness, "illumination" in page.applied, "contrast" in page.applied)
+    measures: Params = {"sharpness": round(sharpness, 3), "unevenness": round(residual, 3)}
+    outcome = None
+    if decision.run or forced:
+        if residual > policy.UNEVENNESS / 2:
+            window = int(2 * (page.char_height() or 20.0))
+            outcome = binarize.sauvola(page.image, window)
+        else:
+            outcome = binarize.otsu(page.image)
+    return StepRun(outcome, measures, "forced" if forced else decision.reason)
+
+
+def _border(page: Page, forced: bool) -> StepRun:
+    decision = policy.border("binarize" in page.applied)
+    outcome = border.clean(page.image, page.char_height()) if decision.run or forced else None
+    return StepRun(outcome, {}, "forced" if forced else decision.reason)
+
+
+STEPS: tuple[tuple[str, StepFunction], ...] = (
+    ("denoise", _denoise),
+    ("illumination", _illumination),
+    ("contrast", _contrast),
+    ("upscale", _upscale),
+    ("orientation", _orientation),
+    ("deskew", _deskew),
+    ("binarize", _binarize),
+    ("border", _border),
+)
+"""Every step, in the order it runs. Names match `ocr_service.options.PREPROCESS_STEPS`."""
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 2)
+
+
+def _transform(page: Page, source: tuple[int, int]) -> Report:
+    to_source = np.linalg.inv(page.forward)
+    scale = float(np.sqrt(abs(np.linalg.det(page.forward[:2, :2]))))
+    height, width = page.image.shape
+    return {
+        "rotate": page.rotate,
+        "deskew": round(page.skew, 2),
+        "scale": round(scale, 4),
+        "size": [width, height],
+        "source_size": [source[1], source[0]],
+        "to_source": [[round(float(v), 6) for v in row] for row in to_source],
+    }
+
+
+def run(image: NDArray[np.generic], options: PreprocessOptions, *, dpi: int | None = None) -> tuple[Gray, Report]:
+    """Preprocess one decoded page; see `ocr_service.preprocess.preprocess` for the report's shape."""
+    start = time.perf_counter()
+    unknown = set(options.steps) - {name for name, _ in STEPS}
+    if unknown:
+        raise ValueError(f"unknown preprocessing step(s): {', '.join(sorted(unknown))}")
+    if options.mode not in ("auto", "none"):
+        raise ValueError(f"preprocess mode must be 'auto' or 'none', got {options.mode!r}")
+    gray = to_gray(image)
+    page = Page(gray, dpi)
+    steps: list[Report] = []
+    for name, function in STEPS:
+        forced = options.steps.get(name)
+        if forced is False or (forced is None and options.mode == "none"):
+            steps.append({"name": name, "applied": False, "decision": "off", "params": {}, "ms": 0.0})
+            continue
+        step_start = time.perf_counter()
+        if min(page.image.shape) < 8:
+            steps.append({"name": name, "applied": False, "decision": "image too small", "params": {}, "ms": 0.0})
+            continue
+        result = function(page, bool(forced))
+        if result.outcome is not None and result.outcome.image is not page.image:
+            page.take(result.outcome)
+        applied = result.outcome is not None
+        if applied:
+            page.applied.add(name)
+        params: Params = {**result.measures, **(result.outcome.params if result.outcome else {})}
+        steps.append(
+            {
+                "name": name,
+                "applied": applied,
+                "decision": "forced" if forced else "auto",
+                "reason": result.reason,
+                "params": params,
+                "ms": _ms(step_start),
+            }
+        )
+    transform = _transform(page, gray.shape)
+    report: Report = {
+        "mode": options.mode,
+        "steps": steps,
+        "orientation": page.orientation,
+        "scale": transform["scale"],
+        "transform": transform,
+        "ms": _ms(start),
+    }
+    return np.ascontiguousarray(page.image), report

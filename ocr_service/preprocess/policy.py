@@ -1,0 +1,84 @@
+"""What `preprocess=auto` does to a page: for each step, whether its measure says the page needs it.
+
+Every threshold lives here, next to the reason for it, so tuning `auto` is a change to one
+file that the accuracy benchmark (`benchmarks/accuracy.py`) then checks family by family. Steps
+measure; this module decides. A `Decision` carries its reason into the report, so a client can see
+why a step ran or did not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Decision:
+    run: bool
+    reason: str
+
+
+IMPULSE_DENSITY = 0.002
+"""Isolated salt/pepper dots above this fraction of pixels (clean scans have ~0) call for the switching median."""
+GRAIN_SIGMA = 12.0
+"""Paper grain with a standard deviation above this (grey levels) calls for non-local means. Lower grain
+is harmless to Tesseract, and non-local means costs about as much as recognising the page."""
+UNEVENNESS = 0.15
+"""Background brightness varying by more than this fraction of the paper's level calls for flattening."""
+CONTRAST_SPAN = 170.0
+"""Ink and paper closer than this many grey levels call for a stretch."""
+ORIENTATION_CONFIDENCE = 4.0
+"""OSD confidence needed before turning a page (clean pages score 8-20; guesses on sparse text below 2)."""
+SKEW_DEGREES = 0.4
+"""Smaller skew does not hurt Tesseract, and rotating resamples (softens) every glyph."""
+SKEW_CONFIDENCE = 0.2
+"""How much sharper the best projection profile must be than the worst: below it the page has no text lines."""
+SHARPNESS = 0.3
+"""Edge steepness below which the page is blurred: a threshold would merge its strokes, so it stays grey."""
+
+
+def denoise_impulses(density: float) -> Decision:
+    return Decision(density > IMPULSE_DENSITY, f"impulse density {density:.4f} vs {IMPULSE_DENSITY}")
+
+
+def denoise_grain(sigma: float) -> Decision:
+    return Decision(sigma > GRAIN_SIGMA, f"grain sigma {sigma:.1f} vs {GRAIN_SIGMA}")
+
+
+def illumination(unevenness: float) -> Decision:
+    return Decision(unevenness > UNEVENNESS, f"background unevenness {unevenness:.3f} vs {UNEVENNESS}")
+
+
+def contrast(low: float, high: float) -> Decision:
+    span = high - low
+    return Decision(span < CONTRAST_SPAN, f"ink-paper span {span:.0f} vs {CONTRAST_SPAN:.0f}")
+
+
+def upscale(factor: float) -> Decision:
+    return Decision(abs(factor - 1.0) > 0.05, f"scale factor {factor}")
+
+
+def orientation(angle: int | None, confidence: float) -> Decision:
+    if angle is None:
+        return Decision(False, "OSD found too little text")
+    if angle == 0:
+        return Decision(False, "upright")
+    reason = f"OSD {angle} deg, confidence {confidence:.1f} vs {ORIENTATION_CONFIDENCE}"
+    return Decision(confidence >= ORIENTATION_CONFIDENCE, reason)
+
+
+def deskew(angle: float, confidence: float) -> Decision:
+    if confidence < SKEW_CONFIDENCE:
+        return Decision(False, f"no clear text lines (confidence {confidence:.2f})")
+    return Decision(abs(angle) >= SKEW_DEGREES, f"skew {angle:.2f} deg vs {SKEW_DEGREES}")
+
+
+def binarize(sharpness: float, flattened: bool, stretched: bool) -> Decision:
+    """Threshold only crisp pages whose lighting or contrast was repaired; Tesseract's Otsu handles the rest."""
+    if sharpness < SHARPNESS:
+        return Decision(False, f"blurred (sharpness {sharpness:.2f} vs {SHARPNESS})")
+    repaired = flattened or stretched
+    return Decision(repaired, f"sharpness {sharpness:.2f}; lighting or contrast repaired: {repaired}")
+
+
+def border(binarized: bool) -> Decision:
+    return Decision(binarized, "page is black and white" if binarized else "page is grey (Tesseract thresholds it)")

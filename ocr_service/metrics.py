@@ -81,6 +81,48 @@ POOL_QUEUE_CAPACITY = Gauge(
 
 # --- Jobs and cache (defined by the jobs work, below this line) --------------------------------
 
+JOBS = Gauge(
+    "ocr_jobs",
+    "Jobs in the job store by state (the store's global figure: take max(), not sum(), across replicas).",
+    ["state"],
+    registry=REGISTRY,
+)
+JOB_QUEUE_DEPTH = Gauge("ocr_job_queue_depth", "Job pages waiting for a worker (all replicas).", registry=REGISTRY)
+JOB_OLDEST_QUEUED_AGE = Gauge(
+    "ocr_job_oldest_queued_page_age_seconds", "How long the oldest queued job page has waited.", registry=REGISTRY
+)
+JOB_PAGES = Counter(
+    "ocr_job_pages",
+    "Job pages this replica finished, by outcome (done, cached, retried, failed).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+JOB_LEASE_EXPIRATIONS = Counter(
+    "ocr_job_lease_expirations", "Pages reclaimed from a worker that stopped renewing its lease.", registry=REGISTRY
+)
+JOB_RETRIES = Counter("ocr_job_page_retries", "Job pages put back in the queue for another attempt.", registry=REGISTRY)
+JOB_CALLBACKS = Counter(
+    "ocr_job_callbacks",
+    "Completion callback attempts by outcome (delivered, retry, failed).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+JOB_STORE_ERRORS = Counter(
+    "ocr_job_store_errors", "Job store operations that failed because the database was unreachable.", registry=REGISTRY
+)
+CACHE_LOOKUPS = Counter(
+    "ocr_cache_lookups", "Result cache lookups by result (hit, miss).", ["result"], registry=REGISTRY
+)
+CACHE_ERRORS = Counter(
+    "ocr_cache_errors",
+    "Result cache operations that failed (Redis unreachable), by operation.",
+    ["operation"],
+    registry=REGISTRY,
+)
+CACHE_SKIPPED = Counter(
+    "ocr_cache_skipped_entries", "Results not cached because they exceed OCR_CACHE_MAX_ENTRY_BYTES.", registry=REGISTRY
+)
+
 
 def refresh_pool_gauges(*, workers: int, busy: int, queued: int, queue_capacity: int) -> None:
     """Mirror the pool's current state into the gauges just before an exposition."""

@@ -1,0 +1,407 @@
+"""Bytes -> pages: sniff the document type, enforce the size limits, decode one page at a time.
+
+Why it looks like this:
+
+- The type comes from magic bytes only (`sniff`), never from a file name or a declared
+  `Content-Type`: clients lie, and a wrong guess would hand attacker bytes to the wrong decoder.
+- Limits are checked from headers BEFORE any pixel is decoded: Pillow's lazy `open` (and
+  `seek` for TIFF frames) gives sizes without decoding, GIF frames are counted by walking the
+  block structure (`_count_gif_frames`), and PDF page sizes come from pdfium in points and are
+  scaled by `dpi / 72`. Pillow's own decompression-bomb guard is switched off
+  (`Image.MAX_IMAGE_PIXELS = None`) because our explicit checks replace it with precise 413s;
+  should it fire anyway, it is mapped to `TooManyPixels`.
+- Pages are decoded lazily by `Document.load_page(number)`, each from a fresh view of the
+  bytes, so worker threads can decode different pages of one document concurrently and the
+  jobs layer can decode a single page of a stored document. Memory stays at one page per worker.
+- pdfium is not thread-safe: every call into it holds `PDFIUM_LOCK` (exported for the
+  renderers, which merge PDFs with pypdfium2 too).
+
+Pages are numbered from 1 everywhere in this module's public API, as users count them.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pypdfium2 as pdfium
+from PIL import Image, ImageOps
+
+from ocr_service.errors import (
+    InvalidParameter,
+    OcrError,
+    TooManyPages,
+    TooManyPixels,
+    UndecodableDocument,
+    UnsupportedMediaType,
+)
+from ocr_service.settings import Settings
+
+Image.MAX_IMAGE_PIXELS = None  # our header checks below replace Pillow's bomb guard (see module docstring)
+
+PDFIUM_LOCK = threading.RLock()
+"""Serialises every pdfium call in the process (pdfium keeps global state and is not thread-safe)."""
+
+PixelArray = npt.NDArray[np.uint8]
+"""A decoded page: (height, width) grey or (height, width, 3) RGB, uint8."""
+
+_MIN_CREDIBLE_DPI = 70
+_MAX_CREDIBLE_DPI = 2400
+
+
+class DocumentKind(StrEnum):
+    """A supported document type, as recognised from its magic bytes."""
+
+    PNG = "png"
+    JPEG = "jpeg"
+    TIFF = "tiff"
+    WEBP = "webp"
+    BMP = "bmp"
+    GIF = "gif"
+    PDF = "pdf"
+
+
+MEDIA_TYPE_OF_KIND: dict[DocumentKind, str] = {
+    DocumentKind.PNG: "image/png",
+    DocumentKind.JPEG: "image/jpeg",
+    DocumentKind.TIFF: "image/tiff",
+    DocumentKind.WEBP: "image/webp",
+    DocumentKind.BMP: "image/bmp",
+    DocumentKind.GIF: "image/gif",
+    DocumentKind.PDF: "application/pdf",
+}
+
+
+def sniff(data: bytes) -> DocumentKind:
+    """The document type from its leading bytes; `UnsupportedMediaType` (or 422 when empty) otherwise."""
+    if not data:
+        raise UndecodableDocument("the document is empty (zero bytes)")
+    head = data[:16]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return DocumentKind.PNG
+    if head.startswith(b"\xff\xd8\xff"):
+        return DocumentKind.JPEG
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return DocumentKind.TIFF
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return DocumentKind.WEBP
+    if head[:2] == b"BM":
+        return DocumentKind.BMP
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return DocumentKind.GIF
+    # The PDF specification lets readers accept junk before the header within the first KiB.
+    if b"%PDF-" in data[:1024]:
+        return DocumentKind.PDF
+    raise UnsupportedMediaType(
+        "unsupported document type: expected PNG, JPEG, TIFF, WebP, BMP, GIF or PDF (detected from the content)"
+    )
+
+
+@dataclass(frozen=True)
+class PageImage:
+    """One decoded page: its 1-based number, pixels, and the resolution it was scanned or rendered at."""
+
+    number: int
+    pixels: PixelArray
+    dpi: int | None
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+
+def parse_pages(raw: str) -> tuple[int, ...]:
+    """`"1-3,7"` -> (1, 2, 3, 7): the `pages` syntax shared by the HTTP layer and the CLI."""
+    numbers: list[int] = []
+    for part in raw.replace(" ", "").split(","):
+        if not part:
+            continue
+        first, dash, last = part.partition("-")
+        try:
+            start = int(first)
+            stop = int(last) if dash else start
+        except ValueError:
+            raise InvalidParameter(f"pages: {part!r} is not a page number or range like 1-3", param="pages") from None
+        if start < 1 or stop < start:
+            raise InvalidParameter(f"pages: {part!r} must be 1-based and ascending", param="pages")
+        if stop - start > 100_000:
+            raise InvalidParameter(f"pages: range {part!r} is too long", param="pages")
+        numbers.extend(range(start, stop + 1))
+    if not numbers:
+        raise InvalidParameter("pages: no page numbers given", param="pages")
+    return tuple(dict.fromkeys(numbers))
+
+
+class Document:
+    """A sniffed, size-checked document whose pages decode on demand (see the module docstring)."""
+
+    def __init__(self, data: bytes, kind: DocumentKind, page_count: int, settings: Settings, dpi: int) -> None:
+        self.data = data
+        self.kind = kind
+        self.page_count = page_count
+        self.dpi = dpi
+        self._settings = settings
+        self._pdf: pdfium.PdfDocument | None = None
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPE_OF_KIND[self.kind]
+
+    def selected(self, pages: tuple[int, ...] | None) -> tuple[int, ...]:
+        """The page numbers to recognise: all, or `pages` after checking each exists and fits the pixel limit."""
+        if pages is None:
+            numbers = tuple(range(1, self.page_count + 1))
+        else:
+            missing = [n for n in pages if not 1 <= n <= self.page_count]
+            if missing:
+                raise InvalidParameter(
+                    f"pages: page {missing[0]} does not exist; the document has {self.page_count} page(s)",
+                    param="pages",
+                )
+            numbers = tuple(pages)
+        if len(numbers) > self._settings.max_pages:
+            raise TooManyPages(f"{len(numbers)} pages selected; the limit is {self._settings.max_pages}")
+        for number in numbers:
+            self._check_pixels(number, *self.page_size(number))
+        return numbers
+
+    def page_size(self, number: int) -> tuple[int, int]:
+        """(width, height) in pixels of page `number` as it will be decoded, read from headers only."""
+        self._check_number(number)
+        if self.kind is DocumentKind.PDF:
+            with PDFIUM_LOCK:
+                width_pt, height_pt = self._pdf_document().get_page_size(number - 1)
+            scale = self.dpi / 72
+            return max(1, math.ceil(width_pt * scale)), max(1, math.ceil(height_pt * scale))
+        with self._open_image() as image:
+            if number > 1:
+                self._seek(image, number)
+            return int(image.width), int(image.height)
+
+    def load_page(self, number: int) -> PageImage:
+        """Decode page `number` (1-based) to a uint8 grey/RGB array; safe to call from several threads."""
+        width, height = self.page_size(number)
+        self._check_pixels(number, width, height)
+        if self.kind is DocumentKind.PDF:
+            return PageImage(number, self._render_pdf_page(number), self.dpi)
+        try:
+            with self._open_image() as image:
+                if number > 1:
+                    self._seek(image, number)
+                dpi = _image_dpi(image)
+                image.load()
+                frame = image if self.kind is not DocumentKind.JPEG else ImageOps.exif_transpose(image)
+                return PageImage(number, _to_uint8(frame), dpi)
+        except OcrError:
+            raise
+        except Image.DecompressionBombError as exc:
+            raise TooManyPixels(f"page {number}: {exc}") from None
+        except Exception as exc:  # decoders raise anything (OSError, SyntaxError, struct.error...) on bad data
+            raise UndecodableDocument(
+                f"page {number} of the {self.kind.value.upper()} could not be decoded: {exc}"
+            ) from None
+
+    def iter_pages(self, pages: tuple[int, ...] | None = None) -> Iterator[PageImage]:
+        """Decode the selected pages one after another, holding only one in memory at a time."""
+        for number in self.selected(pages):
+            yield self.load_page(number)
+
+    def close(self) -> None:
+        if self._pdf is not None:
+            with PDFIUM_LOCK:
+                self._pdf.close()
+            self._pdf = None
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _check_number(self, number: int) -> None:
+        if not 1 <= number <= self.page_count:
+            raise InvalidParameter(
+                f"pages: page {number} does not exist; the document has {self.page_count} page(s)", param="pages"
+            )
+
+    def _check_pixels(self, number: int, width: int, height: int) -> None:
+        if width * height > self._settings.max_pixels:
+            raise TooManyPixels(
+                f"page {number} is {width}x{height} = {width * height} pixels; the limit is {self._settings.max_pixels}"
+            )
+
+    def _open_image(self) -> Image.Image:
+        return _open_pillow(self.data, self.kind)
+
+    def _seek(self, image: Image.Image, number: int) -> None:
+        try:
+            image.seek(number - 1)
+        except EOFError:
+            raise UndecodableDocument(
+                f"page {number} of the {self.kind.value.upper()} is missing or truncated"
+            ) from None
+        except Exception as exc:
+            raise UndecodableDocument(f"page {number} of the {self.kind.value.upper()} is unreadable: {exc}") from None
+
+    def _pdf_document(self) -> pdfium.PdfDocument:
+        if self._pdf is None:
+            self._pdf = _open_pdf(self.data)
+        return self._pdf
+
+    def _render_pdf_page(self, number: int) -> PixelArray:
+        with PDFIUM_LOCK:
+            try:
+                page = self._pdf_document()[number - 1]
+                try:
+                    bitmap = page.render(scale=self.dpi / 72)
+                    image = bitmap.to_pil()
+                finally:
+                    page.close()
+            except pdfium.PdfiumError as exc:
+                raise UndecodableDocument(f"page {number} of the PDF could not be rendered: {exc}") from None
+        return _to_uint8(image)
+
+
+def open_document(data: bytes, settings: Settings, dpi: int | None = None) -> Document:
+    """Sniff and size-check `data` without decoding pixels; `dpi` rasterises PDFs (default `settings.pdf_dpi`)."""
+    kind = sniff(data)
+    dpi = settings.pdf_dpi if dpi is None else dpi
+    if not 1 <= dpi <= settings.max_dpi:
+        raise InvalidParameter(f"dpi must be between 1 and {settings.max_dpi}, got {dpi}", param="dpi")
+    if kind is DocumentKind.PDF:
+        with PDFIUM_LOCK:
+            pdf = _open_pdf(data)
+            count = len(pdf)
+        if count < 1:
+            raise UndecodableDocument("the PDF has no pages")
+        document = Document(data, kind, count, settings, dpi)
+        document._pdf = pdf
+    else:
+        count = _count_image_pages(data, kind, settings.max_pages)
+        document = Document(data, kind, count, settings, dpi)
+        document._check_pixels(1, *document.page_size(1))
+    if count > settings.max_pages:
+        document.close()
+        raise TooManyPages(
+            f"the document has more than {settings.max_pages} pages (the limit)"
+            if count > settings.max_pages + 1 or kind is DocumentKind.GIF
+            else f"the document has {count} pages; the limit is {settings.max_pages}"
+        )
+    return document
+
+
+def _open_pdf(data: bytes) -> pdfium.PdfDocument:
+    try:
+        return pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            raise UndecodableDocument("the PDF is encrypted with a password") from None
+        raise UndecodableDocument(f"the PDF could not be opened: {exc}") from None
+
+
+def _open_pillow(data: bytes, kind: DocumentKind) -> Image.Image:
+    formats = {DocumentKind.JPEG: "JPEG", DocumentKind.TIFF: "TIFF", DocumentKind.WEBP: "WEBP"}
+    formats |= {DocumentKind.PNG: "PNG", DocumentKind.BMP: "BMP", DocumentKind.GIF: "GIF"}
+    try:
+        return Image.open(io.BytesIO(data), formats=[formats[kind]])
+    except Image.DecompressionBombError as exc:
+        raise TooManyPixels(str(exc)) from None
+    except Exception as exc:  # bad headers surface as UnidentifiedImageError, SyntaxError, struct.error...
+        raise UndecodableDocument(f"the {kind.value.upper()} header could not be read: {exc}") from None
+
+
+def _count_image_pages(data: bytes, kind: DocumentKind, max_pages: int) -> int:
+    """Pages in an image file, counting at most `max_pages + 1` so a huge count is never walked."""
+    if kind is DocumentKind.GIF:
+        return _count_gif_frames(data, max_pages + 1)
+    if kind is not DocumentKind.TIFF:
+        return 1
+    with _open_pillow(data, kind) as image:
+        count = 1
+        while count <= max_pages:
+            try:
+                image.seek(count)  # reads the next IFD only; no pixel data is decoded
+            except EOFError:
+                break
+            except Exception as exc:
+                raise UndecodableDocument(f"TIFF page {count + 1} is unreadable: {exc}") from None
+            count += 1
+        return count
+
+
+def _count_gif_frames(data: bytes, stop_at: int) -> int:
+    """Frames in a GIF by walking its blocks (no LZW decoding), stopping once `stop_at` are seen."""
+
+    def skip_sub_blocks(pos: int) -> int:
+        while True:
+            if pos >= len(data):
+                raise UndecodableDocument("the GIF is truncated")
+            size = data[pos]
+            pos += 1 + size
+            if size == 0:
+                return pos
+
+    if len(data) < 13:
+        raise UndecodableDocument("the GIF is truncated")
+    flags = data[10]
+    pos = 13 + (3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0)
+    frames = 0
+    while frames < stop_at:
+        if pos >= len(data):
+            break  # a missing trailer is common; count what is there
+        block = data[pos]
+        if block == 0x3B:  # trailer
+            break
+        if block == 0x21:  # extension: label then sub-blocks
+            pos = skip_sub_blocks(pos + 2)
+        elif block == 0x2C:  # image descriptor, optional local colour table, LZW code size, data
+            if pos + 10 > len(data):
+                raise UndecodableDocument("the GIF is truncated")
+            local = data[pos + 9]
+            pos += 10 + (3 * 2 ** ((local & 7) + 1) if local & 0x80 else 0) + 1
+            pos = skip_sub_blocks(pos)
+            frames += 1
+        else:
+            raise UndecodableDocument(f"the GIF has an unknown block 0x{block:02x} at byte {pos}")
+    if frames == 0:
+        raise UndecodableDocument("the GIF has no image frames")
+    return frames
+
+
+def _image_dpi(image: Image.Image) -> int | None:
+    """The resolution the file declares, when it is credible (Tesseract estimates it otherwise)."""
+    raw: Any = image.info.get("dpi")
+    try:
+        dpi = round(float(raw[1] if isinstance(raw, tuple) else raw))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return dpi if _MIN_CREDIBLE_DPI <= dpi <= _MAX_CREDIBLE_DPI else None
+
+
+def _to_uint8(image: Image.Image) -> PixelArray:
+    """Grey or RGB uint8 pixels; transparency is flattened onto white (dark text on clear must stay visible)."""
+    mode = image.mode
+    if mode in ("L", "RGB"):
+        return np.asarray(image, dtype=np.uint8)
+    if mode == "1":
+        return np.asarray(image.convert("L"), dtype=np.uint8)
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+        return scaled.astype(np.uint8)
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        flattened = Image.alpha_composite(background, rgba)
+        target = "L" if mode in ("LA", "La") else "RGB"
+        return np.asarray(flattened.convert(target), dtype=np.uint8)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)

@@ -1,0 +1,81 @@
+"""Choosing the engine for `Settings.engine` (`auto`, `tesserocr`, `pytesseract`), and version facts.
+
+`auto` takes tesserocr when it imports and can initialise a model from the system tessdata
+(a tesserocr wheel built against another Tesseract fails that check), else the CLI. Measured by
+`benchmarks/engines.py` on this project's 2-core reference machine, the warm tesserocr engine is
+many times faster on receipt-line crops (the CLI reloads the model for every page) and still
+faster on full A4 pages, so it is the default whenever it works.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import subprocess
+
+from ocr_service.engine.base import EngineBackend
+from ocr_service.engine.cli_engine import PytesseractBackend, tesseract_command
+from ocr_service.engine.languages import installed_languages
+
+log = logging.getLogger(__name__)
+
+
+class EngineUnavailableError(RuntimeError):
+    """The configured engine cannot run here (the message says why)."""
+
+
+def load_backend(choice: str) -> EngineBackend:
+    """The backend for `choice`; `EngineUnavailableError` when an explicitly chosen one cannot run."""
+    if choice == "pytesseract":
+        try:
+            return PytesseractBackend()
+        except Exception as exc:
+            raise EngineUnavailableError(f"pytesseract engine: {exc}") from exc
+    if choice == "tesserocr":
+        return _tesserocr_backend()
+    if choice != "auto":
+        raise EngineUnavailableError(f"unknown engine {choice!r}; use auto, tesserocr or pytesseract")
+    try:
+        return _tesserocr_backend()
+    except EngineUnavailableError as exc:
+        log.warning("falling back to the pytesseract engine: %s", exc)
+        try:
+            return PytesseractBackend()
+        except Exception as cli_exc:
+            raise EngineUnavailableError(f"no engine works: {exc}; pytesseract: {cli_exc}") from cli_exc
+
+
+def _tesserocr_backend() -> EngineBackend:
+    try:
+        import tesserocr
+
+        from ocr_service.engine.tesserocr_engine import TesserocrBackend
+    except ImportError as exc:
+        raise EngineUnavailableError(f"tesserocr is not installed ({exc})") from exc
+    languages = installed_languages()
+    lang = "eng" if "eng" in languages else (languages[0] if languages else "")
+    try:
+        api = tesserocr.PyTessBaseAPI(lang=lang)
+        api.End()
+    except RuntimeError as exc:
+        raise EngineUnavailableError(f"tesserocr cannot load {lang!r} from the system tessdata: {exc}") from exc
+    return TesserocrBackend()
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    """Tesseract and Leptonica versions, from tesserocr when present, else `tesseract --version`."""
+    try:
+        import tesserocr
+
+        banner = str(tesserocr.tesseract_version())
+    except ImportError:
+        completed = subprocess.run([tesseract_command(), "--version"], capture_output=True, text=True, timeout=30)
+        banner = completed.stdout + completed.stderr
+    tesseract = re.search(r"tesseract\s+v?([\w.\-]+)", banner)
+    leptonica = re.search(r"leptonica-([\w.\-]+)", banner)
+    return {
+        "tesseract": tesseract.group(1) if tesseract else "unknown",
+        "leptonica": leptonica.group(1) if leptonica else "unknown",
+    }

@@ -1,0 +1,60 @@
+"""What every engine takes and returns, so the pool, the pipeline and the renderers need not care which runs.
+
+An `EngineBackend` describes an engine (name, version) and makes `Recognizer`s; the worker pool
+makes ONE recognizer per worker thread, so a recognizer may keep warm, non-thread-safe state
+(tesserocr's loaded models) without locking. `Recognizer.recognize` does exactly one recognition
+of one page and returns the model plus every requested Tesseract rendering of that page
+(`PageRender.parts`, see `engine/renderers.py` for what each part holds and how parts combine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ocr_service.documents import PixelArray
+from ocr_service.engine.model import Block, EngineInfo
+from ocr_service.options import OutputFormat
+
+
+@dataclass(frozen=True)
+class RecognitionRequest:
+    """One page to recognise. `timeout_ms` <= 0 means no limit; `dpi` None lets Tesseract estimate it."""
+
+    page_number: int
+    lang: str
+    psm: int
+    oem: int
+    dpi: int | None
+    formats: frozenset[OutputFormat]
+    timeout_ms: int = 0
+
+
+@dataclass(frozen=True)
+class PageRender:
+    """The engine's answer for one page: the model's blocks, its plain text, and per-format render parts."""
+
+    blocks: tuple[Block, ...]
+    text: str
+    parts: dict[OutputFormat, bytes]
+
+
+class Recognizer(Protocol):
+    """A per-thread recognizer; never shared between threads."""
+
+    def recognize(self, pixels: PixelArray, request: RecognitionRequest) -> PageRender: ...
+
+    def close(self) -> None: ...
+
+
+class EngineBackend(Protocol):
+    """An engine kind: its identity and a factory for per-thread recognizers."""
+
+    @property
+    def info(self) -> EngineInfo: ...
+
+    def new_recognizer(self) -> Recognizer: ...
+
+
+FILE_RENDERED_FORMATS = frozenset({OutputFormat.ALTO, OutputFormat.PDF})
+"""Formats Tesseract only writes through its file renderers (the others come from in-memory calls)."""

@@ -1,0 +1,232 @@
+"""The recognition result: document > page > block > line > word, and its JSON shape.
+
+Frozen dataclasses so that a result can be cached, shared between threads and rendered many
+times without anyone mutating it. Both engines build exactly these values (tesserocr from its
+ResultIterator levels, the CLI engine from its TSV), so every renderer and the HTTP layer see
+one shape whatever the engine.
+
+Coordinates: `bbox` is `(x, y, w, h)` in the pixels of the ORIGINAL page (`PageResult.width`
+and `.height`). When preprocessing only rescaled the page, the engine's boxes are mapped back;
+when it rotated or cropped it, mapping is not exact and the page says so with
+`coordinate_space == "preprocessed"` and the size of that image in `image_width/image_height`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+BBox = tuple[int, int, int, int]
+"""(x, y, width, height) in page pixels."""
+
+
+def union(boxes: list[BBox]) -> BBox:
+    """The smallest box containing every box in `boxes` (zeros when empty)."""
+    if not boxes:
+        return (0, 0, 0, 0)
+    left = min(b[0] for b in boxes)
+    top = min(b[1] for b in boxes)
+    right = max(b[0] + b[2] for b in boxes)
+    bottom = max(b[1] + b[3] for b in boxes)
+    return (left, top, right - left, bottom - top)
+
+
+def mean(values: list[float]) -> float:
+    return round(sum(values) / len(values), 2) if values else 0.0
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    confidence: float
+    bbox: BBox
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "confidence": self.confidence, "bbox": list(self.bbox)}
+
+
+@dataclass(frozen=True)
+class Line:
+    words: tuple[Word, ...]
+    bbox: BBox
+
+    @property
+    def text(self) -> str:
+        return " ".join(word.text for word in self.words)
+
+    @property
+    def confidence(self) -> float:
+        return mean([word.confidence for word in self.words])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "confidence": self.confidence,
+            "bbox": list(self.bbox),
+            "words": [word.to_json() for word in self.words],
+        }
+
+
+@dataclass(frozen=True)
+class Block:
+    lines: tuple[Line, ...]
+    bbox: BBox
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "bbox": list(self.bbox), "lines": [line.to_json() for line in self.lines]}
+
+
+@dataclass(frozen=True)
+class PageTimings:
+    decode_ms: float = 0.0
+    preprocess_ms: float = 0.0
+    recognize_ms: float = 0.0
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            "decode_ms": round(self.decode_ms, 2),
+            "preprocess_ms": round(self.preprocess_ms, 2),
+            "recognize_ms": round(self.recognize_ms, 2),
+        }
+
+
+@dataclass(frozen=True)
+class PageResult:
+    """One recognised page. `text` is the engine's own plain-text rendering (reading order, paragraphs)."""
+
+    number: int
+    width: int
+    height: int
+    text: str
+    blocks: tuple[Block, ...]
+    dpi: int | None = None
+    image_width: int = 0
+    image_height: int = 0
+    coordinate_space: str = "original"
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    timings: PageTimings = field(default_factory=PageTimings)
+
+    @property
+    def words(self) -> list[Word]:
+        return [word for block in self.blocks for line in block.lines for word in line.words]
+
+    @property
+    def confidence(self) -> float:
+        """Mean word confidence (0-100); 0 for a page without words."""
+        return mean([word.confidence for word in self.words])
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PageResult:
+        """Rebuild a page from `to_json()` output (jobs store pages as JSON and merge them later)."""
+
+        def box(raw: list[int]) -> BBox:
+            return (int(raw[0]), int(raw[1]), int(raw[2]), int(raw[3]))
+
+        blocks = tuple(
+            Block(
+                tuple(
+                    Line(
+                        tuple(Word(w["text"], float(w["confidence"]), box(w["bbox"])) for w in line["words"]),
+                        box(line["bbox"]),
+                    )
+                    for line in block["lines"]
+                ),
+                box(block["bbox"]),
+            )
+            for block in data["blocks"]
+        )
+        image = data.get("image") or {}
+        timings = data.get("timings") or {}
+        return cls(
+            number=int(data["number"]),
+            width=int(data["width"]),
+            height=int(data["height"]),
+            text=str(data["text"]),
+            blocks=blocks,
+            dpi=data.get("dpi"),
+            image_width=int(image.get("width", 0)),
+            image_height=int(image.get("height", 0)),
+            coordinate_space=str(data.get("coordinate_space", "original")),
+            preprocessing=dict(data.get("preprocessing") or {}),
+            timings=PageTimings(
+                float(timings.get("decode_ms", 0.0)),
+                float(timings.get("preprocess_ms", 0.0)),
+                float(timings.get("recognize_ms", 0.0)),
+            ),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "width": self.width,
+            "height": self.height,
+            "dpi": self.dpi,
+            "coordinate_space": self.coordinate_space,
+            "image": {"width": self.image_width or self.width, "height": self.image_height or self.height},
+            "text": self.text,
+            "confidence": self.confidence,
+            "blocks": [block.to_json() for block in self.blocks],
+            "preprocessing": self.preprocessing,
+            "timings": self.timings.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    name: str
+    version: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version}
+
+
+@dataclass(frozen=True)
+class DocumentTimings:
+    decode_ms: float
+    preprocess_ms: float
+    recognize_ms: float
+    total_ms: float
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            "decode_ms": round(self.decode_ms, 2),
+            "preprocess_ms": round(self.preprocess_ms, 2),
+            "recognize_ms": round(self.recognize_ms, 2),
+            "total_ms": round(self.total_ms, 2),
+        }
+
+
+@dataclass(frozen=True)
+class DocumentResult:
+    """A recognised document: the pages asked for, in the order asked."""
+
+    pages: tuple[PageResult, ...]
+    language: str
+    engine: EngineInfo
+    sha256: str
+    timings: DocumentTimings
+
+    @property
+    def text(self) -> str:
+        """Every page's text, pages separated by a form feed (as Tesseract's text renderer does)."""
+        return "\f".join(page.text for page in self.pages)
+
+    @property
+    def confidence(self) -> float:
+        """Mean confidence over every word of the document."""
+        return mean([word.confidence for page in self.pages for word in page.words])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "confidence": self.confidence,
+            "language": self.language,
+            "engine": self.engine.to_json(),
+            "sha256": self.sha256,
+            "timings": self.timings.to_json(),
+            "pages": [page.to_json() for page in self.pages],
+        }

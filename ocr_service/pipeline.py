@@ -1,0 +1,470 @@
+"""The one facade the HTTP layer, the CLI and the jobs call: bytes + options in, result + rendered body out.
+
+```python
+pipeline = OcrPipeline(settings)
+await pipeline.start()                       # choose the engine, start the pool, warm one engine
+pipeline.installed_languages() -> list[str]  # without osd
+pipeline.resolve_lang("eng+chi-sim") -> str  # normalised, or UnknownLanguage(param="lang")
+pipeline.engine_info() -> dict[str, str]     # name, version (Tesseract), tesseract, leptonica
+pipeline.stats() -> PoolStats                # workers, busy, queued, queue_capacity, capacity
+await pipeline.self_test()                   # readiness: recognises a generated image, raises on failure
+
+# synchronous requests
+outcome = await pipeline.run(data, options, timeout=seconds)   # OcrOutcome(result, body, media_type)
+
+# jobs: store the document once, recognise pages anywhere, merge at the end
+info = pipeline.inspect(data, options)                           # DocumentInfo(kind, page_count, pages, sha256...)
+page = await pipeline.run_page(data, n, options, {OutputFormat.PDF, ...}, timeout=seconds)  # PageOutcome
+record = page.to_record(); page = PageOutcome.from_record(record)                     # JSON-safe storage
+body = pipeline.combine(pages, OutputFormat.PDF, language=..., sha256=info.sha256)   # merged document
+result = pipeline.assemble(pages, language=..., sha256=...)                           # DocumentResult
+```
+
+What happens to one page, all inside a worker thread (the event loop only awaits): decode it
+(`documents.Document.load_page`), preprocess it (`ocr_service.preprocess.preprocess`, the
+report goes into the page JSON and its time into `timings.preprocess_ms`), recognise it ONCE
+producing the model and every requested Tesseract rendering, then map word boxes back to the
+original page with the preprocessing transform. Pages of one document run in parallel on the
+pool; the first page is admitted or refused (`Overloaded`, 429) at once, later pages wait for
+a slot. Everything shares one deadline (`timeout`, default `settings.timeout_seconds`): past it
+the request raises `RecognitionTimeout` (504), queued pages are skipped and running ones are
+stopped by the engine's own time limit.
+
+Errors raised are `ocr_service.errors.OcrError` subclasses with their HTTP status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ocr_service.documents import Document, DocumentKind, PageImage, PixelArray, open_document
+from ocr_service.engine import languages
+from ocr_service.engine.backends import library_versions, load_backend
+from ocr_service.engine.base import EngineBackend, PageRender, RecognitionRequest, Recognizer
+from ocr_service.engine.cpus import available_cpus
+from ocr_service.engine.model import (
+    BBox,
+    Block,
+    DocumentResult,
+    DocumentTimings,
+    EngineInfo,
+    Line,
+    PageResult,
+    PageTimings,
+    Word,
+)
+from ocr_service.engine.pool import PoolStats, WorkerPool
+from ocr_service.engine.renderers import combine as combine_parts
+from ocr_service.errors import InvalidParameter, OcrError, Overloaded, RecognitionTimeout, ServiceUnavailable
+from ocr_service.options import MEDIA_TYPES, PREPROCESS_STEPS, OcrOptions, OutputFormat
+from ocr_service.preprocess import map_bbox, preprocess
+from ocr_service.settings import Settings
+
+VALID_PSM = frozenset({1, *range(3, 14)})
+"""Page segmentation modes that recognise text (0 is orientation only, 2 is not implemented by Tesseract)."""
+VALID_OEM = frozenset(range(4))
+SELF_TEST_TEXT = "Catalyst ready 42"
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """What `inspect` learned without decoding pixels: enough for jobs to plan per-page work."""
+
+    kind: DocumentKind
+    media_type: str
+    page_count: int
+    pages: tuple[int, ...]
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PageOutcome:
+    """One recognised page and its per-format render parts (see `engine/renderers.py`)."""
+
+    page: PageResult
+    parts: dict[OutputFormat, bytes]
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-safe form for storage (parts base64-encoded)."""
+        return {
+            "page": self.page.to_json(),
+            "parts": {fmt.value: base64.b64encode(part).decode() for fmt, part in self.parts.items()},
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> PageOutcome:
+        parts = {OutputFormat(name): base64.b64decode(part) for name, part in record.get("parts", {}).items()}
+        return cls(PageResult.from_json(record["page"]), parts)
+
+
+@dataclass(frozen=True)
+class OcrOutcome:
+    """A finished synchronous request: the model, and the body in the requested format."""
+
+    result: DocumentResult
+    body: bytes
+    media_type: str
+
+
+class OcrPipeline:
+    """See the module docstring."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._backend: EngineBackend | None = None
+        self._pool: WorkerPool | None = None
+        self._start_lock = asyncio.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Choose the engine, start the worker pool and warm one engine (idempotent)."""
+        async with self._start_lock:
+            if self._pool is not None:
+                return
+            backend = await asyncio.to_thread(load_backend, self.settings.engine)
+            workers = self.settings.workers or available_cpus()
+            pool = WorkerPool(backend, workers, self.settings.queue_size)
+            pool.start()
+            self._backend, self._pool = backend, pool
+        await self.self_test()
+
+    async def aclose(self, grace_seconds: float = 0) -> None:
+        """Refuse new work, let admitted pages finish for `grace_seconds`, then stop the workers."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.close, grace_seconds)
+
+    # -- facts -----------------------------------------------------------------------------------
+
+    def installed_languages(self) -> list[str]:
+        return languages.installed_languages()
+
+    def resolve_lang(self, raw: str) -> str:
+        return languages.resolve_lang(raw)
+
+    def engine_info(self) -> dict[str, str]:
+        versions = library_versions()
+        name = self._backend.info.name if self._backend is not None else self.settings.engine
+        return {"name": name, "version": versions["tesseract"], **versions}
+
+    def stats(self) -> PoolStats:
+        pool = self._pool
+        return pool.stats if pool is not None else PoolStats(0, 0, 0, 0, 0)
+
+    async def self_test(self) -> None:
+        """Recognise a generated image and check the words come back; raise RuntimeError otherwise.
+
+        When every slot is taken the pool is demonstrably working, so a busy service stays ready.
+        """
+        pixels = _self_test_image()
+        lang = "eng" if "eng" in self.installed_languages() else self.settings.default_lang
+        options = OcrOptions(lang=lang, psm=6, format=OutputFormat.TEXT)
+        options = dataclasses.replace(options, preprocess=dataclasses.replace(options.preprocess, mode="none"))
+        page = PageImage(1, pixels, None)
+        try:
+            outcome = await self._pool_or_fail().submit(
+                _page_work(_PreDecoded(page), 1, options, frozenset(), time.monotonic() + 30),
+                deadline=time.monotonic() + 30,
+            )
+        except Overloaded:
+            return
+        if "catalyst" not in outcome.page.text.lower():
+            raise RuntimeError(f"engine self-test recognised {outcome.page.text!r} instead of {SELF_TEST_TEXT!r}")
+
+    # -- options ---------------------------------------------------------------------------------
+
+    def validate(self, options: OcrOptions) -> OcrOptions:
+        """Check every option the engine depends on; return them with `lang` normalised."""
+        lang = self.resolve_lang(options.lang)
+        if options.psm not in VALID_PSM:
+            raise InvalidParameter(f"psm must be 1 or 3-13, got {options.psm}", param="psm")
+        if options.oem not in VALID_OEM:
+            raise InvalidParameter(f"oem must be 0-3, got {options.oem}", param="oem")
+        if not 1 <= options.dpi <= self.settings.max_dpi:
+            raise InvalidParameter(f"dpi must be between 1 and {self.settings.max_dpi}, got {options.dpi}", param="dpi")
+        unknown = sorted(set(options.preprocess.steps) - set(PREPROCESS_STEPS))
+        if options.preprocess.mode not in ("auto", "none") or unknown:
+            raise InvalidParameter(
+                f"preprocess must be auto or none with steps from {', '.join(PREPROCESS_STEPS)}", param="preprocess"
+            )
+        return dataclasses.replace(options, lang=lang)
+
+    # -- synchronous requests --------------------------------------------------------------------
+
+    async def run(
+        self,
+        data: bytes,
+        options: OcrOptions,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - a deadline for the pool and engines, not an await limit
+    ) -> OcrOutcome:
+        """Recognise the selected pages of `data` and render `options.format` (see the module docstring)."""
+        started = time.perf_counter()
+        deadline = time.monotonic() + (timeout or self.settings.timeout_seconds)
+        options = self.validate(options)
+        document, info = await asyncio.to_thread(self._open, data, options)
+        try:
+            formats = _tesseract_formats({options.format})
+            pages = await self._recognise(document, info.pages, options, formats, deadline, first_waits=False)
+        finally:
+            document.close()
+        result = self.assemble(pages, language=options.lang, sha256=info.sha256, total_ms=_ms(started))
+        if options.format is OutputFormat.JSON:
+            body = _json_body(result)
+        else:
+            body = await asyncio.to_thread(
+                self.combine, pages, options.format, language=options.lang, sha256=info.sha256
+            )
+        return OcrOutcome(result, body, MEDIA_TYPES[options.format])
+
+    # -- per-page API for jobs -------------------------------------------------------------------
+
+    def inspect(self, data: bytes, options: OcrOptions) -> DocumentInfo:
+        """Sniff, count and size-check the document without decoding pixels (raises the same errors as `run`)."""
+        options = self.validate(options)
+        document, info = self._open(data, options)
+        document.close()
+        return info
+
+    async def run_page(
+        self,
+        data: bytes,
+        page_number: int,
+        options: OcrOptions,
+        formats: set[OutputFormat] | frozenset[OutputFormat],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - see run()
+        wait_for_slot: bool = True,
+    ) -> PageOutcome:
+        """Recognise page `page_number` (1-based) once, producing parts for every format in `formats`.
+
+        Waits for a free worker by default (a job's page should queue, not fail, when sync traffic
+        fills the pool); `wait_for_slot=False` raises `Overloaded` instead.
+        """
+        deadline = time.monotonic() + (timeout or self.settings.timeout_seconds)
+        options = self.validate(options)
+
+        def open_one() -> Document:
+            document = open_document(data, self.settings, options.dpi)
+            try:
+                document.selected((page_number,))
+            except OcrError:
+                document.close()
+                raise
+            return document
+
+        document = await asyncio.to_thread(open_one)
+        try:
+            pages = await self._recognise(
+                document, (page_number,), options, _tesseract_formats(formats), deadline, first_waits=wait_for_slot
+            )
+        finally:
+            document.close()
+        return pages[0]
+
+    def assemble(
+        self, pages: Sequence[PageOutcome], *, language: str, sha256: str, total_ms: float | None = None
+    ) -> DocumentResult:
+        """The document result from its pages (in the order given)."""
+        decode = sum(p.page.timings.decode_ms for p in pages)
+        prep = sum(p.page.timings.preprocess_ms for p in pages)
+        recognize = sum(p.page.timings.recognize_ms for p in pages)
+        timings = DocumentTimings(
+            decode, prep, recognize, total_ms if total_ms is not None else decode + prep + recognize
+        )
+        engine = EngineInfo(
+            self._backend.info.name if self._backend else self.settings.engine, library_versions()["tesseract"]
+        )
+        return DocumentResult(tuple(p.page for p in pages), language, engine, sha256, timings)
+
+    def combine(
+        self, pages: Sequence[PageOutcome], fmt: OutputFormat, *, language: str, sha256: str, title: str = "document"
+    ) -> bytes:
+        """Merge pages into one document of `fmt` (each page must have been recognised with `fmt` asked for)."""
+        if fmt is OutputFormat.JSON:
+            return _json_body(self.assemble(pages, language=language, sha256=sha256))
+        missing = [p.page.number for p in pages if fmt not in p.parts]
+        if missing:
+            raise ValueError(f"pages {missing} were recognised without the {fmt.value} format")
+        system = f"tesseract {library_versions()['tesseract']}"
+        return combine_parts(fmt, [(p.page.number, p.parts[fmt]) for p in pages], title=title, system=system)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _pool_or_fail(self) -> WorkerPool:
+        if self._pool is None:
+            raise ServiceUnavailable("the OCR engine is not running (starting up or shutting down)")
+        return self._pool
+
+    def _open(self, data: bytes, options: OcrOptions) -> tuple[Document, DocumentInfo]:
+        document = open_document(data, self.settings, options.dpi)
+        try:
+            pages = document.selected(options.pages)
+        except OcrError:
+            document.close()
+            raise
+        digest = hashlib.sha256(data).hexdigest()
+        return document, DocumentInfo(document.kind, document.media_type, document.page_count, pages, digest)
+
+    async def _recognise(
+        self,
+        document: Document | _PreDecoded,
+        numbers: tuple[int, ...],
+        options: OcrOptions,
+        formats: frozenset[OutputFormat],
+        deadline: float,
+        *,
+        first_waits: bool,
+    ) -> list[PageOutcome]:
+        pool = self._pool_or_fail()
+        tasks: list[asyncio.Task[PageOutcome]] = []
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index, number in enumerate(numbers):
+                    work = _page_work(document, number, options, formats, deadline)
+                    waits = first_waits or index > 0
+                    tasks.append(group.create_task(pool.submit(work, deadline=deadline, wait_for_slot=waits)))
+        except BaseExceptionGroup as failure:
+            raise _first_error(failure) from None
+        return [task.result() for task in tasks]
+
+
+class _PreDecoded:
+    """A one-page stand-in for `Document` holding pixels already decoded (the self-test image)."""
+
+    def __init__(self, page: PageImage) -> None:
+        self._page = page
+
+    def load_page(self, number: int) -> PageImage:
+        return self._page
+
+
+def _page_work(
+    document: Document | _PreDecoded,
+    number: int,
+    options: OcrOptions,
+    formats: frozenset[OutputFormat],
+    deadline: float,
+) -> Callable[[Recognizer], PageOutcome]:
+    """The closure a worker thread runs for one page: decode, preprocess, recognise, map boxes back."""
+
+    def work(recognizer: Recognizer) -> PageOutcome:
+        started = time.perf_counter()
+        page = document.load_page(number)
+        decoded = time.perf_counter()
+        pixels, report = _preprocess(page, options)
+        prepared = time.perf_counter()
+        remaining_ms = int((deadline - time.monotonic()) * 1000)
+        if remaining_ms <= 0:
+            raise RecognitionTimeout(f"page {number}: the time limit passed before recognition started")
+        scale = float(report.get("scale", 1.0) or 1.0) if report else 1.0
+        dpi = round(page.dpi * scale) if page.dpi else None
+        request = RecognitionRequest(number, options.lang, options.psm, options.oem, dpi, formats, remaining_ms)
+        render = recognizer.recognize(pixels, request)
+        recognized = time.perf_counter()
+        blocks = _to_page_coordinates(render, report, page)
+        result = PageResult(
+            number=number,
+            width=page.width,
+            height=page.height,
+            text=render.text.strip(),
+            blocks=blocks,
+            dpi=page.dpi,
+            image_width=int(pixels.shape[1]),
+            image_height=int(pixels.shape[0]),
+            coordinate_space="original",
+            preprocessing=report,
+            timings=PageTimings(
+                (decoded - started) * 1000, (prepared - decoded) * 1000, (recognized - prepared) * 1000
+            ),
+        )
+        return PageOutcome(result, render.parts)
+
+    return work
+
+
+def _preprocess(page: PageImage, options: OcrOptions) -> tuple[PixelArray, dict[str, Any]]:
+    """Run the preprocessing pipeline (it expects OpenCV's BGR order for colour pages)."""
+    pixels = page.pixels
+    if pixels.ndim == 3:
+        pixels = np.ascontiguousarray(pixels[:, :, ::-1])
+    try:
+        image, report = preprocess(pixels, options.preprocess, dpi=page.dpi)
+    except ValueError as exc:
+        raise InvalidParameter(f"preprocess: {exc}", param="preprocess") from None
+    return image, dict(report)
+
+
+def _to_page_coordinates(render: PageRender, report: dict[str, Any], page: PageImage) -> tuple[Block, ...]:
+    """Map every box from the preprocessed image back to the page the client sent."""
+    transform = report.get("transform") if report else None
+    if not isinstance(transform, dict) or "to_source" not in transform:
+        return render.blocks
+    to_source = transform["to_source"]
+    if np.allclose(np.asarray(to_source, dtype=np.float64), np.eye(3)):
+        return render.blocks
+    size = (page.width, page.height)
+
+    def box(raw: BBox) -> BBox:
+        x, y, w, h = map_bbox(raw, to_source, size)
+        return (x, y, w, h)
+
+    return tuple(
+        Block(
+            tuple(
+                Line(tuple(Word(w.text, w.confidence, box(w.bbox)) for w in line.words), box(line.bbox))
+                for line in block.lines
+            ),
+            box(block.bbox),
+        )
+        for block in render.blocks
+    )
+
+
+def _tesseract_formats(formats: set[OutputFormat] | frozenset[OutputFormat]) -> frozenset[OutputFormat]:
+    """JSON comes from the model, every other format from Tesseract's renderers."""
+    return frozenset(fmt for fmt in formats if fmt is not OutputFormat.JSON)
+
+
+def _first_error(failure: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The exception that explains a failed document: a client-visible error first, then anything else."""
+    flat: list[BaseException] = []
+    stack: list[BaseException] = [failure]
+    while stack:
+        item = stack.pop(0)
+        if isinstance(item, BaseExceptionGroup):
+            stack.extend(item.exceptions)
+        elif not isinstance(item, asyncio.CancelledError):
+            flat.append(item)
+    for item in flat:
+        if isinstance(item, OcrError):
+            return item
+    return flat[0] if flat else asyncio.CancelledError()
+
+
+def _json_body(result: DocumentResult) -> bytes:
+    return json.dumps(result.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _self_test_image() -> PixelArray:
+    """A small grey image of `SELF_TEST_TEXT` drawn with Pillow's bundled font (no system font needed)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("L", (520, 90), 255)
+    ImageDraw.Draw(image).text((20, 20), SELF_TEST_TEXT, fill=0, font=ImageFont.load_default(size=40))
+    return np.asarray(image, dtype=np.uint8)

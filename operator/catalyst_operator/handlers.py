@@ -1,0 +1,156 @@
+"""kopf's entry points: thin handlers that hand every trigger to `reconcile.reconcile`.
+
+Why change handlers (create/update/resume) plus a resync timer rather than one `on.event`:
+kopf then retries a failing reconcile with back-off, stops for good on `kopf.PermanentError`
+(an invalid spec: condition + Warning event, no endless loop), and does not re-run the
+handler for our own status writes (they are not part of the spec it diffs). The timer re-checks
+every resource periodically — that is how ServiceMonitors appear once the Prometheus Operator's
+CRDs are installed, and how any missed event is healed. Children and Secrets are watched too, so
+drift (a child deleted or edited by hand), a Deployment's progress and a Secret's rotation or
+late creation trigger the same reconcile promptly. All triggers funnel into one function that
+re-reads the resource under a per-resource lock, so they queue instead of racing.
+
+kopf's bookkeeping lives under the operator's own prefix (`ocr.catalyst.dev/...`): finalizer,
+progress and last-handled-configuration annotations — no `kopf.zalando.org` keys on user objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any, Final
+
+import kopf
+
+from catalyst_operator import constants, events, kube, metrics
+from catalyst_operator.discovery import ApiDiscovery
+from catalyst_operator.reconcile import Report, Runtime, reconcile
+from catalyst_operator.resources import CHILD_RESOURCES, SECRETS, ApiResource
+from catalyst_operator.settings import OperatorSettings
+
+RUNTIME_KEY: Final = "runtime"
+"""Where the operator's `Runtime` lives in kopf's memo (tests put their own there before start)."""
+
+FINALIZER: Final = f"{constants.GROUP}/finalizer"
+RESYNC_SECONDS: Final = float(os.environ.get("CATALYST_OPERATOR_RESYNC_SECONDS") or 60.0)
+"""kopf needs the timer interval when handlers are registered, i.e. at import."""
+
+_OCR: Final = (constants.GROUP, constants.VERSION, constants.PLURAL)
+_MANAGED: Final = {constants.LABEL_MANAGED_BY: constants.OPERATOR_NAME}
+
+logger = logging.getLogger(__name__)
+
+
+def build_runtime(settings: OperatorSettings, api: kube.KubeApi) -> Runtime:
+    return Runtime(settings=settings, api=api, discovery=ApiDiscovery(api, settings.discovery_ttl_seconds))
+
+
+def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) -> None:
+    """kopf settings chosen on purpose (see docs/operator-operations.md)."""
+    # Our own finalizer and annotation prefix: nothing named kopf.zalando.org on user objects.
+    kopf_settings.persistence.finalizer = FINALIZER
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=constants.GROUP)
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=constants.GROUP, key="last-handled-configuration"
+    )
+    # Ask the server to end each watch after a while and give up on a silent connection a bit later,
+    # so a half-dead connection (load balancer, API server restart) cannot stall the operator forever.
+    kopf_settings.watching.server_timeout = settings.watch_server_timeout
+    kopf_settings.watching.client_timeout = settings.watch_client_timeout
+    kopf_settings.watching.connect_timeout = 30
+    kopf_settings.networking.request_timeout = 60
+    # Our own Events are explicit; of kopf's log lines only warnings and errors become Events.
+    kopf_settings.posting.level = logging.WARNING
+    kopf_settings.posting.reporting_component = constants.OPERATOR_NAME
+    kopf_settings.posting.event_name_prefix = f"{constants.OPERATOR_NAME}-"
+    # Sync handlers run in this pool; the per-resource lock keeps one reconcile per resource at a time.
+    kopf_settings.execution.max_workers = 8
+
+
+def runtime_of(memo: Mapping[str, Any]) -> Runtime:
+    runtime = memo.get(RUNTIME_KEY)
+    if not isinstance(runtime, Runtime):
+        raise kopf.PermanentError("the operator runtime was not initialised by the startup handler")
+    return runtime
+
+
+@kopf.on.startup()
+def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    if not isinstance(memo.get(RUNTIME_KEY), Runtime):
+        operator_settings = OperatorSettings.from_env()
+        memo[RUNTIME_KEY] = build_runtime(operator_settings, kube.KubeApi(kube.load_configuration()))
+        metrics.serve(operator_settings.metrics_port)
+    configure_kopf(settings, runtime_of(memo).settings)
+
+
+@kopf.on.login()
+def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    """kopf talks to the very cluster (and with the credentials) the official client was given."""
+    return kube.connection_info(runtime_of(memo).api.configuration)
+
+
+@kopf.on.resume(*_OCR)
+@kopf.on.create(*_OCR)
+@kopf.on.update(*_OCR)
+def reconcile_on_change(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    report = _reconcile_and_post(runtime_of(memo), namespace or "default", name)
+    if report.spec_error is not None:
+        raise kopf.PermanentError(report.spec_error)
+
+
+@kopf.timer(*_OCR, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+def resync(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    _reconcile_and_post(runtime_of(memo), namespace or "default", name)
+
+
+def on_child_event(type: str, body: kopf.Body, memo: Any, namespace: str | None, param: Any = None, **_: Any) -> None:
+    """A child changed: reconcile its owner if this is drift or Deployment progress, not our own echo."""
+    runtime = runtime_of(memo)
+    owner = _controlling_owner(body)
+    if owner is None or namespace is None or not isinstance(param, ApiResource):
+        return
+    if runtime.child_needs_reconcile(param, type, body):
+        _reconcile_and_post(runtime, namespace, owner)
+
+
+for _resource in CHILD_RESOURCES:
+    kopf.on.event(
+        group=_resource.group,
+        version=_resource.version,
+        plural=_resource.plural,
+        labels=_MANAGED,
+        id=f"child-{_resource.plural}",
+        param=_resource,
+    )(on_child_event)
+
+
+@kopf.on.event(group=SECRETS.group, version=SECRETS.version, plural=SECRETS.plural)
+def on_secret_event(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+    """A Secret appeared, rotated or vanished: reconcile the resources that reference it."""
+    if namespace is None:
+        return
+    runtime = runtime_of(memo)
+    for owner in runtime.secret_refs.owners_of(namespace, name):
+        _reconcile_and_post(runtime, namespace, owner)
+
+
+def _reconcile_and_post(runtime: Runtime, namespace: str, name: str) -> Report:
+    report = reconcile(runtime, namespace, name)
+    if report.cr is not None and report.events:
+        events.post(report.cr, report.events)
+    if report.applied is not None and report.applied.written:
+        logger.info(
+            "%s/%s: %s",
+            namespace,
+            name,
+            ", ".join(f"{c.action.value} {c.resource.kind} {c.name}" for c in report.applied.written),
+        )
+    return report
+
+
+def _controlling_owner(child: Mapping[str, Any]) -> str | None:
+    for ref in (child.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == constants.KIND and ref.get("apiVersion") == constants.API_VERSION:
+            return str(ref.get("name"))
+    return None

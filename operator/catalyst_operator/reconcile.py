@@ -1,0 +1,311 @@
+"""One reconcile of one `OcrDeployment`, top to bottom, with no kopf in sight.
+
+Read the custom resource fresh (under a per-resource lock, so concurrent triggers — its own
+change, a child's event, a Secret's rotation, the resync timer — queue instead of racing) →
+parse the spec → read the referenced Secrets → ask discovery about monitoring → build the
+children → apply them (writing only what differs) → compute the status → patch it only when it
+changed. The Kubernetes Events worth posting are returned, not posted, so that the caller
+(kopf's handlers) owns the side effect and tests can assert them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from catalyst_operator import constants, metrics
+from catalyst_operator.apply import ApplyResult, apply_children, matches, with_applied_hash
+from catalyst_operator.builders import BuildContext, build_children, service_url
+from catalyst_operator.discovery import ApiDiscovery
+from catalyst_operator.kube import KubeApi, Manifest
+from catalyst_operator.labels import selector_labels
+from catalyst_operator.resources import (
+    CHILD_RESOURCES,
+    DEPLOYMENTS,
+    MONITORING_RESOURCES,
+    OCR_DEPLOYMENTS,
+    ApiResource,
+    resource_for,
+)
+from catalyst_operator.secrets import SecretReferences, read_secrets
+from catalyst_operator.settings import OperatorSettings
+from catalyst_operator.spec import SpecError, parse_spec, referenced_secrets
+from catalyst_operator.status import (
+    FALSE,
+    TRUE,
+    Observed,
+    compute_status,
+    condition,
+    selector_string,
+    status_changed,
+)
+
+
+class Outcome(StrEnum):
+    """How a reconcile ended; the `result` label of the reconcile counter."""
+
+    READY = "ready"
+    PROGRESSING = "progressing"
+    DEGRADED = "degraded"
+    SECRET_MISSING = "secret_missing"  # noqa: S105 (a result label, not a credential)
+    INVALID_SPEC = "invalid_spec"
+    GONE = "gone"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class EventToPost:
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Report:
+    outcome: Outcome
+    cr: Manifest | None = None
+    spec_error: str | None = None
+    applied: ApplyResult | None = None
+    status_written: bool = False
+    events: tuple[EventToPost, ...] = ()
+
+
+ChildKey = tuple[ApiResource, str, str]
+"""(resource, namespace, name) of a child object."""
+
+
+@dataclass
+class Runtime:
+    """What every reconcile shares: settings, the API, caches. One per operator process."""
+
+    settings: OperatorSettings
+    api: KubeApi
+    discovery: ApiDiscovery
+    secret_refs: SecretReferences = field(default_factory=SecretReferences)
+    clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
+    _locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+    _desired: dict[ChildKey, Manifest] = field(default_factory=dict)
+    _deployment_seen: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def lock_for(self, namespace: str, name: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault((namespace, name), threading.Lock())
+
+    def child_needs_reconcile(self, resource: ApiResource, event_type: str | None, child: Mapping[str, Any]) -> bool:
+        """Whether a child's watch event means drift (or news) rather than the echo of our own write.
+
+        Deleted → yes. Edited so a field we own differs from what we applied → yes. A Deployment
+        whose status moved since the last reconcile → yes (the custom resource's status follows it).
+        A child this process has not reconciled yet → no: the resume of its owner covers it.
+        """
+        metadata = child.get("metadata") or {}
+        key = (resource, str(metadata.get("namespace")), str(metadata.get("name")))
+        desired = self._desired.get(key)
+        if desired is None:
+            return False
+        if event_type == "DELETED":
+            return True
+        if not matches(desired, child):
+            return True
+        if resource == DEPLOYMENTS:
+            return self._deployment_seen.get((key[1], key[2])) != _deployment_fingerprint(child)
+        return False
+
+    def remember_desired(self, namespace: str, manifest: Mapping[str, Any]) -> None:
+        """Record what is about to be applied, before applying it, so its watch echo is recognised."""
+        resource = resource_for(str(manifest["apiVersion"]), str(manifest["kind"]))
+        stamped = with_applied_hash(manifest)
+        stamped["metadata"].setdefault("namespace", namespace)
+        self._desired[(resource, namespace, str(stamped["metadata"]["name"]))] = stamped
+
+    def forget_child(self, key: ChildKey) -> None:
+        self._desired.pop(key, None)
+
+    def saw_deployment(self, deployment: Mapping[str, Any]) -> None:
+        metadata = deployment.get("metadata") or {}
+        self._deployment_seen[(str(metadata.get("namespace")), str(metadata.get("name")))] = _deployment_fingerprint(
+            deployment
+        )
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.secret_refs.forget(namespace, name)
+        for key in [k for k in self._desired if k[1] == namespace and _owner_of(self._desired[k]) == name]:
+            del self._desired[key]
+
+
+def reconcile(runtime: Runtime, namespace: str, name: str) -> Report:
+    """Bring the named `OcrDeployment` and its children in line; see the module docstring."""
+    started = time.perf_counter()
+    with runtime.lock_for(namespace, name):
+        try:
+            report = _reconcile_locked(runtime, namespace, name)
+        except Exception:
+            metrics.RECONCILES.labels(Outcome.ERROR.value).inc()
+            raise
+        finally:
+            metrics.RECONCILE_DURATION.observe(time.perf_counter() - started)
+    metrics.RECONCILES.labels(report.outcome.value).inc()
+    for child in report.applied.written if report.applied else ():
+        metrics.CHILDREN_APPLIED.labels(child.resource.kind, child.action.value).inc()
+    if report.status_written:
+        metrics.STATUS_WRITES.inc()
+    return report
+
+
+def _reconcile_locked(runtime: Runtime, namespace: str, name: str) -> Report:
+    api = runtime.api
+    cr = api.get(OCR_DEPLOYMENTS.object_path(namespace, name))
+    if cr is None or (cr.get("metadata") or {}).get("deletionTimestamp"):
+        runtime.forget(namespace, name)  # ownerReferences let the garbage collector take the children
+        return Report(Outcome.GONE, cr)
+    metadata = cr.get("metadata") or {}
+    generation = int(metadata.get("generation") or 1)
+    previous = cr.get("status") if isinstance(cr.get("status"), Mapping) else None
+
+    try:
+        spec = parse_spec(cr)
+    except SpecError as error:
+        observed = Observed(namespace=namespace, generation=generation, spec_error=str(error))
+        new_status = compute_status(observed, previous, runtime.clock())
+        written = _write_status(api, namespace, name, new_status, previous)
+        events = _transition_events(previous, new_status, created=(), updated=())
+        return Report(Outcome.INVALID_SPEC, cr, spec_error=str(error), status_written=written, events=events)
+
+    refs = referenced_secrets(spec)
+    runtime.secret_refs.remember(namespace, name, (ref.name for ref in refs))
+    secrets = read_secrets(api, namespace, refs)
+    monitoring_available = runtime.discovery.monitoring_available()
+    context = BuildContext(
+        default_image=runtime.settings.default_image,
+        monitoring_available=monitoring_available,
+        secret_hash=secrets.digest,
+    )
+    desired = build_children(cr, spec, context)
+    selector = selector_string(selector_labels(spec.name))
+    base = Observed(
+        namespace=namespace,
+        generation=generation,
+        monitoring_requested=spec.monitoring.any_enabled,
+        monitoring_available=monitoring_available,
+        service_url=service_url(spec),
+        selector=selector,
+    )
+
+    if secrets.missing:
+        # Rolling out pods that cannot start helps nobody: keep what runs, report, wait for the Secret.
+        live_deployment = api.get(DEPLOYMENTS.object_path(namespace, spec.name))
+        observed = replace(base, missing_secrets=secrets.missing, deployment=live_deployment)
+        new_status = compute_status(observed, previous, runtime.clock())
+        written = _write_status(api, namespace, name, new_status, previous)
+        events = _transition_events(previous, new_status, created=(), updated=())
+        return Report(Outcome.SECRET_MISSING, cr, status_written=written, events=events)
+
+    for manifest in desired:
+        runtime.remember_desired(namespace, manifest)
+    prunable = [r for r in CHILD_RESOURCES if monitoring_available or r not in MONITORING_RESOURCES]
+    applied = apply_children(
+        api,
+        namespace,
+        desired,
+        owner_uid=str(metadata.get("uid") or ""),
+        owner_labels={constants.LABEL_INSTANCE: name, constants.LABEL_MANAGED_BY: constants.OPERATOR_NAME},
+        prunable=prunable,
+    )
+    for child in applied.children:
+        if child.live is None:
+            runtime.forget_child((child.resource, namespace, child.name))
+    deployment = applied.live(DEPLOYMENTS)
+    if deployment is not None:
+        runtime.saw_deployment(deployment)
+
+    observed = replace(base, deployment=deployment)
+    new_status = compute_status(observed, previous, runtime.clock())
+    written = _write_status(api, namespace, name, new_status, previous)
+    created = [c for c in applied.written if c.action.value == "created"]
+    updated = [c for c in applied.written if c.action.value != "created"]
+    events = _transition_events(
+        previous,
+        new_status,
+        created=[f"{c.resource.kind} {c.name}" for c in created],
+        updated=[f"{c.action.value} {c.resource.kind} {c.name}" for c in updated],
+    )
+    return Report(_outcome(new_status), cr, applied=applied, status_written=written, events=events)
+
+
+def _write_status(
+    api: KubeApi, namespace: str, name: str, new: Mapping[str, Any], old: Mapping[str, Any] | None
+) -> bool:
+    if not status_changed(new, old):
+        return False
+    patch: dict[str, Any] = dict(new)
+    for key in ("selector", "url"):
+        if old and key in old and key not in new:
+            patch[key] = None  # merge patch: null removes
+    api.merge_patch(OCR_DEPLOYMENTS.object_path(namespace, name, "status"), {"status": patch})
+    return True
+
+
+def _transition_events(
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any],
+    *,
+    created: Sequence[str],
+    updated: Sequence[str],
+) -> tuple[EventToPost, ...]:
+    """Events for what changed in this reconcile only: a quiet resync posts nothing (posting is a write)."""
+    events: list[EventToPost] = []
+    if created:
+        events.append(EventToPost("Normal", "Created", "created " + ", ".join(created)))
+    if updated:
+        events.append(EventToPost("Normal", "Updated", ", ".join(updated)))
+    for condition_type, notable_status, event_type in (
+        (constants.CONDITION_DEGRADED, TRUE, "Warning"),
+        (constants.CONDITION_MONITORING_READY, FALSE, "Warning"),
+        (constants.CONDITION_READY, TRUE, "Normal"),
+    ):
+        after = condition(new, condition_type)
+        before = condition(old, condition_type)
+        if after is None or after.get("status") != notable_status:
+            continue
+        if before is not None and (before.get("status"), before.get("reason"), before.get("message")) == (
+            after.get("status"),
+            after.get("reason"),
+            after.get("message"),
+        ):
+            continue
+        events.append(EventToPost(event_type, str(after.get("reason")), str(after.get("message"))))
+    return tuple(events)
+
+
+def _outcome(status: Mapping[str, Any]) -> Outcome:
+    if (condition(status, constants.CONDITION_DEGRADED) or {}).get("status") == TRUE:
+        return Outcome.DEGRADED
+    if (condition(status, constants.CONDITION_READY) or {}).get("status") == TRUE:
+        return Outcome.READY
+    return Outcome.PROGRESSING
+
+
+def _deployment_fingerprint(deployment: Mapping[str, Any]) -> str:
+    """What of a Deployment the custom resource's status depends on."""
+    return json.dumps(
+        {
+            "generation": (deployment.get("metadata") or {}).get("generation"),
+            "replicas": (deployment.get("spec") or {}).get("replicas"),
+            "status": deployment.get("status") or {},
+        },
+        sort_keys=True,
+    )
+
+
+def _owner_of(child: Mapping[str, Any]) -> str | None:
+    for ref in (child.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == constants.KIND:
+            return str(ref.get("name"))
+    return None

@@ -1,0 +1,117 @@
+"""Every Kubernetes API resource the operator touches, and the verbs it needs on each.
+
+One table serves three readers: `kube` builds request paths from it, `apply` knows which kinds
+it may prune, and the RBAC test checks `manifests/operator/` grants exactly what is listed
+here (and that every request the operator sent in the end-to-end tests is covered).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from catalyst_operator import constants
+
+
+@dataclass(frozen=True)
+class ApiResource:
+    """A resource type: where its objects live in the API and what kind they are."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_version_path(self) -> str:
+        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+
+    def collection_path(self, namespace: str | None) -> str:
+        if self.namespaced and namespace:
+            return f"{self.group_version_path}/namespaces/{namespace}/{self.plural}"
+        return f"{self.group_version_path}/{self.plural}"
+
+    def object_path(self, namespace: str | None, name: str, subresource: str | None = None) -> str:
+        path = f"{self.collection_path(namespace)}/{name}"
+        return f"{path}/{subresource}" if subresource else path
+
+
+OCR_DEPLOYMENTS: Final = ApiResource(constants.GROUP, constants.VERSION, constants.KIND, constants.PLURAL)
+SECRETS: Final = ApiResource("", "v1", "Secret", "secrets")
+EVENTS: Final = ApiResource("", "v1", "Event", "events")
+
+DEPLOYMENTS: Final = ApiResource("apps", "v1", "Deployment", "deployments")
+SERVICES: Final = ApiResource("", "v1", "Service", "services")
+CONFIG_MAPS: Final = ApiResource("", "v1", "ConfigMap", "configmaps")
+HORIZONTAL_POD_AUTOSCALERS: Final = ApiResource(
+    "autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"
+)
+POD_DISRUPTION_BUDGETS: Final = ApiResource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets")
+NETWORK_POLICIES: Final = ApiResource("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies")
+SERVICE_MONITORS: Final = ApiResource(
+    constants.MONITORING_GROUP, constants.MONITORING_VERSION, "ServiceMonitor", "servicemonitors"
+)
+PROMETHEUS_RULES: Final = ApiResource(
+    constants.MONITORING_GROUP, constants.MONITORING_VERSION, "PrometheusRule", "prometheusrules"
+)
+
+MONITORING_RESOURCES: Final = (SERVICE_MONITORS, PROMETHEUS_RULES)
+"""Optional kinds: served only when the Prometheus Operator's CRDs are installed."""
+
+CHILD_RESOURCES: Final = (
+    DEPLOYMENTS,
+    SERVICES,
+    CONFIG_MAPS,
+    HORIZONTAL_POD_AUTOSCALERS,
+    POD_DISRUPTION_BUDGETS,
+    NETWORK_POLICIES,
+    *MONITORING_RESOURCES,
+)
+"""Every kind an `OcrDeployment` may own. Kinds not in this table are never applied or pruned."""
+
+_BY_API_VERSION_KIND: Final = {(r.api_version, r.kind): r for r in (*CHILD_RESOURCES, OCR_DEPLOYMENTS, SECRETS, EVENTS)}
+
+
+def resource_for(api_version: str, kind: str) -> ApiResource:
+    """The resource of a manifest; a kind outside the table is a programming error, not user input."""
+    try:
+        return _BY_API_VERSION_KIND[(api_version, kind)]
+    except KeyError:
+        raise ValueError(f"{kind} ({api_version}) is not a kind the operator manages") from None
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One RBAC rule the operator needs: verbs on a resource (or a subresource, `plural/sub`)."""
+
+    group: str
+    resource: str
+    verbs: tuple[str, ...]
+
+
+_CHILD_VERBS: Final = ("get", "list", "watch", "create", "patch", "delete")
+"""Server-side apply is authorised as `patch`, plus `create` when the object does not exist yet."""
+
+PERMISSIONS: Final = (
+    # kopf lists and watches the custom resources, patches its finalizer and bookkeeping annotations.
+    Permission(constants.GROUP, constants.PLURAL, ("get", "list", "watch", "patch")),
+    Permission(constants.GROUP, f"{constants.PLURAL}/status", ("get", "patch")),
+    # Referenced Secrets are read (never written) and watched to notice rotation.
+    Permission("", "secrets", ("get", "list", "watch")),
+    # kopf posts Kubernetes Events about the custom resources.
+    Permission("", "events", ("create",)),
+    *(Permission(r.group, r.plural, _CHILD_VERBS) for r in CHILD_RESOURCES),
+)
+"""What the operator's own code and kopf need. `manifests/operator/` grants these and no more
+(plus kopf's peering objects, which only a non-standalone operator uses)."""
+
+PEERING_PERMISSIONS: Final = (
+    Permission("kopf.dev", "clusterkopfpeerings", ("get", "list", "watch", "patch")),
+    Permission("kopf.dev", "kopfpeerings", ("get", "list", "watch", "patch")),
+)
+"""kopf's peering (only without `--standalone`): operators see each other through these objects."""

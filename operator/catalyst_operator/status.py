@@ -1,0 +1,201 @@
+"""The `OcrDeployment` status, computed as a pure function of what the reconcile observed.
+
+Conditions follow the Kubernetes API conventions: `type`, `status` ("True"/"False"/"Unknown"),
+a CamelCase `reason`, a human `message`, `observedGeneration`, and a `lastTransitionTime` that
+moves only when `status` flips — so a resync that sees nothing new computes an identical status
+and the reconcile sends no write. Reasons are honest: they name the Secret and key that are
+missing, or say that a rollout is in progress, rather than a generic "not ready".
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from catalyst_operator import constants
+
+TRUE: Final = "True"
+FALSE: Final = "False"
+UNKNOWN: Final = "Unknown"
+
+
+@dataclass(frozen=True)
+class MissingSecret:
+    """A referenced Secret (or one key of it) that does not exist. Never carries a value."""
+
+    name: str
+    key: str | None = None
+    secret_exists: bool = False
+
+    def describe(self, namespace: str) -> str:
+        if self.secret_exists and self.key:
+            return f"Secret {namespace}/{self.name} has no key {self.key!r}"
+        if self.key:
+            return f"Secret {namespace}/{self.name} (key {self.key!r}) not found"
+        return f"Secret {namespace}/{self.name} not found"
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything one reconcile learnt; the input of `compute_status`."""
+
+    namespace: str
+    generation: int
+    spec_error: str | None = None
+    missing_secrets: Sequence[MissingSecret] = ()
+    monitoring_requested: bool = False
+    monitoring_available: bool = True
+    deployment: Mapping[str, Any] | None = None
+    """The live Deployment (metadata, spec and status), None before it exists."""
+    service_url: str | None = None
+    selector: str | None = None
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    status: str
+    reason: str
+    message: str
+
+
+def selector_string(match_labels: Mapping[str, str]) -> str:
+    """The `status.selector` the scale subresource publishes (`kubectl scale`, HPA)."""
+    return ",".join(f"{key}={value}" for key, value in sorted(match_labels.items()))
+
+
+def compute_status(observed: Observed, previous: Mapping[str, Any] | None, now: datetime.datetime) -> dict[str, Any]:
+    """The full `status` for the custom resource, reusing `previous` transition times when unchanged."""
+    verdicts = _verdicts(observed)
+    previous_conditions = {
+        str(c.get("type")): c for c in (previous or {}).get("conditions") or [] if isinstance(c, Mapping)
+    }
+    timestamp = now.astimezone(datetime.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    conditions = []
+    for condition_type in constants.CONDITION_TYPES:
+        verdict = verdicts[condition_type]
+        before = previous_conditions.get(condition_type)
+        unchanged = before is not None and before.get("status") == verdict.status
+        conditions.append(
+            {
+                "type": condition_type,
+                "status": verdict.status,
+                "reason": verdict.reason,
+                "message": verdict.message,
+                "observedGeneration": observed.generation,
+                "lastTransitionTime": before.get("lastTransitionTime") if unchanged and before else timestamp,
+            }
+        )
+    deployment_status = (observed.deployment or {}).get("status") or {}
+    status: dict[str, Any] = {
+        "observedGeneration": observed.generation,
+        "replicas": int(deployment_status.get("replicas") or 0),
+        "readyReplicas": int(deployment_status.get("readyReplicas") or 0),
+        "conditions": conditions,
+    }
+    if observed.selector:
+        status["selector"] = observed.selector
+    if observed.service_url:
+        status["url"] = observed.service_url
+    return status
+
+
+def status_changed(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
+    """Whether writing `new` would change anything we own in the stored status."""
+    old = old or {}
+    return any(old.get(key) != value for key, value in new.items()) or any(
+        key in old and key not in new for key in ("selector", "url")
+    )
+
+
+def condition(status: Mapping[str, Any] | None, condition_type: str) -> Mapping[str, Any] | None:
+    for entry in (status or {}).get("conditions") or []:
+        if isinstance(entry, Mapping) and entry.get("type") == condition_type:
+            return entry
+    return None
+
+
+def _verdicts(observed: Observed) -> dict[str, _Verdict]:
+    monitoring = _monitoring(observed)
+    if observed.spec_error is not None:
+        blocked = _Verdict(FALSE, "InvalidSpec", observed.spec_error)
+        return {
+            constants.CONDITION_READY: blocked,
+            constants.CONDITION_PROGRESSING: blocked,
+            constants.CONDITION_DEGRADED: _Verdict(TRUE, "InvalidSpec", observed.spec_error),
+            constants.CONDITION_MONITORING_READY: _Verdict(UNKNOWN, "InvalidSpec", observed.spec_error),
+        }
+    if observed.missing_secrets:
+        message = "; ".join(m.describe(observed.namespace) for m in observed.missing_secrets)
+        message += ": waiting for it before rolling out"
+        return {
+            constants.CONDITION_READY: _Verdict(FALSE, "SecretNotFound", message),
+            constants.CONDITION_PROGRESSING: _Verdict(FALSE, "SecretNotFound", message),
+            constants.CONDITION_DEGRADED: _Verdict(TRUE, "SecretNotFound", message),
+            constants.CONDITION_MONITORING_READY: monitoring,
+        }
+    ready, progressing, degraded = _rollout(observed.deployment)
+    return {
+        constants.CONDITION_READY: ready,
+        constants.CONDITION_PROGRESSING: progressing,
+        constants.CONDITION_DEGRADED: degraded,
+        constants.CONDITION_MONITORING_READY: monitoring,
+    }
+
+
+def _rollout(deployment: Mapping[str, Any] | None) -> tuple[_Verdict, _Verdict, _Verdict]:
+    """Ready / Progressing / Degraded from the Deployment, as `kubectl rollout status` judges it."""
+    if deployment is None:
+        waiting = _Verdict(FALSE, "DeploymentPending", "the Deployment has not been created yet")
+        return waiting, _Verdict(TRUE, "Creating", "creating the Deployment"), _Verdict(FALSE, "AsExpected", "")
+    metadata = deployment.get("metadata") or {}
+    spec = deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    desired = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+    generation = int(metadata.get("generation") or 0)
+    observed_generation = int(status.get("observedGeneration") or 0)
+    total = int(status.get("replicas") or 0)
+    updated = int(status.get("updatedReplicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    deployment_conditions = {str(c.get("type")): c for c in status.get("conditions") or [] if isinstance(c, Mapping)}
+    progress = deployment_conditions.get("Progressing") or {}
+    failure = deployment_conditions.get("ReplicaFailure") or {}
+
+    counts = f"{available}/{desired} replicas available, {updated} updated"
+    if failure.get("status") == TRUE:
+        degraded = _Verdict(TRUE, str(failure.get("reason") or "ReplicaFailure"), str(failure.get("message") or ""))
+    elif progress.get("reason") == "ProgressDeadlineExceeded":
+        degraded = _Verdict(TRUE, "ProgressDeadlineExceeded", str(progress.get("message") or counts))
+    else:
+        degraded = _Verdict(FALSE, "AsExpected", counts)
+
+    if observed_generation < generation:
+        progressing = _Verdict(TRUE, "RolloutInProgress", "the Deployment controller has not observed the new spec yet")
+    elif updated < desired or total > updated or available < updated:
+        progressing = _Verdict(TRUE, "RolloutInProgress", counts)
+    else:
+        progressing = _Verdict(FALSE, "RolloutComplete", counts)
+
+    if desired == 0:
+        ready = _Verdict(FALSE, "ScaledToZero", "replicas is 0: nothing serves requests")
+    elif available >= desired and observed_generation >= generation and degraded.status == FALSE:
+        ready = _Verdict(TRUE, "Available", counts)
+    elif available >= desired and degraded.status == FALSE:
+        ready = _Verdict(FALSE, "RolloutInProgress", progressing.message)
+    else:
+        ready = _Verdict(FALSE, "MinimumReplicasUnavailable", counts)
+    return ready, progressing, degraded
+
+
+def _monitoring(observed: Observed) -> _Verdict:
+    if not observed.monitoring_requested:
+        return _Verdict(TRUE, "NotRequested", "no ServiceMonitor or PrometheusRule requested")
+    if not observed.monitoring_available:
+        return _Verdict(
+            FALSE,
+            "ServiceMonitorCRDMissing",
+            f"the cluster does not serve {constants.MONITORING_API_VERSION} (Prometheus Operator CRDs): "
+            "monitoring objects skipped, everything else is running",
+        )
+    return _Verdict(TRUE, "Applied", "monitoring objects applied")

@@ -23,7 +23,7 @@ case "$mode" in
   --python) packages=(python3-venv python3-dev python3-pip) ;;
   --runtime) ;;
   --build) packages+=(libtesseract-dev libleptonica-dev pkg-config g++) ;;
-  --dev) packages+=(libtesseract-dev libleptonica-dev pkg-config g++ postgresql redis-server) ;;
+  --dev) packages+=(libtesseract-dev libleptonica-dev pkg-config g++ postgresql redis-server fonts-dejavu-core) ;;
   *) echo "usage: $0 [--runtime|--build|--dev|--python]" >&2; exit 2 ;;
 esac
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
+from ocr_service import documents
 from ocr_service.errors import InvalidParameter
 from ocr_service.options import PREPROCESS_STEPS, OcrOptions, OutputFormat, PreprocessOptions
 from ocr_service.settings import Settings
 
 PSM_RANGE = (0, 13)
+UNSUPPORTED_PSM = frozenset({0, 2})
+"""Tesseract modes that produce no text: 0 only detects orientation, 2 is not implemented."""
 OEM_RANGE = (0, 3)
 MIN_DPI = 36
 MAX_PAGE_NUMBER = 10_000
@@ -29,7 +32,6 @@ OPTION_NAMES: tuple[str, ...] = ("lang", "psm", "oem", "dpi", "pages", "preproce
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
-_PAGE_RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 
 RawValue = str | int | float | bool | None
 LanguageResolver = Callable[[str], str]
@@ -56,6 +58,11 @@ def parse_options(
     values = {name: value for name, value in raw.items() if value is not None and value != ""}
     lang = parse_lang(values.get("lang", settings.default_lang), resolve_lang)
     psm = parse_int("psm", values.get("psm", settings.default_psm), *PSM_RANGE)
+    if psm in UNSUPPORTED_PSM:
+        raise InvalidParameter(
+            f"psm {psm} does not recognise text (0 = orientation only, 2 is not implemented); use 1 or 3-13.",
+            param="psm",
+        )
     oem = parse_int("oem", values.get("oem", settings.default_oem), *OEM_RANGE)
     dpi = parse_int("dpi", values.get("dpi", settings.pdf_dpi), MIN_DPI, settings.max_dpi)
     pages = parse_pages(values["pages"]) if "pages" in values else None
@@ -96,25 +103,20 @@ def parse_int(name: str, value: RawValue, low: int, high: int) -> int:
 
 
 def parse_pages(value: RawValue) -> tuple[int, ...]:
-    """`1-3,7` -> (1, 2, 3, 7): sorted, without duplicates, 1-based."""
-    text = _text("pages", value).replace(" ", "")
+    """`1-3,7` -> (1, 2, 3, 7), in the order asked, without duplicates (syntax: `documents.parse_pages`).
+
+    Page numbers past `MAX_PAGE_NUMBER` are refused before expanding, so a short string cannot
+    ask for millions of pages.
+    """
+    text = _text("pages", value)
     if len(text) > MAX_PAGE_SPEC_LENGTH:
         raise InvalidParameter(f"pages is longer than {MAX_PAGE_SPEC_LENGTH} characters.", param="pages")
-    selected: set[int] = set()
-    for part in text.split(","):
-        match = _PAGE_RANGE.match(part)
-        if not match:
-            raise InvalidParameter(
-                f"pages must be page numbers and ranges such as '1-3,7'; {part!r} is neither.", param="pages"
-            )
-        first = int(match.group(1))
-        last = int(match.group(2) or first)
-        if first < 1 or last > MAX_PAGE_NUMBER or first > last:
-            raise InvalidParameter(
-                f"pages: {part!r} is not a range from 1 to {MAX_PAGE_NUMBER} in increasing order.", param="pages"
-            )
-        selected.update(range(first, last + 1))
-    return tuple(sorted(selected))
+    too_high = [number for number in re.findall(r"\d+", text) if int(number) > MAX_PAGE_NUMBER]
+    if too_high:
+        raise InvalidParameter(
+            f"pages: {too_high[0]} is past the highest page number, {MAX_PAGE_NUMBER}.", param="pages"
+        )
+    return documents.parse_pages(text)
 
 
 def parse_choice(name: str, value: RawValue, choices: tuple[str, ...]) -> str:

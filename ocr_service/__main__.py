@@ -1,0 +1,5 @@
+"""`python -m ocr_service` is the `catalyst-ocr` command."""
+
+from ocr_service.cli import main
+
+raise SystemExit(main())

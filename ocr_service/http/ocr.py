@@ -1,0 +1,67 @@
+"""`POST /v1/ocr`: one document in, its recognition out, synchronously.
+
+The flow is deliberately straight: read the body (size-limited) -> parse the options (the
+same parser as the CLI) -> `pipeline.run` (decode, preprocess, recognise, render; raises
+429/504/4xx as `OcrError`) -> answer with the rendered body. Errors become problem+json in
+`problems.py`; nothing here catches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ocr_service import metrics
+from ocr_service.errors import InvalidParameter
+from ocr_service.http.body import read_document
+from ocr_service.http.negotiation import negotiate_format
+from ocr_service.http.params import RawValue, parse_options
+from ocr_service.options import OcrOptions, OutputFormat
+from ocr_service.pipeline import OcrOutcome, OcrPipeline
+from ocr_service.settings import Settings
+
+OCR_PATH = "/v1/ocr"
+
+
+class OcrEndpoint:
+    def __init__(self, settings: Settings, pipeline: OcrPipeline) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+
+    async def recognize(self, request: Request) -> Response:
+        received = await read_document(request, self.settings.max_upload_bytes)
+        options = self.options(request, received.options)
+        outcome = await self.pipeline.run(received.data, options, timeout=self.settings.timeout_seconds)
+        record_recognition(outcome, options.format)
+        return Response(outcome.body, media_type=outcome.media_type)
+
+    def options(self, request: Request, body_options: Mapping[str, RawValue]) -> OcrOptions:
+        """Query parameters and body options together; naming one option in both places is ambiguous."""
+        raw: dict[str, RawValue] = {}
+        for name, text in request.query_params.multi_items():
+            if name in raw:
+                raise InvalidParameter(f"Option {name!r} is given more than once.", param=name)
+            raw[name] = text
+        for name, value in body_options.items():
+            if name in raw:
+                raise InvalidParameter(f"Option {name!r} is given both in the query and in the body.", param=name)
+            raw[name] = value
+        default_format = OutputFormat.JSON if "format" in raw else negotiate_format(request.headers.get("accept"))
+        return parse_options(raw, self.settings, self.pipeline.resolve_lang, default_format=default_format)
+
+
+def record_recognition(outcome: OcrOutcome, output_format: OutputFormat) -> None:
+    """Recognition metrics from a finished outcome: duration, pages, per-page confidence."""
+    result = outcome.result
+    metrics.RECOGNITION_DURATION.labels(format=output_format.value).observe(result.timings.total_ms / 1000)
+    metrics.PAGES_RECOGNIZED.inc(len(result.pages))
+    for page in result.pages:
+        metrics.RECOGNITION_CONFIDENCE.observe(page.confidence)
+
+
+def ocr_routes(settings: Settings, pipeline: OcrPipeline) -> list[BaseRoute]:
+    endpoint = OcrEndpoint(settings, pipeline)
+    return [Route(OCR_PATH, endpoint.recognize, methods=["POST"], name="ocr")]

@@ -1,0 +1,449 @@
+"""The OpenAPI 3.1 description of the service, built from the same constants the code uses.
+
+Enums and bounds come from `options`, `params` and the running `Settings` (e.g. the `dpi`
+maximum is `settings.max_dpi`), so the document cannot drift from what the parser accepts.
+A test drives the live app from this document with schemathesis and checks every answer
+against it. The jobs work merges its own path items (`http.jobs.openapi_paths`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ocr_service import __version__
+from ocr_service.contract import HEALTH_PATH, LIVENESS_PATH, METRICS_PATH, READINESS_PATH
+from ocr_service.documents import MEDIA_TYPE_OF_KIND
+from ocr_service.errors import PROBLEM_TYPE_BASE
+from ocr_service.http.params import (
+    LANG_PATTERN,
+    MAX_PAGE_SPEC_LENGTH,
+    MIN_DPI,
+    OEM_RANGE,
+    PREPROCESS_MODES,
+    PSM_RANGE,
+)
+from ocr_service.http.problems import PROBLEM_MEDIA_TYPE
+from ocr_service.options import MEDIA_TYPES, PREPROCESS_STEPS, OutputFormat
+from ocr_service.settings import Settings
+
+Schema = dict[str, Any]
+
+_PAGES_PATTERN = r"^\s*\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*\s*$"
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def openapi_document(
+    settings: Settings, *, auth_enabled: bool, extra_paths: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The whole document for an app built with `settings`."""
+    paths: dict[str, Any] = {
+        "/v1/ocr": {"post": _ocr_operation(settings)},
+        "/v1/languages": {"get": _languages_operation()},
+        "/v1/info": {"get": _info_operation()},
+        LIVENESS_PATH: {"get": _liveness_operation()},
+        READINESS_PATH: {"get": _readiness_operation("Readiness: 200 when every check passes, else 503.")},
+        HEALTH_PATH: {"get": _readiness_operation(f"Alias of `{READINESS_PATH}` for docker-compose health checks.")},
+        METRICS_PATH: {"get": _metrics_operation()},
+        "/openapi.json": {"get": _self_operation()},
+        "/docs": {"get": _docs_operation()},
+    }
+    paths.update(extra_paths or {})
+    open_paths = {LIVENESS_PATH, READINESS_PATH, HEALTH_PATH, METRICS_PATH, "/openapi.json", "/docs"}
+    for path, item in paths.items():
+        for operation in item.values():
+            if path in open_paths:
+                operation["security"] = []
+            elif auth_enabled:
+                operation.setdefault("responses", {})["401"] = _problem("Missing or invalid API key.", auth=True)
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Catalyst OCR",
+            "version": __version__,
+            "summary": "Synchronous OCR with Tesseract: images and scanned PDFs in, text and layout out.",
+            "description": (
+                "Errors are `application/problem+json` (RFC 9457) with a stable `type` under "
+                f"`{PROBLEM_TYPE_BASE}`. See docs/api.md for the full reference."
+            ),
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <key>`"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+    }
+    if auth_enabled:
+        document["security"] = [{"bearer": []}, {"apiKey": []}]
+    return document
+
+
+def _option_schemas(settings: Settings) -> dict[str, Schema]:
+    """Each option's schema, shared by query parameters, form fields and JSON members."""
+    schemas: dict[str, Schema] = {
+        "lang": {
+            "type": "string",
+            "pattern": LANG_PATTERN.pattern,
+            "default": settings.default_lang,
+            "examples": ["eng", "eng+deu"],
+            "description": "Installed language codes joined by `+`; `-` is accepted for `_`. See /v1/languages.",
+        },
+        "psm": {
+            "type": "integer",
+            "minimum": PSM_RANGE[0],
+            "maximum": PSM_RANGE[1],
+            "default": settings.default_psm,
+            "description": "Tesseract page segmentation mode.",
+        },
+        "oem": {
+            "type": "integer",
+            "minimum": OEM_RANGE[0],
+            "maximum": OEM_RANGE[1],
+            "default": settings.default_oem,
+            "description": "Tesseract engine mode (1 = LSTM).",
+        },
+        "dpi": {
+            "type": "integer",
+            "minimum": MIN_DPI,
+            "maximum": settings.max_dpi,
+            "default": settings.pdf_dpi,
+            "description": "Resolution PDF pages are rasterised at (and assumed for images without one).",
+        },
+        "pages": {
+            "type": "string",
+            "pattern": _PAGES_PATTERN,
+            "maxLength": MAX_PAGE_SPEC_LENGTH,
+            "examples": ["1-3,7"],
+            "description": "1-based pages to recognise; every page when absent.",
+        },
+        "preprocess": {
+            "type": "string",
+            "enum": list(PREPROCESS_MODES),
+            "default": settings.default_preprocess,
+            "description": "`auto` picks preprocessing steps per page; `none` recognises the page as it is.",
+        },
+        "format": {
+            "type": "string",
+            "enum": [fmt.value for fmt in OutputFormat],
+            "default": OutputFormat.JSON.value,
+            "description": "Output format; when absent, the `Accept` header chooses (JSON by default).",
+        },
+    }
+    for step in PREPROCESS_STEPS:
+        schemas[step] = {"type": "boolean", "description": f"Force the `{step}` step on (true) or off (false)."}
+    return schemas
+
+
+def _ocr_operation(settings: Settings) -> dict[str, Any]:
+    options = _option_schemas(settings)
+    parameters = [
+        {"name": name, "in": "query", "required": False, "schema": schema, "description": schema.get("description")}
+        for name, schema in options.items()
+    ]
+    form_schema: Schema = {
+        "type": "object",
+        "required": ["file"],
+        "properties": {"file": {"type": "string", "format": "binary", "description": "The document."}, **options},
+        "additionalProperties": False,
+    }
+    json_schema: Schema = {
+        "type": "object",
+        "required": ["content"],
+        "properties": {
+            "content": {"type": "string", "contentEncoding": "base64", "description": "The document, base64."},
+            **options,
+        },
+        "additionalProperties": False,
+    }
+    binary: Schema = {"type": "string", "format": "binary"}
+    request_content: dict[str, Any] = {
+        "multipart/form-data": {"schema": form_schema},
+        "application/json": {"schema": json_schema},
+    }
+    for media_type in [*sorted(set(MEDIA_TYPE_OF_KIND.values())), "application/octet-stream"]:
+        request_content[media_type] = {"schema": binary}
+    success_content: dict[str, Any] = {
+        MEDIA_TYPES[OutputFormat.JSON]: {"schema": {"$ref": "#/components/schemas/OcrResult"}},
+    }
+    for fmt in OutputFormat:
+        if fmt is not OutputFormat.JSON:
+            media_type = MEDIA_TYPES[fmt].split(";")[0]
+            success_content[media_type] = {
+                "schema": {"type": "string", "format": "binary"} if fmt is OutputFormat.PDF else {"type": "string"}
+            }
+    return {
+        "operationId": "recognize",
+        "summary": "Recognise one document synchronously",
+        "description": (
+            "Send the document as multipart/form-data (field `file`), as the raw body with its own "
+            "Content-Type, or as JSON with base64 `content`. The type is detected from the bytes. "
+            "Options go in the query string or beside the document (form fields / JSON members), not both. "
+            f"Bodies over {settings.max_upload_bytes} bytes are refused with 413."
+        ),
+        "tags": ["ocr"],
+        "parameters": parameters,
+        "requestBody": {"required": True, "content": request_content},
+        "responses": {
+            "200": {"description": "The recognised document in the requested format.", "content": success_content},
+            "400": _problem("An option is invalid (`param` names it) or the body is malformed or empty."),
+            "406": _problem("The Accept header matches none of the output formats."),
+            "413": _problem("The body, a page's pixels or the page count exceeds a limit."),
+            "415": _problem("The document is not a supported image or PDF."),
+            "422": _problem("The document's type is supported but its data cannot be decoded."),
+            "429": _problem(
+                "Every worker is busy and the queue is full; retry after `Retry-After` seconds.", retry=True
+            ),
+            "504": _problem(f"Recognition took longer than {settings.timeout_seconds:g} s and was stopped."),
+        },
+    }
+
+
+def _languages_operation() -> dict[str, Any]:
+    return {
+        "operationId": "listLanguages",
+        "summary": "Installed recognition languages",
+        "tags": ["meta"],
+        "responses": {
+            "200": {
+                "description": "Languages usable in `lang`.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Languages"}}},
+            }
+        },
+    }
+
+
+def _info_operation() -> dict[str, Any]:
+    return {
+        "operationId": "info",
+        "summary": "Versions, engine, limits and defaults",
+        "tags": ["meta"],
+        "responses": {
+            "200": {
+                "description": "What this instance runs and accepts.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Info"}}},
+            }
+        },
+    }
+
+
+def _liveness_operation() -> dict[str, Any]:
+    return {
+        "operationId": "liveness",
+        "summary": "Liveness: the process answers (no dependency is checked)",
+        "tags": ["probes"],
+        "responses": {
+            "200": {
+                "description": "Alive.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Liveness"}}},
+            }
+        },
+    }
+
+
+def _readiness_operation(summary: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "tags": ["probes"],
+        "responses": {
+            "200": {
+                "description": "Every check passed.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}},
+            },
+            "503": {
+                "description": "At least one check failed; `checks` says which and why.",
+                "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ReadinessProblem"}}},
+            },
+        },
+    }
+
+
+def _metrics_operation() -> dict[str, Any]:
+    return {
+        "operationId": "metrics",
+        "summary": "Prometheus metrics",
+        "tags": ["probes"],
+        "responses": {
+            "200": {
+                "description": "Prometheus text exposition format 0.0.4.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    }
+
+
+def _self_operation() -> dict[str, Any]:
+    return {
+        "operationId": "openapi",
+        "summary": "This document",
+        "tags": ["meta"],
+        "responses": {
+            "200": {"description": "OpenAPI 3.1.", "content": {"application/json": {"schema": {"type": "object"}}}}
+        },
+    }
+
+
+def _docs_operation() -> dict[str, Any]:
+    return {
+        "operationId": "docs",
+        "summary": "Interactive API reference (Swagger UI, served locally)",
+        "tags": ["meta"],
+        "responses": {"200": {"description": "HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}},
+    }
+
+
+def _problem(description: str, *, retry: bool = False, auth: bool = False) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}}}
+    headers: dict[str, Any] = {}
+    if retry:
+        headers["Retry-After"] = {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+    if auth:
+        headers["WWW-Authenticate"] = {"description": '`Bearer realm="catalyst-ocr"`', "schema": {"type": "string"}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _bbox() -> Schema:
+    return {
+        "type": "array",
+        "items": {"type": "integer"},
+        "minItems": 4,
+        "maxItems": 4,
+        "description": "[x, y, width, height] in page pixels.",
+    }
+
+
+def _schemas() -> dict[str, Schema]:
+    number = {"type": "number"}
+    word = {
+        "type": "object",
+        "required": ["text", "confidence", "bbox"],
+        "properties": {"text": {"type": "string"}, "confidence": number, "bbox": _bbox()},
+    }
+    line = {
+        "type": "object",
+        "required": ["text", "confidence", "bbox", "words"],
+        "properties": {
+            "text": {"type": "string"},
+            "confidence": number,
+            "bbox": _bbox(),
+            "words": {"type": "array", "items": word},
+        },
+    }
+    block = {
+        "type": "object",
+        "required": ["text", "bbox", "lines"],
+        "properties": {"text": {"type": "string"}, "bbox": _bbox(), "lines": {"type": "array", "items": line}},
+    }
+    page_timings = {
+        "type": "object",
+        "properties": {name: number for name in ("decode_ms", "preprocess_ms", "recognize_ms")},
+    }
+    page = {
+        "type": "object",
+        "required": ["number", "width", "height", "text", "confidence", "blocks"],
+        "properties": {
+            "number": {"type": "integer", "minimum": 1},
+            "width": {"type": "integer"},
+            "height": {"type": "integer"},
+            "dpi": {"type": ["integer", "null"]},
+            "coordinate_space": {"type": "string", "enum": ["original", "preprocessed"]},
+            "image": {
+                "type": "object",
+                "properties": {"width": {"type": "integer"}, "height": {"type": "integer"}},
+            },
+            "text": {"type": "string"},
+            "confidence": number,
+            "blocks": {"type": "array", "items": block},
+            "preprocessing": {"type": "object"},
+            "timings": page_timings,
+        },
+    }
+    return {
+        "OcrResult": {
+            "type": "object",
+            "required": ["text", "confidence", "language", "engine", "sha256", "timings", "pages"],
+            "properties": {
+                "text": {"type": "string", "description": "Every page's text; pages separated by a form feed."},
+                "confidence": {**number, "description": "Mean word confidence, 0-100."},
+                "language": {"type": "string"},
+                "engine": {
+                    "type": "object",
+                    "required": ["name", "version"],
+                    "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
+                },
+                "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "timings": {
+                    "type": "object",
+                    "required": ["decode_ms", "preprocess_ms", "recognize_ms", "total_ms"],
+                    "properties": {name: number for name in ("decode_ms", "preprocess_ms", "recognize_ms", "total_ms")},
+                },
+                "pages": {"type": "array", "items": page},
+            },
+        },
+        "Problem": {
+            "type": "object",
+            "description": "RFC 9457 problem details.",
+            "required": ["type", "title", "status", "detail"],
+            "properties": {
+                "type": {"type": "string", "format": "uri"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "instance": {"type": "string"},
+                "param": {"type": "string", "description": "The request parameter at fault, when there is one."},
+            },
+        },
+        "ReadinessProblem": {
+            "allOf": [
+                {"$ref": "#/components/schemas/Problem"},
+                {
+                    "type": "object",
+                    "required": ["checks"],
+                    "properties": {"checks": {"$ref": "#/components/schemas/Checks"}},
+                },
+            ]
+        },
+        "Checks": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["ok", "detail"],
+                "properties": {"ok": {"type": "boolean"}, "detail": {"type": "string"}, "duration_ms": number},
+            },
+        },
+        "Readiness": {
+            "type": "object",
+            "required": ["status", "checks"],
+            "properties": {"status": {"const": "ready"}, "checks": {"$ref": "#/components/schemas/Checks"}},
+        },
+        "Liveness": {"type": "object", "required": ["status"], "properties": {"status": {"const": "alive"}}},
+        "Languages": {
+            "type": "object",
+            "required": ["languages", "default"],
+            "properties": {
+                "languages": {"type": "array", "items": {"type": "string"}},
+                "default": {"type": "string"},
+            },
+        },
+        "Info": {
+            "type": "object",
+            "required": ["service", "engine", "limits", "defaults", "formats", "preprocess_steps", "languages"],
+            "properties": {
+                "service": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
+                },
+                "engine": {"type": "object"},
+                "versions": {"type": "object", "additionalProperties": {"type": "string"}},
+                "limits": {"type": "object", "additionalProperties": {"type": "number"}},
+                "defaults": {"type": "object"},
+                "formats": {"type": "object", "additionalProperties": {"type": "string"}},
+                "preprocess_steps": {"type": "array", "items": {"type": "string"}},
+                "languages": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    }

@@ -157,26 +157,34 @@ def monitoring_crd_files() -> dict[str, Path]:
     return found
 
 
-def _strip_k8s_extensions(schema: Any) -> Any:
-    """CRD schemas are OpenAPI with `x-kubernetes-*` keys; plain JSON Schema ignores those anyway,
-    but `x-kubernetes-int-or-string` must accept both types to match the API server."""
+def _strict_json_schema(schema: Any) -> Any:
+    """A CRD's OpenAPI schema as strict JSON Schema: `x-kubernetes-int-or-string` accepts both
+    types, and objects with declared properties reject unknown ones (what `kubectl apply` with
+    strict field validation does) unless they preserve unknown fields."""
     if isinstance(schema, dict):
-        out = {k: _strip_k8s_extensions(v) for k, v in schema.items() if not k.startswith("x-kubernetes-")}
+        out = {k: _strict_json_schema(v) for k, v in schema.items() if not k.startswith("x-kubernetes-")}
         if schema.get("x-kubernetes-int-or-string"):
             out.pop("type", None)
             out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-        if schema.get("x-kubernetes-preserve-unknown-fields") and "type" not in out:
-            out["type"] = "object"
+        if (
+            "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            out["additionalProperties"] = False
         return out
     if isinstance(schema, list):
-        return [_strip_k8s_extensions(v) for v in schema]
+        return [_strict_json_schema(v) for v in schema]
     return schema
 
 
 def validate_against_crd(obj: dict[str, Any], crd_path: Path) -> None:
-    schema = _strip_k8s_extensions(crd_schema(crd_path))
-    body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
-    jsonschema.validate(body, schema)
+    schema = _strict_json_schema(crd_schema(crd_path))
+    body = {key: value for key, value in obj.items() if key != "metadata"}
+    error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(schema).iter_errors(body))
+    if error is not None:
+        where = ".".join(str(part) for part in error.absolute_path) or "<root>"
+        raise AssertionError(f"{obj['kind']}/{obj['metadata']['name']}: {where}: {error.message}")
 
 
 def validate_object(obj: dict[str, Any]) -> None:

@@ -54,3 +54,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "catalyst-ocr-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/* The default OCR service image for OcrDeployments that name none. */}}
+{{- define "catalyst-ocr-operator.serviceImage" -}}
+{{- printf "%s:%s" .Values.serviceImage.repository (default .Chart.AppVersion .Values.serviceImage.tag) }}
+{{- end }}

@@ -93,15 +93,15 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 @kopf.on.resume(*_OCR)
 @kopf.on.create(*_OCR)
 @kopf.on.update(*_OCR)
-def reconcile_on_change(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    report = _reconcile_and_post(runtime_of(memo), namespace or "default", name)
+def reconcile_on_change(namespace: str | None, name: str, memo: Any, reason: str, **_: Any) -> None:
+    report = _reconcile_and_post(runtime_of(memo), namespace or "default", name, f"{reason} of the resource")
     if report.spec_error is not None:
         raise kopf.PermanentError(report.spec_error)
 
 
 @kopf.timer(*_OCR, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 def resync(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    _reconcile_and_post(runtime_of(memo), namespace or "default", name)
+    _reconcile_and_post(runtime_of(memo), namespace or "default", name, "resync timer")
 
 
 def on_child_event(type: str, body: kopf.Body, memo: Any, namespace: str | None, param: Any = None, **_: Any) -> None:
@@ -110,8 +110,10 @@ def on_child_event(type: str, body: kopf.Body, memo: Any, namespace: str | None,
     owner = _controlling_owner(body)
     if owner is None or namespace is None or not isinstance(param, ApiResource):
         return
-    if runtime.child_needs_reconcile(param, type, body):
-        _reconcile_and_post(runtime, namespace, owner)
+    with runtime.lock_for(namespace, owner):  # judged after any reconcile in flight has recorded its writes
+        needed = runtime.child_needs_reconcile(param, type, body)
+    if needed:
+        _reconcile_and_post(runtime, namespace, owner, f"{type} of {param.kind} {body.get('metadata', {}).get('name')}")
 
 
 for _resource in CHILD_RESOURCES:
@@ -132,10 +134,11 @@ def on_secret_event(name: str, namespace: str | None, memo: Any, **_: Any) -> No
         return
     runtime = runtime_of(memo)
     for owner in runtime.secret_refs.owners_of(namespace, name):
-        _reconcile_and_post(runtime, namespace, owner)
+        _reconcile_and_post(runtime, namespace, owner, f"event of Secret {name}")
 
 
-def _reconcile_and_post(runtime: Runtime, namespace: str, name: str) -> Report:
+def _reconcile_and_post(runtime: Runtime, namespace: str, name: str, trigger: str) -> Report:
+    logger.debug("reconciling %s/%s (trigger: %s)", namespace, name, trigger)
     report = reconcile(runtime, namespace, name)
     if report.cr is not None and report.events:
         events.post(report.cr, report.events)

@@ -17,22 +17,27 @@ the test's loop breaks teardown: on stop kopf cancels every task created after i
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime
 import itertools
 import secrets
 import threading
+import time
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 import aiohttp.web
 import attrs
 import kmock
 import kopf
 
-from catalyst_operator import handlers
+from catalyst_operator import constants, handlers
 from catalyst_operator.reconcile import Runtime
+from catalyst_operator.resources import MONITORING_RESOURCES, OCR_DEPLOYMENTS, ApiResource
+
+WRITE_METHODS: Final = ("POST", "PUT", "PATCH", "DELETE")
 
 
 @attrs.define(kw_only=True)
@@ -65,7 +70,15 @@ class ClusterEmulator(kmock.KubernetesEmulator):
                         stamps["generation"] = int((current.get("metadata") or {}).get("generation") or 1) + 1
                     patch["metadata"] = stamps
                     request = attrs.evolve(request, data=patch)
-        return await super()._handle(request)
+        return await super()._handle(self._recorded_as(request))
+
+    def _recorded_as(self, request: kmock.Request) -> kmock.Request:
+        """Replace the logged request by its rewritten form: kmock routes only requests in its log."""
+        for index in range(len(self._requests) - 1, -1, -1):
+            if self._requests[index].id == request.id:
+                self._requests[index] = request
+                break
+        return request
 
     async def _current(self, resource: kmock.resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         key = (resource, namespace, name)
@@ -165,3 +178,104 @@ class OperatorThread:
         except BaseException as error:  # surfaced by start()/the test, never swallowed silently
             self.error = error
             raise
+
+
+def register_crd(cluster: kmock.KubernetesEmulator) -> None:
+    """What installing `manifests/crds/` does to discovery."""
+    cluster.resources[f"{constants.API_VERSION}/{constants.PLURAL}"] = kmock.ResourceInfo(
+        kind=constants.KIND,
+        singular=constants.SINGULAR,
+        namespaced=True,
+        shortnames={constants.SHORT_NAME},
+        verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+        subresources={"status", "scale"},
+    )
+
+
+def install_monitoring_crds(cluster: kmock.KubernetesEmulator) -> None:
+    """What installing the Prometheus Operator's CRDs does to discovery."""
+    for resource in MONITORING_RESOURCES:
+        cluster.resources[f"{resource.api_version}/{resource.plural}"] = kmock.ResourceInfo(
+            kind=resource.kind,
+            singular=resource.kind.lower(),
+            namespaced=True,
+            verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+        )
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
+    """Poll `check` until it returns something truthy (and return it), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+class Harness:
+    """Drive and inspect an emulated cluster in one namespace, over HTTP like any client would."""
+
+    def __init__(self, cluster: kmock.KubernetesEmulator, namespace: str) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+
+    def stored(self, resource: ApiResource, name: str) -> dict[str, Any] | None:
+        """The object as the API server holds it now, or None."""
+        index = (kmock.resource(resource.group, resource.version, resource.plural), self.namespace, name)
+        if index not in self.cluster.objects or self.cluster.objects[index].deleted:
+            return None
+        return self.cluster.objects[index].raw
+
+    def requests(self) -> list[kmock.Request]:
+        return list(self.cluster)
+
+    def writes(self) -> list[kmock.Request]:
+        """Every write request the API server received so far (watches and reads excluded)."""
+        return [request for request in self.cluster if str(request.method).upper() in WRITE_METHODS]
+
+    async def settle(self, quiet: float = 1.0, timeout: float = 30.0) -> None:
+        """Wait until no request has arrived for `quiet` seconds: the operator is idle."""
+        deadline = time.monotonic() + timeout
+        count = len(self.requests())
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            now_count = len(self.requests())
+            if now_count != count:
+                count, quiet_since = now_count, time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet:
+                return
+        raise AssertionError(f"the operator kept talking to the API server for {timeout}s")
+
+    async def create(self, resource: ApiResource, body: dict[str, Any]) -> None:
+        async with self.cluster.post(resource.collection_path(self.namespace), json=body) as response:
+            assert response.status < 300, await response.text()
+
+    async def patch(
+        self, resource: ApiResource, name: str, body: dict[str, Any], subresource: str | None = None
+    ) -> None:
+        headers = {"Content-Type": "application/merge-patch+json"}
+        path = resource.object_path(self.namespace, name, subresource)
+        async with self.cluster.patch(path, json=body, headers=headers) as response:
+            assert response.status < 300, await response.text()
+
+    async def delete(self, resource: ApiResource, name: str) -> None:
+        async with self.cluster.delete(resource.object_path(self.namespace, name)) as response:
+            assert response.status < 300, await response.text()
+
+    def ocr_deployment(self, name: str, spec: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {
+            "apiVersion": constants.API_VERSION,
+            "kind": constants.KIND,
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": spec if spec is not None else {"replicas": 1},
+        }
+
+    async def create_cr(self, name: str, spec: dict[str, Any] | None = None) -> None:
+        await self.create(OCR_DEPLOYMENTS, self.ocr_deployment(name, spec))
+
+    def cr(self, name: str) -> dict[str, Any] | None:
+        return self.stored(OCR_DEPLOYMENTS, name)

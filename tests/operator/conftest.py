@@ -1,0 +1,74 @@
+"""Fixtures for the operator's end-to-end tests: an in-memory API server and the real operator.
+
+`cluster` is a `ClusterEmulator` (kmock with the gaps the operator trips over closed) on a
+loopback port, with the built-in kinds and the OcrDeployment CRD registered; `k8s` drives and
+inspects it. `operator` runs the real kopf handlers against it in a background thread watching
+one namespace; `start_operator` does the same on demand, for tests that prepare the cluster first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import kmock
+import kubernetes
+import pytest
+from catalyst_operator.handlers import build_runtime
+from catalyst_operator.kube import KubeApi
+from catalyst_operator.reconcile import Runtime
+from catalyst_operator.settings import OperatorSettings
+from catalyst_operator.testing import ClusterEmulator, Harness, OperatorThread, register_crd
+
+NAMESPACE = "ocr-e2e"
+TEST_IMAGE = "registry.example/catalyst-ocr:e2e"
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[ClusterEmulator]:
+    async with ClusterEmulator() as emulator, kmock.Server(emulator):
+        emulator.resources.load_bundled()
+        register_crd(emulator)
+        yield emulator
+
+
+@pytest.fixture
+def k8s(cluster: ClusterEmulator) -> Harness:
+    return Harness(cluster, NAMESPACE)
+
+
+@pytest.fixture
+def operator_settings() -> OperatorSettings:
+    return OperatorSettings(default_image=TEST_IMAGE, metrics_port=0, resync_seconds=3600, discovery_ttl_seconds=0.0)
+
+
+@pytest.fixture
+def runtime(cluster: ClusterEmulator, operator_settings: OperatorSettings) -> Runtime:
+    configuration = kubernetes.client.Configuration()
+    configuration.host = str(cluster.url).rstrip("/")
+    return build_runtime(operator_settings, KubeApi(configuration))
+
+
+@pytest.fixture
+async def start_operator(runtime: Runtime) -> AsyncIterator[Callable[[], Awaitable[OperatorThread]]]:
+    threads: list[OperatorThread] = []
+
+    async def start() -> OperatorThread:
+        thread = OperatorThread(runtime, [NAMESPACE])
+        threads.append(thread)
+        await asyncio.to_thread(thread.start)
+        return thread
+
+    yield start
+    for thread in threads:
+        await asyncio.to_thread(thread.stop)
+
+
+@pytest.fixture
+async def operator(start_operator: Callable[[], Awaitable[OperatorThread]]) -> OperatorThread:
+    return await start_operator()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # kmock 0.8 loads its bundled resource list with a deprecated importlib call.
+    config.addinivalue_line("filterwarnings", "ignore:read_binary is deprecated:DeprecationWarning")

@@ -203,16 +203,16 @@ def install_monitoring_crds(cluster: kmock.KubernetesEmulator) -> None:
         )
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
-    """Poll `check` until it returns something truthy (and return it), or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], Any], within: float = 15.0, interval: float = 0.05) -> Any:
+    """Poll `check` until it returns something truthy (and return it), or fail after `within` seconds."""
+    deadline = time.monotonic() + within
     last: Any = None
     while time.monotonic() < deadline:
         last = check()
         if last:
             return last
         await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+    raise AssertionError(f"condition not met within {within}s; last value: {last!r}")
 
 
 class Harness:
@@ -236,9 +236,9 @@ class Harness:
         """Every write request the API server received so far (watches and reads excluded)."""
         return [request for request in self.cluster if str(request.method).upper() in WRITE_METHODS]
 
-    async def settle(self, quiet: float = 1.0, timeout: float = 30.0) -> None:
+    async def settle(self, quiet: float = 1.0, within: float = 30.0) -> None:
         """Wait until no request has arrived for `quiet` seconds: the operator is idle."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         count = len(self.requests())
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:
@@ -248,7 +248,7 @@ class Harness:
                 count, quiet_since = now_count, time.monotonic()
             elif time.monotonic() - quiet_since >= quiet:
                 return
-        raise AssertionError(f"the operator kept talking to the API server for {timeout}s")
+        raise AssertionError(f"the operator kept talking to the API server for {within}s")
 
     async def create(self, resource: ApiResource, body: dict[str, Any]) -> None:
         async with self.cluster.post(resource.collection_path(self.namespace), json=body) as response:

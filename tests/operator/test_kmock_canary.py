@@ -98,7 +98,7 @@ async def test_gap6_put_is_not_served(plain: kmock.KubernetesEmulator) -> None:
 
 
 async def test_gap8_no_cascading_delete(plain: kmock.KubernetesEmulator) -> None:
-    _, owner = await post(plain, configmap("owner", uid="owner-uid"))
+    await post(plain, configmap("owner", uid="owner-uid"))
     await post(plain, configmap("child", ownerReferences=[{"kind": "ConfigMap", "name": "owner", "uid": "owner-uid"}]))
     async with plain.delete(f"{CM_PATH}/owner") as response:
         assert response.status == 200

@@ -7,6 +7,7 @@ for other layers that extend it:
 - `app.state.settings`, `app.state.pipeline` (the engine pool; started and closed by the lifespan)
 - `app.state.readiness_checks` — register backend checks with `.add(name, async_check)`
 - `app.state.api_keys` — the `ApiKeyStore`
+- `app.state.cache` — the result cache (`cache.py`); `app.state.jobs` — the `JobRuntime` (`http/jobs.py`)
 
 Middleware, outermost first: request context (request id, access log, HTTP metrics, the
 last-resort 500) -> API keys -> Starlette's exception handling (problem+json) -> routes.
@@ -20,6 +21,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from ocr_service.cache import build_cache
 from ocr_service.http import jobs
 from ocr_service.http.auth import ApiKeyMiddleware, ApiKeyStore
 from ocr_service.http.docs import docs_routes
@@ -51,7 +53,7 @@ async def pipeline_lifespan(app: Starlette) -> AsyncIterator[None]:
         await pipeline.aclose()
 
 
-LIFESPAN_PARTS: list[LifespanPart] = [pipeline_lifespan]
+LIFESPAN_PARTS: list[LifespanPart] = [pipeline_lifespan, jobs.jobs_lifespan]
 """Append further parts (e.g. job workers) here; they start after the pipeline and stop before it."""
 
 
@@ -85,6 +87,7 @@ def build_app(settings: Settings, *, pipeline: OcrPipeline | None = None) -> Sta
     app.state.pipeline = pipeline
     app.state.readiness_checks = checks
     app.state.api_keys = api_keys
+    app.state.cache = build_cache(settings)
     return app
 
 

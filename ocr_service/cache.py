@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -26,7 +28,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ocr_service import metrics
-from ocr_service.options import OcrOptions
+from ocr_service.options import OcrOptions, OutputFormat
 from ocr_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,20 @@ def result_key(document_sha256: str, options: OcrOptions, variant: str, engine_v
         (document_sha256, options.cache_key(), variant, engine_version, language_data_version(options.lang))
     )
     return KEY_PREFIX + hashlib.sha256(material.encode()).hexdigest()
+
+
+def engine_version(engine_info: Mapping[str, str]) -> str:
+    """Engine name and library versions (`pipeline.engine_info()`) as one key component."""
+    return json.dumps(dict(engine_info), sort_keys=True)
+
+
+def mark_cached(body: bytes, fmt: OutputFormat, cached: bool) -> bytes:
+    """A JSON result says whether it came from the cache (`"cached": true`); other formats are unchanged."""
+    if fmt is not OutputFormat.JSON:
+        return body
+    document = json.loads(body)
+    document["cached"] = cached
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 class DisabledCache:

@@ -1,12 +1,375 @@
-"""Routes of the asynchronous jobs API (owned by the jobs work; mounted by `app.build_app`)."""
+"""Routes of the asynchronous jobs API, and the lifespan part that runs the jobs layer.
+
+    POST   /v1/jobs                   same inputs and options as /v1/ocr (+ callback_url) -> 202 + Location
+    GET    /v1/jobs/{id}              status, progress, timestamps, error (problem details)
+    GET    /v1/jobs/{id}/result       ?format=json|text|hocr|tsv|alto|pdf; 409 until it succeeded
+    DELETE /v1/jobs/{id}              cancel a queued or running job
+    GET    /v1/jobs/{id}/events       server-sent events until the job reaches a final state
+
+The routes find the replica's `JobRuntime` on `app.state.jobs`, which `jobs_lifespan` creates,
+starts after the engine pipeline and stops before it; it also registers the job store's
+readiness check. A store outage surfaces as 503 problems on these routes only.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
-from starlette.routing import BaseRoute
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
 
-routes: list[BaseRoute] = []
+from ocr_service.cache import build_cache
+from ocr_service.errors import InvalidParameter, ServiceUnavailable
+from ocr_service.http.body import read_document
+from ocr_service.http.params import RawValue, parse_format, parse_options
+from ocr_service.jobs.errors import StoreUnavailable
+from ocr_service.jobs.models import Job
+from ocr_service.jobs.runtime import JobRuntime
+from ocr_service.options import MEDIA_TYPES, OutputFormat
 
-openapi_paths: dict[str, Any] = {}
+JOBS_PATH = "/v1/jobs"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+JOB_FIELDS = ("callback_url",)
+"""Submission fields that are not recognition options."""
+SSE_POLL_SECONDS = 0.25
+SSE_KEEPALIVE_SECONDS = 15.0
+
+
+def _runtime(request: Request) -> JobRuntime:
+    runtime: JobRuntime | None = getattr(request.app.state, "jobs", None)
+    if runtime is None:
+        raise ServiceUnavailable("The jobs API is not running on this replica (starting up or shutting down).")
+    return runtime
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    """The job's representation, with links to what a client does next."""
+    document = job.to_json()
+    base = f"{JOBS_PATH}/{job.id}"
+    document["links"] = {"self": base, "result": f"{base}/result", "events": f"{base}/events"}
+    return document
+
+
+def _raw_options(request: Request, body_options: Mapping[str, RawValue]) -> dict[str, RawValue]:
+    raw: dict[str, RawValue] = {}
+    for name, text in request.query_params.multi_items():
+        if name in raw:
+            raise InvalidParameter(f"Option {name!r} is given more than once.", param=name)
+        raw[name] = text
+    for name, value in body_options.items():
+        if name in raw:
+            raise InvalidParameter(f"Option {name!r} is given both in the query and in the body.", param=name)
+        raw[name] = value
+    return raw
+
+
+async def create_job(request: Request) -> Response:
+    runtime = _runtime(request)
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not _IDEMPOTENCY_KEY.match(key):
+        raise InvalidParameter(
+            "Idempotency-Key must be 1-255 visible ASCII characters (e.g. a UUID).", param=IDEMPOTENCY_HEADER
+        )
+    received = await read_document(request, runtime.settings.max_upload_bytes)
+    raw = _raw_options(request, received.options)
+    callback = raw.pop("callback_url", None)
+    if callback is not None and not isinstance(callback, str):
+        raise InvalidParameter("callback_url must be a string.", param="callback_url")
+    options = parse_options(raw, runtime.settings, runtime.pipeline.resolve_lang)
+    job, created = await runtime.submit(received.data, options, callback_url=callback or None, idempotency_key=key)
+    headers = {"Location": f"{JOBS_PATH}/{job.id}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(job_json(job), status_code=202 if created else 200, headers=headers)
+
+
+async def job_resource(request: Request) -> Response:
+    runtime = _runtime(request)
+    job_id = request.path_params["job_id"]
+    job = await (runtime.cancel(job_id) if request.method == "DELETE" else runtime.get(job_id))
+    return JSONResponse(job_json(job))
+
+
+async def job_result(request: Request) -> Response:
+    runtime = _runtime(request)
+    unknown = sorted(set(request.query_params) - {"format"})
+    if unknown:
+        raise InvalidParameter(f"Unknown parameter {unknown[0]!r}; only `format` is accepted.", param=unknown[0])
+    requested = request.query_params.get("format")
+    fmt = parse_format(requested) if requested else None
+    if fmt is None:
+        fmt = (await runtime.get(request.path_params["job_id"])).options.format
+    job, body, media_type = await runtime.result(request.path_params["job_id"], fmt)
+    headers = {"X-Cache": "hit" if job.cached else "miss"}
+    if fmt is OutputFormat.PDF:
+        headers["Content-Disposition"] = f'inline; filename="{job.id}.pdf"'
+    return Response(body, media_type=media_type, headers=headers)
+
+
+async def job_events(request: Request) -> Response:
+    """Progress as server-sent events: replays what happened so far, then follows until a final state.
+
+    Each event has `id` (resume with `Last-Event-ID`), `event` (`queued`, `running`, `progress`,
+    `retry`, `succeeded`, `failed`, `cancelled`) and JSON `data` with `status`/`pages_done`/`pages_total`.
+    """
+    runtime = _runtime(request)
+    job_id = request.path_params["job_id"]
+    job = await runtime.get(job_id)  # 404 before the stream starts
+    try:
+        after = int(request.headers.get("last-event-id", "0") or 0)
+    except ValueError:
+        raise InvalidParameter("Last-Event-ID must be an event id from this stream.", param="Last-Event-ID") from None
+
+    async def stream() -> AsyncIterator[bytes]:
+        last_id = after
+        idle = 0.0
+        final = job.is_final and last_id == 0
+        while True:
+            try:
+                events = await runtime.store.events_since(job_id, last_id)
+            except StoreUnavailable as exc:
+                yield _sse("error", {"detail": exc.detail}, None)
+                return
+            for event in events:
+                last_id = event.id
+                data = {**event.data, "at": event.at.isoformat().replace("+00:00", "Z")}
+                yield _sse(event.kind, data, event.id)
+                if event.kind in ("succeeded", "failed", "cancelled"):
+                    return
+            if final and not events:
+                return  # a final job whose final event was already sent (or deleted)
+            if events:
+                idle = 0.0
+                continue
+            await asyncio.sleep(SSE_POLL_SECONDS)
+            idle += SSE_POLL_SECONDS
+            if idle >= SSE_KEEPALIVE_SECONDS:
+                idle = 0.0
+                yield b": keep-alive\n\n"
+                if await runtime.store.get_job(job_id) is None:
+                    return
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+def _sse(kind: str, data: dict[str, Any], event_id: int | None) -> bytes:
+    lines = [f"id: {event_id}"] if event_id is not None else []
+    lines += [f"event: {kind}", f"data: {json.dumps(data, separators=(',', ':'))}"]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+@asynccontextmanager
+async def jobs_lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Start the jobs layer after the pipeline (a lifespan part of `app.build_app`) and stop it before."""
+    settings = app.state.settings
+    cache = getattr(app.state, "cache", None)
+    owns_cache = cache is None
+    if cache is None:
+        cache = build_cache(settings)
+        app.state.cache = cache
+    runtime = JobRuntime(settings, app.state.pipeline, cache)
+    checks = app.state.readiness_checks
+    name = runtime.store.backend
+    if name not in checks.names:
+
+        async def job_store_ready() -> None:
+            current: JobRuntime | None = getattr(app.state, "jobs", None)
+            if current is None:
+                raise RuntimeError("the jobs layer is not running")
+            await current.check_store()
+
+        checks.add(name, job_store_ready)
+    await runtime.start()
+    app.state.jobs = runtime
+    try:
+        yield
+    finally:
+        app.state.jobs = None
+        await runtime.stop(settings.shutdown_grace_seconds)
+        if owns_cache:
+            await cache.close()
+
+
+routes: list[BaseRoute] = [
+    Route(JOBS_PATH, create_job, methods=["POST"], name="jobs:create"),
+    Route(JOBS_PATH + "/{job_id}", job_resource, methods=["GET", "DELETE"], name="jobs:job"),
+    Route(JOBS_PATH + "/{job_id}/result", job_result, methods=["GET"], name="jobs:result"),
+    Route(JOBS_PATH + "/{job_id}/events", job_events, methods=["GET"], name="jobs:events"),
+]
+
+
+_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+_TEXT = {"type": "string"}
+_JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": _PROBLEM}}}
+
+
+def _job_schema() -> dict[str, Any]:
+    timestamp = {"type": ["string", "null"], "format": "date-time"}
+    return {
+        "type": "object",
+        "required": ["id", "status", "created_at", "pages_total", "pages_done", "links"],
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "started_at": timestamp,
+            "finished_at": timestamp,
+            "pages_total": {"type": "integer"},
+            "pages_done": {"type": "integer"},
+            "cached": {"type": "boolean", "description": "Every page came from the result cache."},
+            "cached_pages": {"type": "integer"},
+            "filename": {"type": "string"},
+            "document_sha256": {"type": "string"},
+            "options": {"type": "object"},
+            "callback_url": {"type": ["string", "null"]},
+            "callback_state": {"type": ["string", "null"], "enum": ["pending", "delivered", "failed", None]},
+            "error": {"oneOf": [{"type": "null"}, _PROBLEM], "description": "Why the job failed."},
+            "links": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    }
+
+
+def _build_openapi_paths() -> dict[str, Any]:
+    job = {"application/json": {"schema": _job_schema()}}
+    unavailable = _problem("The job store (PostgreSQL) is unreachable; retry after `Retry-After` seconds.")
+    not_found = _problem("No such job (or it was deleted after OCR_JOB_TTL_SECONDS).")
+    formats = [fmt.value for fmt in OutputFormat]
+    result_content: dict[str, Any] = {"application/json": {"schema": {"$ref": "#/components/schemas/OcrResult"}}}
+    for fmt in OutputFormat:
+        if fmt is not OutputFormat.JSON:
+            binary = fmt is OutputFormat.PDF
+            schema = {"type": "string", "format": "binary"} if binary else {"type": "string"}
+            result_content[MEDIA_TYPES[fmt].split(";")[0]] = {"schema": schema}
+    return {
+        JOBS_PATH: {
+            "post": {
+                "operationId": "createJob",
+                "summary": "Submit a document for asynchronous recognition",
+                "description": (
+                    "Takes exactly the inputs and options of `POST /v1/ocr` (multipart `file`, raw body, or JSON "
+                    "with base64 `content`; options in the query or beside the document), plus `callback_url`: "
+                    "a URL on a host in OCR_CALLBACK_ALLOWED_HOSTS that receives a signed POST when the job "
+                    "finishes. With an `Idempotency-Key` header, repeating a request returns the same job (200) "
+                    "and reusing the key for a different request is a 409."
+                ),
+                "tags": ["jobs"],
+                "parameters": [
+                    {
+                        "name": IDEMPOTENCY_HEADER,
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": _IDEMPOTENCY_KEY.pattern},
+                    },
+                    {"name": "callback_url", "in": "query", "required": False, "schema": {"type": "string"}},
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {"schema": {"type": "object", "required": ["file"]}},
+                        "application/json": {"schema": {"type": "object", "required": ["content"]}},
+                        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                    },
+                },
+                "responses": {
+                    "202": {
+                        "description": "Accepted; poll `Location` or follow its `events`.",
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                        "content": job,
+                    },
+                    "200": {
+                        "description": "The job an earlier request with this Idempotency-Key created.",
+                        "content": job,
+                    },
+                    "400": _problem("An option, the callback_url or the Idempotency-Key is invalid."),
+                    "409": _problem("The Idempotency-Key was used for a different request."),
+                    "413": _problem("The body, a page's pixels or the page count exceeds a limit."),
+                    "415": _problem("The document is not a supported image or PDF."),
+                    "422": _problem("The document's data cannot be decoded."),
+                    "503": unavailable,
+                },
+            }
+        },
+        JOBS_PATH + "/{job_id}": {
+            "get": {
+                "operationId": "getJob",
+                "summary": "A job's status and progress",
+                "tags": ["jobs"],
+                "parameters": [_JOB_ID],
+                "responses": {"200": {"description": "The job.", "content": job}, "404": not_found, "503": unavailable},
+            },
+            "delete": {
+                "operationId": "cancelJob",
+                "summary": "Cancel a queued or running job",
+                "tags": ["jobs"],
+                "parameters": [_JOB_ID],
+                "responses": {
+                    "200": {"description": "The cancelled job.", "content": job},
+                    "404": not_found,
+                    "409": _problem("The job already succeeded or failed."),
+                    "503": unavailable,
+                },
+            },
+        },
+        JOBS_PATH + "/{job_id}/result": {
+            "get": {
+                "operationId": "getJobResult",
+                "summary": "The result of a succeeded job, in any output format",
+                "tags": ["jobs"],
+                "parameters": [
+                    _JOB_ID,
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": formats},
+                        "description": "Defaults to the format the job was submitted with.",
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "The merged result.", "content": result_content},
+                    "400": _problem("Unknown format or parameter."),
+                    "404": not_found,
+                    "409": _problem("The job has not succeeded (queued, running, failed or cancelled)."),
+                    "503": unavailable,
+                },
+            }
+        },
+        JOBS_PATH + "/{job_id}/events": {
+            "get": {
+                "operationId": "getJobEvents",
+                "summary": "Progress as server-sent events, until the job reaches a final state",
+                "tags": ["jobs"],
+                "parameters": [
+                    _JOB_ID,
+                    {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "An event stream.",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "400": _problem("Last-Event-ID is not an event id."),
+                    "404": not_found,
+                    "503": unavailable,
+                },
+            }
+        },
+    }
+
+
+openapi_paths: dict[str, Any] = _build_openapi_paths()
 """OpenAPI 3.1 path items of the routes above; `build_app` merges them into `/openapi.json`."""

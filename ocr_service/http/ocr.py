@@ -1,13 +1,15 @@
 """`POST /v1/ocr`: one document in, its recognition out, synchronously.
 
 The flow is deliberately straight: read the body (size-limited) -> parse the options (the
-same parser as the CLI) -> `pipeline.run` (decode, preprocess, recognise, render; raises
-429/504/4xx as `OcrError`) -> answer with the rendered body. Errors become problem+json in
-`problems.py`; nothing here catches them.
+same parser as the CLI) -> ask the result cache (`app.state.cache`; a hit answers with
+`X-Cache: hit` and `"cached": true`) -> `pipeline.run` (decode, preprocess, recognise, render;
+raises 429/504/4xx as `OcrError`) -> store in the cache -> answer with the rendered body.
+Errors become problem+json in `problems.py`; nothing here catches them.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 from starlette.requests import Request
@@ -15,11 +17,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ocr_service import metrics
+from ocr_service.cache import ResultCache, engine_version, mark_cached, result_key
 from ocr_service.errors import InvalidParameter
 from ocr_service.http.body import read_document
 from ocr_service.http.negotiation import negotiate_format
 from ocr_service.http.params import RawValue, parse_options
-from ocr_service.options import OcrOptions, OutputFormat
+from ocr_service.options import MEDIA_TYPES, OcrOptions, OutputFormat
 from ocr_service.pipeline import OcrOutcome, OcrPipeline
 from ocr_service.settings import Settings
 
@@ -34,9 +37,18 @@ class OcrEndpoint:
     async def recognize(self, request: Request) -> Response:
         received = await read_document(request, self.settings.max_upload_bytes)
         options = self.options(request, received.options)
+        cache: ResultCache = request.app.state.cache
+        digest = hashlib.sha256(received.data).hexdigest()
+        key = result_key(digest, options, options.format.value, engine_version(self.pipeline.engine_info()))
+        hit = await cache.get(key)
+        if hit is not None:
+            body = mark_cached(hit, options.format, cached=True)
+            return Response(body, media_type=MEDIA_TYPES[options.format], headers={"X-Cache": "hit"})
         outcome = await self.pipeline.run(received.data, options, timeout=self.settings.timeout_seconds)
         record_recognition(outcome, options.format)
-        return Response(outcome.body, media_type=outcome.media_type)
+        await cache.put(key, outcome.body)
+        body = mark_cached(outcome.body, options.format, cached=False)
+        return Response(body, media_type=outcome.media_type, headers={"X-Cache": "miss"})
 
     def options(self, request: Request, body_options: Mapping[str, RawValue]) -> OcrOptions:
         """Query parameters and body options together; naming one option in both places is ambiguous."""

@@ -31,20 +31,22 @@ ALL_FORMATS: tuple[OutputFormat, ...] = tuple(OutputFormat)
 """A job renders every format once, so its result can be fetched in any of them later."""
 
 
+def options_dict(options: OcrOptions) -> dict[str, Any]:
+    """Options as plain JSON values (stored with the job and shown in its status)."""
+    return {
+        "lang": options.lang,
+        "psm": options.psm,
+        "oem": options.oem,
+        "dpi": options.dpi,
+        "pages": list(options.pages) if options.pages is not None else None,
+        "preprocess": {"mode": options.preprocess.mode, "steps": dict(options.preprocess.steps)},
+        "format": options.format.value,
+    }
+
+
 def options_to_json(options: OcrOptions) -> str:
     """Serialise options for storage; `options_from_json` is its exact inverse."""
-    return json.dumps(
-        {
-            "lang": options.lang,
-            "psm": options.psm,
-            "oem": options.oem,
-            "dpi": options.dpi,
-            "pages": list(options.pages) if options.pages is not None else None,
-            "preprocess": {"mode": options.preprocess.mode, "steps": options.preprocess.steps},
-            "format": options.format.value,
-        },
-        sort_keys=True,
-    )
+    return json.dumps(options_dict(options), sort_keys=True)
 
 
 def options_from_json(text: str) -> OcrOptions:
@@ -113,6 +115,36 @@ class Job:
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def cached(self) -> bool:
+        """Every page came from the result cache: nothing was recognised for this job."""
+        return self.pages_total > 0 and self.cached_pages == self.pages_total
+
+    def to_json(self) -> dict[str, Any]:
+        """The job as the API and the callbacks show it."""
+
+        def iso(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "pages_total": self.pages_total,
+            "pages_done": self.pages_done,
+            "cached": self.cached,
+            "cached_pages": self.cached_pages,
+            "filename": self.filename,
+            "document_sha256": self.document_sha256,
+            "options": options_dict(self.options),
+            "callback_url": self.callback_url,
+            "callback_state": self.callback_state,
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True)

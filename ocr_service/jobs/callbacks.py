@@ -1,0 +1,182 @@
+"""Completion callbacks: a signed JSON POST to `callback_url` when a job reaches a final state.
+
+Delivery is durable and never blocks a job: the final transition marks the callback pending
+in the store, and a dispatcher on every replica claims due callbacks (one replica per
+callback at a time), POSTs them, and reschedules failures with exponential back-off until
+`MAX_ATTEMPTS`. Receivers verify `X-Catalyst-Signature: sha256=<hex>`, the HMAC-SHA256 of
+`"<X-Catalyst-Timestamp>." + body` under `OCR_CALLBACK_SECRET`, and should reject stale timestamps.
+
+Only hosts listed in `OCR_CALLBACK_ALLOWED_HOSTS` are ever called (checked at submission with a
+400, and again at delivery), and redirects are not followed, so a job cannot be used to reach
+into the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import time
+from urllib.parse import urlsplit
+
+import httpx
+
+from ocr_service import metrics
+from ocr_service.jobs.errors import CallbackNotAllowed, StoreUnavailable
+from ocr_service.jobs.models import CallbackTask
+from ocr_service.jobs.store import JobStore
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Catalyst-Signature"
+TIMESTAMP_HEADER = "X-Catalyst-Timestamp"
+JOB_HEADER = "X-Catalyst-Job-Id"
+MAX_ATTEMPTS = 8
+MAX_URL_LENGTH = 2048
+
+
+def check_callback_url(url: str, allowed_hosts: tuple[str, ...]) -> str:
+    """Return `url` if it is http(s) to an allowed host; raise `CallbackNotAllowed` (400) otherwise.
+
+    An allowed entry is a host name (`hooks.example.com`), optionally with a port
+    (`127.0.0.1:8080`), or `*.example.com` for any subdomain.
+    """
+    if len(url) > MAX_URL_LENGTH:
+        raise CallbackNotAllowed(f"callback_url is longer than {MAX_URL_LENGTH} characters.", param="callback_url")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise CallbackNotAllowed("callback_url is not a valid URL.", param="callback_url") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CallbackNotAllowed("callback_url must be an absolute http or https URL.", param="callback_url")
+    if parts.username or parts.password:
+        raise CallbackNotAllowed("callback_url must not carry credentials.", param="callback_url")
+    host = parts.hostname.lower()
+    for entry in allowed_hosts:
+        entry_host, _, entry_port = entry.partition(":") if not entry.startswith("[") else (entry, "", "")
+        if entry_port and str(port or (443 if parts.scheme == "https" else 80)) != entry_port:
+            continue
+        if host == entry_host or (entry_host.startswith("*.") and host.endswith(entry_host[1:])):
+            return url
+    if not allowed_hosts:
+        detail = "callbacks are disabled on this service (OCR_CALLBACK_ALLOWED_HOSTS is empty)."
+    else:
+        detail = f"host {host!r} is not in the callback allow-list."
+    raise CallbackNotAllowed(detail, param="callback_url")
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The signature header value for `body` sent at `timestamp`."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
+    """What a receiver does (and what the tests do): constant-time comparison."""
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+def backoff_seconds(attempt: int, base: float) -> float:
+    return float(min(base * 2 ** (attempt - 1), 3600.0))
+
+
+class CallbackDispatcher:
+    """Delivers due callbacks in the background; `poll_seconds` and `backoff_base` are tunable for tests."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        secret: str,
+        allowed_hosts: tuple[str, ...],
+        poll_seconds: float = 1.0,
+        backoff_base: float = 2.0,
+        timeout_seconds: float = 10.0,
+        concurrency: int = 4,
+    ) -> None:
+        self.store = store
+        self.secret = secret
+        self.allowed_hosts = allowed_hosts
+        self.poll_seconds = poll_seconds
+        self.backoff_base = backoff_base
+        self.timeout = timeout_seconds
+        self.concurrency = concurrency
+        self._client: httpx.AsyncClient | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+
+    def start(self) -> None:
+        self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False)
+        self._tasks = [asyncio.create_task(self._loop(), name=f"job-callbacks-{n}") for n in range(self.concurrency)]
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                task = await self.store.claim_callback(lease_seconds=self.timeout * 2 + 5)
+            except StoreUnavailable:
+                task = None
+            except Exception:
+                log.exception("callback dispatcher failed to claim; retrying")
+                task = None
+            if task is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                continue
+            with contextlib.suppress(StoreUnavailable):
+                await self._deliver(task)
+
+    async def _deliver(self, task: CallbackTask) -> None:
+        job = await self.store.get_job(task.job_id)
+        if job is None:
+            return
+        error: str | None = None
+        try:
+            check_callback_url(task.url, self.allowed_hosts)
+        except CallbackNotAllowed as exc:
+            metrics.JOB_CALLBACKS.labels(outcome="refused").inc()
+            await self.store.finish_callback(task.job_id, delivered=False, retry_in=None, error=exc.detail)
+            return
+        body = json.dumps({"event": "job.finished", "job": job.to_json()}, separators=(",", ":")).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: sign(self.secret, timestamp, body),
+            JOB_HEADER: job.id,
+            "User-Agent": "catalyst-ocr-callbacks",
+        }
+        assert self._client is not None
+        try:
+            response = await self._client.post(task.url, content=body, headers=headers)
+            if 200 <= response.status_code < 300:
+                metrics.JOB_CALLBACKS.labels(outcome="delivered").inc()
+                await self.store.finish_callback(task.job_id, delivered=True, retry_in=None, error=None)
+                return
+            error = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        if task.attempts >= MAX_ATTEMPTS:
+            metrics.JOB_CALLBACKS.labels(outcome="failed").inc()
+            log.warning("callback for job %s given up after %d attempts: %s", job.id, task.attempts, error)
+            await self.store.finish_callback(task.job_id, delivered=False, retry_in=None, error=error)
+        else:
+            metrics.JOB_CALLBACKS.labels(outcome="retry").inc()
+            retry_in = backoff_seconds(task.attempts, self.backoff_base)
+            await self.store.finish_callback(task.job_id, delivered=False, retry_in=retry_in, error=error)

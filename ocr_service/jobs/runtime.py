@@ -1,0 +1,204 @@
+"""`JobRuntime`: the jobs layer assembled for one replica, with the operations the HTTP routes call.
+
+It owns the store (PostgreSQL from `OCR_DATABASE_URL`, else SQLite under `OCR_DATA_DIR`), the
+page workers, housekeeping and the callback dispatcher, and it talks to the engine only
+through the pipeline's per-page API: `inspect` at submission (so a bad document is a 4xx
+then, not a failed job later), `run_page` in the workers, `combine` when a result is fetched.
+Pages are stored as their JSON model plus one rendered part per format, so any format can be
+fetched later and merged without recognising again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from ocr_service.cache import ResultCache, engine_version, mark_cached, result_key
+from ocr_service.engine.model import PageResult
+from ocr_service.jobs.callbacks import CallbackDispatcher, check_callback_url
+from ocr_service.jobs.errors import JobAlreadyFinished, JobNotFinished, JobNotFound
+from ocr_service.jobs.housekeeping import Housekeeping
+from ocr_service.jobs.models import ALL_FORMATS, Job, JobStatus, NewJob
+from ocr_service.jobs.postgres import PostgresDatabase
+from ocr_service.jobs.sqlite import SqliteDatabase
+from ocr_service.jobs.sqlstore import SqlJobStore
+from ocr_service.jobs.store import JobStore
+from ocr_service.jobs.worker import JobWorkers
+from ocr_service.options import MEDIA_TYPES, OcrOptions, OutputFormat
+from ocr_service.pipeline import OcrPipeline, PageOutcome
+from ocr_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PAGE_MODEL = "page"
+"""The stored part holding a page's JSON model (the other parts are named by output format)."""
+SQLITE_FILE = "jobs.sqlite3"
+
+
+def open_store(settings: Settings) -> JobStore:
+    """PostgreSQL when `OCR_DATABASE_URL` is set, else the embedded SQLite file under the data dir."""
+    if settings.database_url:
+        return SqlJobStore(PostgresDatabase(settings.database_url))
+    return SqlJobStore(SqliteDatabase(Path(settings.data_dir) / SQLITE_FILE))
+
+
+def page_parts(outcome: PageOutcome) -> dict[str, bytes]:
+    """A recognised page as stored: its model as JSON plus every rendered format."""
+    parts = {PAGE_MODEL: json.dumps(outcome.page.to_json(), separators=(",", ":")).encode()}
+    parts.update({fmt.value: body for fmt, body in outcome.parts.items()})
+    return parts
+
+
+class JobRuntime:
+    """Start with `start()` after the pipeline, stop with `stop()` before it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: OcrPipeline,
+        cache: ResultCache,
+        *,
+        store: JobStore | None = None,
+        poll_seconds: float = 0.5,
+        callback_backoff_seconds: float = 2.0,
+        run_workers: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.cache = cache
+        self.store = store or open_store(settings)
+        self.poll_seconds = poll_seconds
+        self.callback_backoff_seconds = callback_backoff_seconds
+        self.run_workers = run_workers
+        self.workers: JobWorkers | None = None
+        self.housekeeping: Housekeeping | None = None
+        self.callbacks: CallbackDispatcher | None = None
+
+    async def start(self) -> None:
+        await self.store.open()
+        settings = self.settings
+        self.housekeeping = Housekeeping(
+            self.store,
+            lease_seconds=settings.job_lease_seconds,
+            max_attempts=settings.job_max_attempts,
+            ttl_seconds=settings.job_ttl_seconds,
+        )
+        self.housekeeping.start()
+        self.callbacks = CallbackDispatcher(
+            self.store,
+            secret=settings.callback_secret,
+            allowed_hosts=settings.callback_allowed_hosts,
+            poll_seconds=self.poll_seconds * 2,
+            backoff_base=self.callback_backoff_seconds,
+        )
+        self.callbacks.start()
+        if self.run_workers:
+            self.workers = JobWorkers(
+                self.store,
+                self._recognize,
+                self.cache,
+                engine_version=engine_version(self.pipeline.engine_info()),
+                concurrency=settings.job_workers or self.pipeline.stats().workers or 1,
+                lease_seconds=settings.job_lease_seconds,
+                max_attempts=settings.job_max_attempts,
+                poll_seconds=self.poll_seconds,
+            )
+            self.workers.start()
+        log.info("jobs ready on %s (%d workers)", self.store.backend, self.workers.concurrency if self.workers else 0)
+
+    async def stop(self, grace_seconds: float = 0.0) -> None:
+        if self.workers is not None:
+            await self.workers.stop(grace_seconds)
+        if self.callbacks is not None:
+            await self.callbacks.stop()
+        if self.housekeeping is not None:
+            await self.housekeeping.stop()
+        await self.store.close()
+
+    async def _recognize(self, data: bytes, page_number: int, options: OcrOptions) -> Mapping[str, bytes]:
+        outcome = await self.pipeline.run_page(
+            data, page_number, options, set(ALL_FORMATS), timeout=self.settings.timeout_seconds
+        )
+        return page_parts(outcome)
+
+    # -- what the routes call -----------------------------------------------------------------
+
+    async def submit(
+        self,
+        data: bytes,
+        options: OcrOptions,
+        *,
+        filename: str = "",
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[Job, bool]:
+        """Validate and store a job; (job, False) when `idempotency_key` names an identical earlier request."""
+        options = self.pipeline.validate(options)
+        if callback_url is not None:
+            check_callback_url(callback_url, self.settings.callback_allowed_hosts)
+        info = await asyncio.to_thread(self.pipeline.inspect, data, options)
+        new = NewJob(data, options, info.pages, filename, callback_url, idempotency_key)
+        job, created = await self.store.create_job(new)
+        if created and self.workers is not None:
+            self.workers.wake()
+        return job, created
+
+    async def get(self, job_id: str) -> Job:
+        job = await self.store.get_job(job_id)
+        if job is None:
+            raise JobNotFound(f"No job {job_id!r} (unknown, or deleted after its retention period).")
+        return job
+
+    async def cancel(self, job_id: str) -> Job:
+        job = await self.store.cancel_job(job_id)
+        if job is None:
+            raise JobNotFound(f"No job {job_id!r} (unknown, or deleted after its retention period).")
+        if job.status is not JobStatus.CANCELLED:
+            raise JobAlreadyFinished(f"Job {job_id} already {job.status.value}; only queued or running jobs cancel.")
+        if self.callbacks is not None:
+            self.callbacks.wake()
+        return job
+
+    async def result(self, job_id: str, fmt: OutputFormat) -> tuple[Job, bytes, str]:
+        """The merged result in `fmt` (same shape as the sync answer); 409 unless the job succeeded."""
+        job = await self.get(job_id)
+        if job.status is not JobStatus.SUCCEEDED:
+            reason = {
+                JobStatus.QUEUED: "is still queued",
+                JobStatus.RUNNING: f"is running ({job.pages_done}/{job.pages_total} pages done)",
+                JobStatus.FAILED: "failed; see its `error`",
+                JobStatus.CANCELLED: "was cancelled",
+            }[job.status]
+            raise JobNotFinished(f"Job {job_id} {reason}; a result exists only once it has succeeded.")
+        options = job.options
+        key = result_key(job.document_sha256, options, fmt.value, engine_version(self.pipeline.engine_info()))
+        body = await self.cache.get(key)
+        if body is None:
+            body = await self._combine(job, fmt)
+            await self.cache.put(key, body)
+        return job, mark_cached(body, fmt, job.cached), MEDIA_TYPES[fmt]
+
+    async def _combine(self, job: Job, fmt: OutputFormat) -> bytes:
+        models = await self.store.page_results(job.id, PAGE_MODEL)
+        parts = await self.store.page_results(job.id, fmt.value) if fmt is not OutputFormat.JSON else None
+        if models is None or (fmt is not OutputFormat.JSON and parts is None):
+            raise JobNotFinished(f"Job {job.id}'s result is no longer stored.")
+        pages = [
+            PageOutcome(PageResult.from_json(json.loads(model)), {fmt: parts[i]} if parts is not None else {})
+            for i, model in enumerate(models)
+        ]
+        return await asyncio.to_thread(
+            self.pipeline.combine,
+            pages,
+            fmt,
+            language=job.options.lang,
+            sha256=job.document_sha256,
+            title=job.filename or "document",
+        )
+
+    async def check_store(self) -> None:
+        """Readiness: the job store answers (503 names it otherwise)."""
+        await self.store.ping()

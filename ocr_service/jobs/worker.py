@@ -1,0 +1,225 @@
+"""Job workers: claim a page, recognise it under a renewed lease, store every format, repeat.
+
+`JobWorkers` runs N of these loops per replica (`OCR_JOB_WORKERS`, 0 = the engine pool size).
+Each holds at most one page. While the engine works, a heartbeat renews the lease every third
+of its length; if renewal fails (the job was cancelled, or the lease expired and another worker
+took the page) the result is abandoned, so a late worker can never overwrite a newer attempt.
+Pages are looked up in the result cache first (sha256 of the document + page + options +
+engine version), so a document submitted twice is not recognised twice.
+
+Errors: a problem in the document itself (4xx `OcrError`: undecodable page, too many pixels)
+fails the job at once with that problem; anything else (time-out, engine crash) is retried
+until `OCR_JOB_MAX_ATTEMPTS`, then fails the job naming the page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+
+from ocr_service import metrics
+from ocr_service.cache import ResultCache, result_key
+from ocr_service.errors import OcrError
+from ocr_service.jobs.errors import StoreUnavailable
+from ocr_service.jobs.models import ClaimedPage
+from ocr_service.jobs.store import JobStore
+from ocr_service.options import OcrOptions
+
+log = logging.getLogger(__name__)
+
+RecognizePage = Callable[[bytes, int, OcrOptions], Awaitable[Mapping[str, bytes]]]
+"""Recognise one page of a document and render it in every output format (format -> body)."""
+
+STORE_RETRY_SECONDS = 1.0
+
+
+def replica_id() -> str:
+    """Names this process in lease owners, so a stuck page points at a host and pid."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def pack_page(results: Mapping[str, bytes]) -> bytes:
+    """One page's bodies as a single cache value: a JSON header of sizes, then the bodies."""
+    header = json.dumps([[fmt, len(body)] for fmt, body in results.items()]).encode()
+    return header + b"\n" + b"".join(results.values())
+
+
+def unpack_page(value: bytes) -> dict[str, bytes]:
+    header, _, rest = value.partition(b"\n")
+    results: dict[str, bytes] = {}
+    offset = 0
+    for fmt, size in json.loads(header):
+        results[str(fmt)] = rest[offset : offset + int(size)]
+        offset += int(size)
+    if offset != len(rest):
+        raise ValueError("corrupt cached page")
+    return results
+
+
+class JobWorkers:
+    """The page workers of one replica, plus nothing else (housekeeping runs beside them)."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        recognize: RecognizePage,
+        cache: ResultCache,
+        *,
+        engine_version: str,
+        concurrency: int,
+        lease_seconds: float,
+        max_attempts: int,
+        poll_seconds: float = 0.5,
+        owner_prefix: str | None = None,
+    ) -> None:
+        self.store = store
+        self.recognize = recognize
+        self.cache = cache
+        self.engine_version = engine_version
+        self.concurrency = max(1, concurrency)
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+        self.poll_seconds = poll_seconds
+        self.owner_prefix = owner_prefix or replica_id()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self._inputs: OrderedDict[str, bytes] = OrderedDict()
+        self.busy = 0
+
+    def start(self) -> None:
+        for n in range(self.concurrency):
+            self._tasks.append(asyncio.create_task(self._loop(f"{self.owner_prefix}-{n}"), name=f"job-worker-{n}"))
+
+    def wake(self) -> None:
+        """A job was just submitted: idle workers look for it now instead of at their next poll."""
+        self._wake.set()
+
+    async def stop(self, grace_seconds: float = 0.0) -> None:
+        """Stop claiming; wait up to `grace_seconds` for pages in progress, then abandon them.
+
+        An abandoned page keeps its lease until it expires and is then picked up elsewhere,
+        so stopping never loses work.
+        """
+        self._stopping = True
+        self._wake.set()
+        if grace_seconds > 0 and self._tasks:
+            await asyncio.wait(self._tasks, timeout=grace_seconds)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    _stopping = False
+
+    async def _loop(self, owner: str) -> None:
+        while not self._stopping:
+            try:
+                page = await self.store.claim_page(owner, self.lease_seconds)
+            except StoreUnavailable as exc:
+                metrics.JOB_STORE_ERRORS.inc()
+                log.warning("job worker %s cannot reach the job store: %s", owner, exc.detail)
+                await asyncio.sleep(STORE_RETRY_SECONDS)
+                continue
+            if page is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                continue
+            self.busy += 1
+            try:
+                await self._process(page, owner)
+            except StoreUnavailable as exc:
+                # The lease runs out and the page is reclaimed once the store is back.
+                metrics.JOB_STORE_ERRORS.inc()
+                log.warning("job store lost while finishing page %d of job %s: %s", page.page_number, page.job_id, exc)
+                await asyncio.sleep(STORE_RETRY_SECONDS)
+            finally:
+                self.busy -= 1
+
+    async def _document(self, job_id: str) -> bytes | None:
+        if job_id in self._inputs:
+            self._inputs.move_to_end(job_id)
+            return self._inputs[job_id]
+        data = await self.store.load_input(job_id)
+        if data is not None:
+            self._inputs[job_id] = data
+            while len(self._inputs) > 4:
+                self._inputs.popitem(last=False)
+        return data
+
+    async def _process(self, page: ClaimedPage, owner: str) -> None:
+        data = await self._document(page.job_id)
+        if data is None:
+            return  # the job became final (cancelled) since the claim; the lease is already void
+        lost = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(page, owner, lost))
+        try:
+            work = asyncio.create_task(self._results(page, data))
+            lost_wait = asyncio.create_task(lost.wait())
+            await asyncio.wait({work, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
+            lost_wait.cancel()
+            if not work.done():
+                work.cancel()
+                log.info("page %d of job %s abandoned: lease lost or job cancelled", page.page_number, page.job_id)
+                return
+            try:
+                results, cached = work.result()
+            except OcrError as exc:
+                await self._failed(page, owner, exc.to_problem(), retry=exc.status >= 500)
+                return
+            except Exception as exc:
+                log.exception("page %d of job %s failed", page.page_number, page.job_id)
+                problem = {
+                    "type": "https://catalyst-ocr.dev/problems/recognition-failed",
+                    "title": "Recognition failed",
+                    "status": 500,
+                    "detail": f"the engine failed on this page ({type(exc).__name__})",
+                }
+                await self._failed(page, owner, problem, retry=True)
+                return
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        if await self.store.complete_page(page, owner, results, cached):
+            metrics.JOB_PAGES.labels(outcome="cached" if cached else "done").inc()
+
+    async def _failed(self, page: ClaimedPage, owner: str, problem: dict[str, object], *, retry: bool) -> None:
+        will_retry = retry and page.attempt < self.max_attempts
+        await self.store.fail_page(page, owner, dict(problem), retry, self.max_attempts)
+        if will_retry:
+            metrics.JOB_RETRIES.inc()
+            metrics.JOB_PAGES.labels(outcome="retried").inc()
+        else:
+            metrics.JOB_PAGES.labels(outcome="failed").inc()
+
+    async def _results(self, page: ClaimedPage, data: bytes) -> tuple[Mapping[str, bytes], bool]:
+        options = replace(page.options, pages=None)
+        key = result_key(page.document_sha256, options, f"page:{page.page_number}", self.engine_version)
+        cached = await self.cache.get(key)
+        if cached is not None:
+            with contextlib.suppress(ValueError):
+                return unpack_page(cached), True
+        results = await self.recognize(data, page.page_number, options)
+        await self.cache.put(key, pack_page(results))
+        return results, False
+
+    async def _heartbeat(self, page: ClaimedPage, owner: str, lost: asyncio.Event) -> None:
+        interval = max(0.05, self.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                still_ours = await self.store.renew_lease(page, owner, self.lease_seconds)
+            except StoreUnavailable:
+                continue  # keep working; completion will tell whether the lease survived
+            if not still_ours:
+                lost.set()
+                return

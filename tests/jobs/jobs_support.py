@@ -1,0 +1,195 @@
+"""Helpers for the jobs tests: small generated documents, the app in-process, polling a job,
+reading server-sent events, and `catalyst-ocr serve` / job-worker child processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from PIL import Image, ImageDraw, ImageFont
+
+from ocr_service.app import build_app
+from ocr_service.settings import Settings
+
+FONT_PATH = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+BIN = Path(sys.executable).parent
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+def page_words(n: int) -> str:
+    """Distinct, easy words for page `n` (1-based), so a misplaced page is caught."""
+    return f"{WORDS[(n - 1) % 10].capitalize()} page {n}"
+
+
+def text_image(text: str, size: int = 36) -> Image.Image:
+    face: Any = ImageFont.truetype(FONT_PATH, size) if Path(FONT_PATH).exists() else ImageFont.load_default(size=size)
+    width = int(face.getlength(text)) + 80
+    image = Image.new("L", (width, size * 2 + 40), "white")
+    ImageDraw.Draw(image).text((40, 30), text, fill="black", font=face)
+    return image
+
+
+def png(text: str) -> bytes:
+    buffer = io.BytesIO()
+    text_image(text).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def pdf(pages: int, start: int = 1) -> bytes:
+    """An image-only PDF (a scan without a text layer) with `page_words(n)` on page n."""
+    images = [text_image(page_words(n)).convert("RGB") for n in range(start, start + pages)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="PDF", save_all=True, append_images=images[1:], resolution=150.0)
+    return buffer.getvalue()
+
+
+def words(text: str) -> list[str]:
+    return [w.lower() for w in re.findall(r"[A-Za-z0-9]+", text)]
+
+
+def job_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Fast settings: fixed small pools, short leases, preprocessing off (the pages are clean)."""
+    base: dict[str, object] = {
+        "workers": 2,
+        "job_workers": 2,
+        "data_dir": str(tmp_path),
+        "host": "127.0.0.1",
+        "default_preprocess": "none",
+        "job_lease_seconds": 3.0,
+        "callback_allowed_hosts": ("127.0.0.1",),
+        "callback_secret": "test-secret",
+    }
+    base.update(overrides)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app with its lifespan (pipeline and jobs started), behind an in-process client."""
+    app = build_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service.test", timeout=60) as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+async def wait_final(client: httpx.AsyncClient, job_id: str, within: float = 60) -> dict[str, Any]:
+    """Poll until the job is final (bounded in time)."""
+    deadline = time.monotonic() + within
+    while True:
+        response = await client.get(f"/v1/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        if job["status"] in FINAL:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} still {job['status']} after {within}s"
+        await asyncio.sleep(0.1)
+
+
+def parse_sse(raw: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in raw.split("\n\n"):
+        kind, data = None, None
+        for line in block.splitlines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                data = json.loads(line[6:])
+        if kind is not None and data is not None:
+            events.append((kind, data))
+    return events
+
+
+@dataclass
+class ChildProcess:
+    """A child (`catalyst-ocr serve` or the job workers) whose stderr lines are collected."""
+
+    process: subprocess.Popen[str]
+    port: int = 0
+    log_lines: list[str] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def child_env(env: dict[str, str]) -> dict[str, str]:
+    return {**os.environ, "OMP_THREAD_LIMIT": "1", "OCR_LOG_FORMAT": "json", "OCR_LOG_LEVEL": "info", **env}
+
+
+def start_child(argv: list[str], env: dict[str, str], ready: str, timeout: float = 60) -> ChildProcess:
+    """Start a child and wait for a log line matching `ready` (its first group, if any, is the port)."""
+    process = subprocess.Popen(argv, env=child_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = ChildProcess(process)
+    seen = threading.Event()
+
+    def pump() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            child.log_lines.append(line.rstrip("\n"))
+            match = re.search(ready, line)
+            if match and not seen.is_set():
+                if match.groups():
+                    child.port = int(match.group(1))
+                seen.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not seen.wait(0.1):
+        if process.poll() is not None or time.monotonic() > deadline:
+            child.kill()
+            raise RuntimeError(f"{argv} did not start:\n" + "\n".join(child.log_lines[-30:]))
+    return child
+
+
+def start_server(env: dict[str, str]) -> ChildProcess:
+    return start_child(
+        [str(BIN / "catalyst-ocr"), "serve", "--host", "127.0.0.1", "--port", "0"],
+        env,
+        r"running on http://127\.0\.0\.1:(\d+)",
+    )
+
+
+def start_workers(env: dict[str, str]) -> ChildProcess:
+    return start_child([sys.executable, "-m", "ocr_service.jobs"], env, r"jobs ready on")
+
+
+@contextlib.contextmanager
+def children() -> Iterator[list[ChildProcess]]:
+    """Collects children started in the block and kills any left at the end."""
+    started: list[ChildProcess] = []
+    try:
+        yield started
+    finally:
+        for child in started:
+            child.kill()

@@ -59,7 +59,7 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _LANGUAGE = re.compile(r"^[A-Za-z0-9_]+$")
 _LANG_EXPR = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
-_DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
+_DURATION = re.compile(r"^(?=.)([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$")
 _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h)")
 _PERCENT = re.compile(r"^[0-9]+%$")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")

@@ -8,6 +8,8 @@ the ink of a downscaled copy.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -19,43 +21,73 @@ from ocr_service.preprocess.measure import Gray, ink_mask, shrink, u8
 MAX_ANGLE = 12.0
 """Largest skew searched, in degrees; beyond it a page is rotated, not skewed (orientation's job)."""
 
-_MAX_SAMPLES = 200_000
+_MAX_SAMPLES = 60_000
+_ANALYSIS_SIDE = 1200
 
 
-def _sharpness(ys: NDArray[np.float64], xs: NDArray[np.float64], angle: float, length: int) -> float:
-    """How crisply the ink falls into rows when projected at `angle` (sum of squared row differences)."""
-    theta = np.deg2rad(angle)
-    rows = (ys * np.cos(theta) + xs * np.sin(theta)).astype(np.int64) + length
-    profile = np.bincount(rows, minlength=2 * length + 1).astype(np.float64)
-    return float(np.sum(np.diff(profile) ** 2))
+@dataclass(frozen=True)
+class InkPoints:
+    """Ink pixel coordinates of a downscaled copy, centred, ready to be projected at any angle."""
+
+    ys: NDArray[np.float64]
+    xs: NDArray[np.float64]
+    length: int
+
+    def transposed(self) -> InkPoints:
+        return InkPoints(self.xs, self.ys, self.length)
+
+    def profile(self, angle: float) -> NDArray[np.float64]:
+        """Ink per row when the page is viewed rotated by `angle` (counter-clockwise positive)."""
+        theta = np.deg2rad(angle)
+        rows = (self.ys * np.cos(theta) + self.xs * np.sin(theta)).astype(np.int64) + self.length
+        return np.bincount(rows, minlength=2 * self.length + 1).astype(np.float64)
+
+    def sharpness(self, angle: float) -> float:
+        """How crisply the ink falls into rows at `angle` (sum of squared row-to-row differences)."""
+        return float(np.sum(np.diff(self.profile(angle)) ** 2))
+
+
+def ink_points(gray: Gray) -> InkPoints | None:
+    """The page's ink as points (a seeded sample on busy pages), or None if there is hardly any."""
+    small, _ = shrink(gray, _ANALYSIS_SIDE)
+    ys, xs = np.nonzero(ink_mask(small))
+    if ys.size < 200:
+        return None
+    if ys.size > _MAX_SAMPLES:
+        pick = np.random.default_rng(0).choice(ys.size, _MAX_SAMPLES, replace=False)
+        ys, xs = ys[pick], xs[pick]
+    centre_y, centre_x = small.shape[0] / 2, small.shape[1] / 2
+    length = int(np.hypot(*small.shape)) + 2
+    return InkPoints(ys.astype(np.float64) - centre_y, xs.astype(np.float64) - centre_x, length)
+
+
+def _search(points: InkPoints, centre: float, half_width: float, step: float) -> tuple[float, float, float]:
+    """Best angle in centre +- half_width, its score and the worst score seen."""
+    angles = np.arange(centre - half_width, centre + half_width + step / 2, step)
+    scores = np.array([points.sharpness(float(a)) for a in angles])
+    return float(angles[int(np.argmax(scores))]), float(scores.max()), float(scores.min())
+
+
+def skew_of(points: InkPoints, *, fine: bool = True) -> tuple[float, float]:
+    """Skew angle and confidence of text lines running along the points' x axis (see `estimate_skew`)."""
+    angle, best, worst = _search(points, 0.0, MAX_ANGLE, 1.0)
+    if fine:
+        angle, best, _ = _search(points, angle, 1.0, 0.1)
+        angle, best, _ = _search(points, angle, 0.1, 0.025)
+    confidence = best / worst - 1.0 if worst > 0 else 0.0
+    return angle, confidence
 
 
 def estimate_skew(gray: Gray) -> tuple[float, float]:
     """The text lines' slope in degrees (counter-clockwise positive, as seen on screen) and a confidence.
 
     The confidence is how much sharper the best profile is than the worst one searched (0 = no
-    line structure, e.g. a blank page or a photo; clean text pages score well above 1).
+    line structure, e.g. a blank page or a photo; text pages score well above 1).
     """
-    small, _ = shrink(gray, 1200)
-    mask = ink_mask(small)
-    ys, xs = np.nonzero(mask)
-    if ys.size < 200:
+    points = ink_points(gray)
+    if points is None:
         return 0.0, 0.0
-    if ys.size > _MAX_SAMPLES:
-        pick = np.random.default_rng(0).choice(ys.size, _MAX_SAMPLES, replace=False)
-        ys, xs = ys[pick], xs[pick]
-    yf = ys.astype(np.float64) - small.shape[0] / 2
-    xf = xs.astype(np.float64) - small.shape[1] / 2
-    length = int(np.hypot(*small.shape)) + 2
-    coarse = np.arange(-MAX_ANGLE, MAX_ANGLE + 1e-9, 0.5)
-    scores = np.array([_sharpness(yf, xf, a, length) for a in coarse])
-    best = float(coarse[int(np.argmax(scores))])
-    fine = np.arange(best - 0.5, best + 0.5 + 1e-9, 0.05)
-    fine_scores = np.array([_sharpness(yf, xf, a, length) for a in fine])
-    angle = float(fine[int(np.argmax(fine_scores))])
-    worst = float(scores.min())
-    confidence = float(fine_scores.max()) / worst - 1.0 if worst > 0 else 0.0
-    return angle, confidence
+    return skew_of(points)
 
 
 def straighten(gray: Gray, angle: float) -> Outcome:

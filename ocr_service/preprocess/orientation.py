@@ -1,9 +1,13 @@
 """Quarter-turn orientation: Tesseract's orientation and script detection (OSD), then rotate upright.
 
-Each worker thread keeps one warm `PyTessBaseAPI` loaded with `osd.traineddata` (loading it costs
-more than detecting on a page); without tesserocr the `tesseract --psm 0` CLI answers through
-pytesseract. OSD guesses wildly on sparse or tiny images, so the policy only acts on a confident
-answer.
+OSD costs about as much as recognising a small page, so a cheap look at the text lines comes
+first (`line_evidence`): when lines run across the page and more ink sits above the x-height band
+than below it (ascenders outnumber descenders in Latin, Greek and Cyrillic text; turned upside
+down it is the reverse), the page is upright and OSD is skipped. Otherwise OSD decides. Each worker
+thread keeps one warm `PyTessBaseAPI` loaded with `osd.traineddata` (loading it costs more than
+detecting); without tesserocr the `tesseract --psm 0` CLI answers through pytesseract. OSD guesses
+wildly on sparse or tiny images, so the policy only acts on a confident answer that the line
+direction does not contradict.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from ocr_service.preprocess.base import Outcome
+from ocr_service.preprocess.deskew import ink_points, skew_of
 from ocr_service.preprocess.geometry import Matrix
 from ocr_service.preprocess.measure import Gray, u8
 
@@ -42,6 +48,59 @@ class Orientation:
 
     def as_report(self) -> dict[str, object]:
         return {"angle": self.angle, "script": self.script, "confidence": round(self.confidence, 2)}
+
+
+@dataclass(frozen=True)
+class LineEvidence:
+    """What the ink's projection profiles say about the page's orientation."""
+
+    along: float
+    """Confidence that text lines run horizontally (deskew's profile sharpness)."""
+    across: float
+    """The same for vertical lines (a page turned by a quarter)."""
+    skew: float
+    """Skew of the horizontal lines, degrees counter-clockwise."""
+    ascender_ratio: float
+    """Ink above the lines' x-height band over ink below it: > 1 upright Latin, < 1 upside down."""
+
+    @property
+    def horizontal(self) -> bool:
+        return self.along > 5 and self.along > 3 * self.across
+
+    @property
+    def vertical(self) -> bool:
+        return self.across > 5 and self.across > 3 * self.along
+
+    @property
+    def direction(self) -> str:
+        return "horizontal" if self.horizontal else "vertical" if self.vertical else "unclear"
+
+
+def _ascender_ratio(profile: NDArray[np.float64]) -> float:
+    """Sum over text lines of ink above the dense core band versus ink below it."""
+    present = profile > 0.02 * float(profile.max(initial=0.0))
+    above = below = 0.0
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], present.astype(np.int8), [0]))))
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        line = profile[start:stop]
+        core = np.flatnonzero(line >= 0.4 * line.max())
+        above += float(line[: core[0]].sum())
+        below += float(line[core[-1] + 1 :].sum())
+    return above / below if below > 0 else (10.0 if above > 0 else 1.0)
+
+
+def line_evidence(gray: Gray, skew: float, along: float) -> LineEvidence | None:
+    """Line direction and ascender/descender balance from projection profiles (a few ms).
+
+    `skew` and `along` are deskew's estimate for the page (angle and confidence of horizontal
+    lines); the same search on the transposed ink gives the confidence of vertical lines, and the
+    ascender balance is read along the skew.
+    """
+    points = ink_points(gray)
+    if points is None:
+        return None
+    _, across = skew_of(points.transposed(), fine=False)
+    return LineEvidence(along, across, skew, _ascender_ratio(points.profile(skew)))
 
 
 _local = threading.local()

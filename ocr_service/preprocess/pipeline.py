@@ -46,6 +46,8 @@ class Page:
     orientation: dict[str, object] | None = None
     rotate: int = 0
     skew: float = 0.0
+    skew_estimate: tuple[int, float, float] | None = None
+    """(id of the image it was measured on, angle, confidence), shared by orientation and deskew."""
     _char_height: tuple[int, float | None] | None = None
 
     def char_height(self) -> float | None:
@@ -53,6 +55,12 @@ class Page:
         if self._char_height is None or self._char_height[0] != id(self.image):
             self._char_height = (id(self.image), character_height(self.image))
         return self._char_height[1]
+
+    def estimate_skew(self) -> tuple[float, float]:
+        """Skew angle and confidence of the current image (cached until the image changes)."""
+        if self.skew_estimate is None or self.skew_estimate[0] != id(self.image):
+            self.skew_estimate = (id(self.image), *deskew.estimate_skew(self.image))
+        return self.skew_estimate[1], self.skew_estimate[2]
 
     def take(self, outcome: Outcome) -> None:
         self.image = outcome.image
@@ -75,20 +83,20 @@ StepFunction = Callable[[Page, bool], StepRun]
 
 def _denoise(page: Page, forced: bool) -> StepRun:
     density = denoise.impulse_density(page.image)
-    sigma = denoise.grain_sigma(page.image)
-    measures: Params = {"impulse_density": round(density, 5), "grain_sigma": round(sigma, 2)}
-    impulses, grain = policy.denoise_impulses(density), policy.denoise_grain(sigma)
-    reason = f"{impulses.reason}; {grain.reason}"
+    impulses = policy.denoise_impulses(density)
     outcome: Outcome | None = None
     if impulses.run or forced:
         outcome = denoise.remove_impulses(page.image)
         page.take(outcome)
+    # Grain is measured after the impulses are gone: isolated dots would inflate it.
+    sigma = denoise.grain_sigma(page.image)
+    grain = policy.denoise_grain(sigma)
     if grain.run or (forced and sigma > 3.0):
         smoothed = denoise.smooth_grain(page.image, sigma)
-        params = {**(outcome.params if outcome else {}), **smoothed.params}
-        outcome = Outcome(smoothed.image, params)
+        outcome = Outcome(smoothed.image, {**(outcome.params if outcome else {}), **smoothed.params})
         page.take(outcome)
-    return StepRun(outcome, measures, "forced" if forced else reason)
+    measures: Params = {"impulse_density": round(density, 5), "grain_sigma": round(sigma, 2)}
+    return StepRun(outcome, measures, "forced" if forced else f"{impulses.reason}; {grain.reason}")
 
 
 def _illumination(page: Page, forced: bool) -> StepRun:
@@ -120,12 +128,19 @@ def _upscale(page: Page, forced: bool) -> StepRun:
 
 
 def _orientation(page: Page, forced: bool) -> StepRun:
+    evidence = orientation.line_evidence(page.image, *page.estimate_skew())
+    lines = "unclear" if evidence is None else evidence.direction
+    ratio = 1.0 if evidence is None else evidence.ascender_ratio
+    measures: Params = {"lines": lines, "ascender_ratio": round(ratio, 2)}
+    screen = policy.needs_osd(lines, ratio)
+    if not screen.run and not forced:
+        return StepRun(None, measures, screen.reason)
     found = orientation.detect(page.image)
     if found is None:
-        return StepRun(None, {}, policy.orientation(None, 0.0).reason)
+        return StepRun(None, measures, policy.orientation(None, 0.0, lines).reason)
     page.orientation = found.as_report()
-    decision = policy.orientation(found.angle, found.confidence)
-    measures: Params = {**found.as_report(), "script_confidence": round(found.script_confidence, 2)}
+    decision = policy.orientation(found.angle, found.confidence, lines)
+    measures.update(found.as_report(), script_confidence=round(found.script_confidence, 2))
     outcome = None
     if found.angle != 0 and (decision.run or forced):
         outcome = orientation.rotate_upright(page.image, found)
@@ -134,7 +149,7 @@ def _orientation(page: Page, forced: bool) -> StepRun:
 
 
 def _deskew(page: Page, forced: bool) -> StepRun:
-    angle, confidence = deskew.estimate_skew(page.image)
+    angle, confidence = page.estimate_skew()
     decision = policy.deskew(angle, confidence)
     measures: Params = {"skew": round(angle, 2), "confidence": round(confidence, 2)}
     outcome = None

@@ -28,11 +28,13 @@ CONTRAST_SPAN = 170.0
 """Ink and paper closer than this many grey levels call for a stretch."""
 ORIENTATION_CONFIDENCE = 4.0
 """OSD confidence needed before turning a page (clean pages score 8-20; guesses on sparse text below 2)."""
+UPRIGHT_ASCENDER_RATIO = 2.0
+"""Upright Latin text puts 2-10x more ink above the x-height band than below; turned over, under 0.5."""
 SKEW_DEGREES = 0.4
 """Smaller skew does not hurt Tesseract, and rotating resamples (softens) every glyph."""
 SKEW_CONFIDENCE = 0.2
 """How much sharper the best projection profile must be than the worst: below it the page has no text lines."""
-SHARPNESS = 0.3
+SHARPNESS = 0.6
 """Edge steepness below which the page is blurred: a threshold would merge its strokes, so it stays grey."""
 
 
@@ -57,11 +59,21 @@ def upscale(factor: float) -> Decision:
     return Decision(abs(factor - 1.0) > 0.05, f"scale factor {factor}")
 
 
-def orientation(angle: int | None, confidence: float) -> Decision:
+def needs_osd(lines: str, ascender_ratio: float) -> Decision:
+    """OSD runs unless the lines already show an upright page (horizontal, ascenders on top)."""
+    if lines == "horizontal" and ascender_ratio >= UPRIGHT_ASCENDER_RATIO:
+        return Decision(False, f"upright: horizontal lines, ascender ratio {ascender_ratio:.2f}")
+    return Decision(True, f"lines {lines}, ascender ratio {ascender_ratio:.2f}: asking OSD")
+
+
+def orientation(angle: int | None, confidence: float, lines: str) -> Decision:
     if angle is None:
         return Decision(False, "OSD found too little text")
     if angle == 0:
-        return Decision(False, "upright")
+        return Decision(False, f"upright (OSD confidence {confidence:.1f})")
+    quarter = angle in (90, 270)
+    if (quarter and lines == "horizontal") or (not quarter and lines == "vertical"):
+        return Decision(False, f"OSD says {angle} deg but the text lines are {lines}: not turning")
     reason = f"OSD {angle} deg, confidence {confidence:.1f} vs {ORIENTATION_CONFIDENCE}"
     return Decision(confidence >= ORIENTATION_CONFIDENCE, reason)
 

@@ -38,6 +38,8 @@ from catalyst_operator.reconcile import Runtime
 from catalyst_operator.resources import MONITORING_RESOURCES, OCR_DEPLOYMENTS, ApiResource
 
 WRITE_METHODS: Final = ("POST", "PUT", "PATCH", "DELETE")
+TEST_CLIENT_AGENT_PREFIX: Final = "kmock/"
+"""kmock's own client (what tests drive the cluster with) announces itself so; the operator does not."""
 
 
 @attrs.define(kw_only=True)
@@ -114,9 +116,12 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def _header(request: kmock.Request, name: str) -> str:
+    return next((value for key, value in request.headers.items() if key.lower() == name.lower()), "")
+
+
 def _is_apply(request: kmock.Request) -> bool:
-    content_type = next((v for k, v in request.headers.items() if k.lower() == "content-type"), "")
-    return content_type.startswith("application/apply-patch")
+    return _header(request, "Content-Type").startswith("application/apply-patch")
 
 
 def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
@@ -233,8 +238,23 @@ class Harness:
         return list(self.cluster)
 
     def writes(self) -> list[kmock.Request]:
-        """Every write request the API server received so far (watches and reads excluded)."""
-        return [request for request in self.cluster if str(request.method).upper() in WRITE_METHODS]
+        """Every write the operator (not the test's own client) sent so far; reads and watches excluded."""
+        return [
+            request
+            for request in self.cluster
+            if str(request.method).upper() in WRITE_METHODS
+            and not _header(request, "User-Agent").startswith(TEST_CLIENT_AGENT_PREFIX)
+        ]
+
+    def events(self, involved: str | None = None) -> list[dict[str, Any]]:
+        """Kubernetes Events stored so far, oldest first, optionally only those about object `involved`."""
+        found = []
+        for (resource, namespace, _), obj in self.cluster.objects.items():
+            if resource == kmock.resource("", "v1", "events") and namespace == self.namespace and not obj.deleted:
+                event = obj.raw
+                if involved is None or (event.get("involvedObject") or {}).get("name") == involved:
+                    found.append(event)
+        return sorted(found, key=lambda event: str(event.get("eventTime") or ""))
 
     async def settle(self, quiet: float = 1.0, within: float = 30.0) -> None:
         """Wait until no request has arrived for `quiet` seconds: the operator is idle."""

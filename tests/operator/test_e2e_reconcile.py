@@ -1,0 +1,235 @@
+"""End to end: the real operator (kopf handlers in a thread) against the emulated API server.
+
+Each test drives the cluster over HTTP like `kubectl` would and asserts what the operator
+stored there: children and their content, the custom resource's status, Events, and — for the
+"nothing changed" promise — the exact write requests it sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import pytest
+from catalyst_operator import constants
+from catalyst_operator.apply import APPLIED_HASH_ANNOTATION
+from catalyst_operator.reconcile import reconcile
+from catalyst_operator.resources import (
+    CONFIG_MAPS,
+    DEPLOYMENTS,
+    HORIZONTAL_POD_AUTOSCALERS,
+    OCR_DEPLOYMENTS,
+    POD_DISRUPTION_BUDGETS,
+    SECRETS,
+    SERVICES,
+)
+from catalyst_operator.testing import eventually
+
+from ocr_service.contract import HTTP_PORT, LIVENESS_PATH, READINESS_PATH, EnvVar
+
+pytestmark = [pytest.mark.xdist_group("kmock"), pytest.mark.timeout(120)]
+
+
+def secret(name: str, **data: str) -> dict[str, Any]:
+    encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": encoded}
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def config_hash(deployment: dict[str, Any] | None) -> str | None:
+    if deployment is None:
+        return None
+    return deployment["spec"]["template"]["metadata"]["annotations"][constants.CONFIG_HASH_ANNOTATION]
+
+
+def condition(cr: dict[str, Any] | None, condition_type: str) -> dict[str, Any] | None:
+    for entry in ((cr or {}).get("status") or {}).get("conditions") or []:
+        if entry["type"] == condition_type:
+            return entry
+    return None
+
+
+def condition_is(k8s, name: str, condition_type: str, status: str, reason: str | None = None):
+    def check() -> dict[str, Any] | None:
+        found = condition(k8s.cr(name), condition_type)
+        if found and found["status"] == status and (reason is None or found["reason"] == reason):
+            return found
+        return None
+
+    return check
+
+
+WITH_SECRETS = {
+    "replicas": 2,
+    "database": {"urlSecretRef": {"name": "db", "key": "url"}},
+    "auth": {"apiKeysSecretRef": {"name": "keys"}},
+}
+
+
+async def test_create_applies_every_child_with_owner_labels_probes_and_secret_env(k8s, operator, operator_settings):
+    await k8s.create(SECRETS, secret("db", url="postgresql://u:p@db/ocr"))
+    await k8s.create(SECRETS, secret("keys", **{"api-keys": "k1"}))
+    await k8s.create_cr(
+        "alpha",
+        {
+            **WITH_SECRETS,
+            "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 4},
+            "podDisruptionBudget": {"minAvailable": 1},
+        },
+    )
+    deployment = await eventually(lambda: k8s.stored(DEPLOYMENTS, "alpha"))
+    cr = k8s.cr("alpha")
+    owner = {
+        "apiVersion": constants.API_VERSION,
+        "kind": constants.KIND,
+        "name": "alpha",
+        "uid": cr["metadata"]["uid"],
+        "controller": True,
+    }
+
+    children = [
+        await eventually(lambda r=r, n=n: k8s.stored(r, n))
+        for r, n in (
+            (CONFIG_MAPS, "alpha-config"),
+            (SERVICES, "alpha"),
+            (DEPLOYMENTS, "alpha"),
+            (HORIZONTAL_POD_AUTOSCALERS, "alpha"),
+            (POD_DISRUPTION_BUDGETS, "alpha"),
+        )
+    ]
+    for child in children:
+        metadata = child["metadata"]
+        assert any(owner.items() <= ref.items() for ref in metadata["ownerReferences"]), metadata
+        assert metadata["labels"][constants.LABEL_INSTANCE] == "alpha"
+        assert metadata["labels"][constants.LABEL_MANAGED_BY] == constants.OPERATOR_NAME
+        assert APPLIED_HASH_ANNOTATION in metadata["annotations"]
+
+    main = container(deployment)
+    assert main["image"] == operator_settings.default_image  # the operator's default image: the CR names none
+    assert main["livenessProbe"]["httpGet"]["path"] == LIVENESS_PATH
+    assert main["readinessProbe"]["httpGet"]["path"] == READINESS_PATH
+    assert "startupProbe" in main
+    assert {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"} in main["ports"]
+    env = {item["name"]: item for item in main["env"]}
+    assert env[EnvVar.DATABASE_URL]["valueFrom"]["secretKeyRef"] == {"name": "db", "key": "url"}
+    assert env["OMP_THREAD_LIMIT"]["value"] == "1"
+    assert "replicas" not in deployment["spec"]  # the HPA owns it
+    configmap = k8s.stored(CONFIG_MAPS, "alpha-config")
+    assert "postgresql://" not in str(configmap) and "postgresql://" not in str(k8s.cr("alpha"))
+    service = k8s.stored(SERVICES, "alpha")
+    assert service["spec"]["ports"][0]["name"] == "http"
+
+    status = await eventually(lambda: (k8s.cr("alpha") or {}).get("status"))
+    assert status["url"] == f"http://alpha.{k8s.namespace}.svc:80"
+    assert status["selector"] == (
+        "app.kubernetes.io/component=server,app.kubernetes.io/instance=alpha,app.kubernetes.io/name=catalyst-ocr"
+    )
+    created = await eventually(lambda: [e for e in k8s.events("alpha") if e["reason"] == "Created"])
+    assert created[0]["type"] == "Normal" and "Deployment alpha" in created[0]["message"]
+    assert not any("kopf.zalando.org" in key for key in (k8s.cr("alpha")["metadata"].get("annotations") or {}))
+    assert k8s.cr("alpha")["metadata"]["finalizers"] == [f"{constants.GROUP}/finalizer"]
+
+
+async def test_seeded_deployment_status_makes_the_resource_ready_with_current_generation(k8s, operator):
+    await k8s.create_cr("ready")
+    deployment = await eventually(lambda: k8s.stored(DEPLOYMENTS, "ready"))
+    await eventually(condition_is(k8s, "ready", "Ready", "False"))
+    generation = deployment["metadata"]["generation"]
+    await k8s.patch(
+        DEPLOYMENTS,
+        "ready",
+        {
+            "status": {
+                "observedGeneration": generation,
+                "replicas": 1,
+                "updatedReplicas": 1,
+                "readyReplicas": 1,
+                "availableReplicas": 1,
+            }
+        },
+        subresource="status",
+    )
+    ready = await eventually(condition_is(k8s, "ready", "Ready", "True", "Available"))
+    cr = k8s.cr("ready")
+    assert ready["observedGeneration"] == cr["metadata"]["generation"] == cr["status"]["observedGeneration"]
+    assert cr["status"]["readyReplicas"] == 1
+    assert condition(cr, "Progressing")["status"] == "False"
+    assert condition(cr, "Degraded")["status"] == "False"
+
+    # A spec change: the Deployment gets a new generation; until its controller observes it, not Ready.
+    await k8s.patch(OCR_DEPLOYMENTS, "ready", {"spec": {"replicas": 2}})
+    await eventually(lambda: k8s.stored(DEPLOYMENTS, "ready")["spec"].get("replicas") == 2)
+    progressing = await eventually(condition_is(k8s, "ready", "Progressing", "True", "RolloutInProgress"))
+    assert progressing["observedGeneration"] == k8s.cr("ready")["metadata"]["generation"] == 2
+
+
+async def test_spec_update_updates_children_and_rolls_the_pods(k8s, operator):
+    await k8s.create_cr("beta", {"replicas": 1, "ocr": {"psm": 3}})
+    before = await eventually(lambda: config_hash(k8s.stored(DEPLOYMENTS, "beta")))
+    await k8s.patch(OCR_DEPLOYMENTS, "beta", {"spec": {"replicas": 3, "ocr": {"psm": 6}}})
+    await eventually(lambda: k8s.stored(DEPLOYMENTS, "beta")["spec"].get("replicas") == 3)
+    after = await eventually(lambda: (h := config_hash(k8s.stored(DEPLOYMENTS, "beta"))) != before and h)
+    assert after != before
+    assert k8s.stored(CONFIG_MAPS, "beta-config")["data"][EnvVar.DEFAULT_PSM] == "6"
+    updated = await eventually(lambda: [e for e in k8s.events("beta") if e["reason"] == "Updated"])
+    assert "Deployment beta" in updated[-1]["message"]
+
+
+async def test_secret_rotation_changes_the_pod_template_hash(k8s, operator):
+    await k8s.create(SECRETS, secret("db", url="postgresql://one"))
+    await k8s.create_cr("gamma", {"database": {"urlSecretRef": {"name": "db", "key": "url"}}})
+    before = await eventually(lambda: config_hash(k8s.stored(DEPLOYMENTS, "gamma")))
+    rotated = base64.b64encode(b"postgresql://two").decode()
+    await k8s.patch(SECRETS, "db", {"data": {"url": rotated}})
+    await eventually(lambda: config_hash(k8s.stored(DEPLOYMENTS, "gamma")) != before)
+
+
+async def test_deleted_child_is_restored(k8s, operator):
+    await k8s.create_cr("delta")
+    original = await eventually(lambda: k8s.stored(SERVICES, "delta"))
+    await k8s.delete(SERVICES, "delta")
+    restored = await eventually(lambda: k8s.stored(SERVICES, "delta"))
+    assert restored["spec"] == original["spec"]
+    assert restored["metadata"]["uid"] != original["metadata"]["uid"]
+
+
+async def test_hand_edited_child_is_restored(k8s, operator):
+    await k8s.create_cr("epsilon", {"replicas": 2})
+    await eventually(lambda: k8s.stored(DEPLOYMENTS, "epsilon"))
+    await k8s.patch(DEPLOYMENTS, "epsilon", {"spec": {"replicas": 7}})
+    await eventually(lambda: k8s.stored(DEPLOYMENTS, "epsilon")["spec"]["replicas"] == 2)
+    await k8s.patch(CONFIG_MAPS, "epsilon-config", {"data": {EnvVar.DEFAULT_PSM: "13"}})
+    await eventually(lambda: k8s.stored(CONFIG_MAPS, "epsilon-config")["data"][EnvVar.DEFAULT_PSM] != "13")
+
+
+async def test_disabling_autoscaling_deletes_the_hpa_and_gives_replicas_back(k8s, operator):
+    await k8s.create_cr("zeta", {"replicas": 2, "autoscaling": {"enabled": True}})
+    await eventually(lambda: k8s.stored(HORIZONTAL_POD_AUTOSCALERS, "zeta"))
+    await k8s.patch(OCR_DEPLOYMENTS, "zeta", {"spec": {"autoscaling": {"enabled": False}}})
+    await eventually(lambda: k8s.stored(HORIZONTAL_POD_AUTOSCALERS, "zeta") is None)
+    await eventually(lambda: k8s.stored(DEPLOYMENTS, "zeta")["spec"].get("replicas") == 2)
+
+
+async def test_nothing_changed_means_no_write(k8s, operator, runtime, start_operator):
+    await k8s.create(SECRETS, secret("db", url="postgresql://one"))
+    await k8s.create_cr("quiet", {"database": {"urlSecretRef": {"name": "db", "key": "url"}}})
+    await eventually(lambda: (k8s.cr("quiet") or {}).get("status"))
+    await k8s.settle()
+    writes_before = len(k8s.writes())
+
+    # The resync path (what the timer runs), twice.
+    for _ in range(2):
+        report = await asyncio.to_thread(reconcile, runtime, k8s.namespace, "quiet")
+        assert report.applied is not None and not report.applied.written and not report.status_written
+        assert not report.events
+    # A Secret event that changes nothing the pods read, and a restart of the operator (resume).
+    await k8s.patch(SECRETS, "db", {"metadata": {"labels": {"touched": "yes"}}})
+    await k8s.settle()
+    await asyncio.to_thread(operator.stop)
+    await start_operator()
+    await k8s.settle()
+    assert [f"{r.method} {r.url.path}" for r in k8s.writes()[writes_before:]] == []

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm
 import jsonschema
 import kubernetes_validate
 import yaml
@@ -26,6 +27,9 @@ CHART_DIR = REPO / "charts" / "catalyst-ocr-operator"
 CRD_FILE = REPO / "manifests" / "crds" / "ocr.catalyst.dev_ocrdeployments.yaml"
 DASHBOARD_FILE = CHART_DIR / "dashboards" / "catalyst-ocr.json"
 RULES_FILE = REPO / "operator" / "catalyst_operator" / "assets" / "prometheus-rules.yaml"
+RELEASE = "catalyst-ocr-operator"
+NAMESPACE = "catalyst-ocr-system"
+"""The release name and namespace the docs install the chart with."""
 KUBERNETES_VERSION = "1.31"
 """The Kubernetes version every object is validated against (and the chart linted for)."""
 BIN = Path(sys.executable).parent
@@ -209,3 +213,28 @@ def kubectl_kustomize(path: Path) -> list[dict[str, Any]]:
     )
     assert result.returncode == 0, result.stderr
     return load_yaml_documents(result.stdout)
+
+
+# --- Helm -------------------------------------------------------------------------------------
+
+
+def render(chart: helm.Chart, values: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], str]:
+    """Objects and NOTES.txt of an install of the chart with `values`."""
+    manifests = chart.render(values=values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    objects: list[dict[str, Any]] = []
+    notes = ""
+    for path, text in sorted(manifests.items()):
+        if path.endswith("NOTES.txt"):
+            notes = text
+        elif path.endswith((".yaml", ".yml")):
+            objects.extend(load_yaml_documents(text))
+    return objects, notes
+
+
+def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (found,) = [obj for obj in objects if obj["kind"] == kind]
+    return found
+
+
+def kinds(objects: list[dict[str, Any]]) -> list[str]:
+    return sorted(obj["kind"] for obj in objects)

@@ -17,19 +17,22 @@ from packaging_support import (
     CHART_DIR,
     CRD_FILE,
     DASHBOARD_FILE,
+    NAMESPACE,
+    RELEASE,
     REPO,
+    kinds,
     load_yaml_documents,
     load_yaml_file,
     monitoring_crd_files,
+    one,
     operator_image_repository,
     project_version,
+    render,
     validate_object,
 )
 
 from ocr_service.contract import DEFAULT_IMAGE
 
-RELEASE = "catalyst-ocr-operator"
-NAMESPACE = "catalyst-ocr-system"
 KUBE_VERSIONS = ("v1.27.0", "v1.31.0")
 STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by")
 
@@ -78,28 +81,6 @@ FULL_VALUES: dict[str, Any] = {
 def chart() -> Iterator[helm.Chart]:
     with helm.Chart.load(CHART_DIR) as loaded:
         yield loaded
-
-
-def render(chart: helm.Chart, values: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], str]:
-    """Objects and NOTES.txt of an install of the chart with `values`."""
-    manifests = chart.render(values=values, name=RELEASE, namespace=NAMESPACE, is_install=True)
-    objects: list[dict[str, Any]] = []
-    notes = ""
-    for path, text in sorted(manifests.items()):
-        if path.endswith("NOTES.txt"):
-            notes = text
-        elif path.endswith((".yaml", ".yml")):
-            objects.extend(load_yaml_documents(text))
-    return objects, notes
-
-
-def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    (found,) = [obj for obj in objects if obj["kind"] == kind]
-    return found
-
-
-def kinds(objects: list[dict[str, Any]]) -> list[str]:
-    return sorted(obj["kind"] for obj in objects)
 
 
 def rule_set(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:

@@ -52,6 +52,7 @@ POSTGRES_MIGRATIONS: tuple[tuple[int, str], ...] = (
             finished_at timestamptz,
             cached integer NOT NULL DEFAULT 0,
             error text,
+            finished_by text,
             PRIMARY KEY (job_id, idx)
         );
         CREATE INDEX ocr_job_pages_queue ON ocr_job_pages (queued_at, job_id, idx) WHERE state = 'queued';
@@ -121,6 +122,7 @@ SQLITE_MIGRATIONS: tuple[tuple[int, str], ...] = (
             finished_at REAL,
             cached INTEGER NOT NULL DEFAULT 0,
             error TEXT,
+            finished_by TEXT,
             PRIMARY KEY (job_id, idx)
         );
         CREATE INDEX ocr_job_pages_queue ON ocr_job_pages (queued_at, job_id, idx) WHERE state = 'queued';

@@ -325,11 +325,12 @@ class SqlJobStore:
                 return False
             await tx.execute(
                 """UPDATE ocr_job_pages SET state = 'done', finished_at = {now}, lease_owner = NULL,
-                       lease_expires_at = NULL, cached = $3
+                       lease_expires_at = NULL, cached = $3, finished_by = $4
                    WHERE job_id = $1 AND idx = $2""",
                 page.job_id,
                 page.index,
                 int(cached),
+                owner,
             )
             await tx.executemany(
                 "INSERT INTO ocr_job_results (job_id, idx, format, body) VALUES ($1, $2, $3, $4)",

@@ -1,0 +1,203 @@
+"""The jobs API end to end in-process, on SQLite and on real PostgreSQL: the whole lifecycle in
+every output format, idempotency, cancel, server-sent progress, the cache, and precise 4xx answers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pypdfium2
+import pytest
+from jobs_support import job_settings, page_words, parse_sse, pdf, png, running_app, wait_final, words
+
+from ocr_service import metrics
+
+PDF_TYPE = {"content-type": "application/pdf"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else ""
+    async with running_app(job_settings(tmp_path, database_url=url)) as running:
+        yield running
+
+
+async def submit(client: httpx.AsyncClient, document: bytes, **params: str) -> dict[str, object]:
+    response = await client.post("/v1/jobs", content=document, headers=PDF_TYPE, params=params)
+    assert response.status_code == 202, response.text
+    assert response.headers["location"] == f"/v1/jobs/{response.json()['id']}"
+    return dict(response.json())
+
+
+def assert_pages_in_order(text: str, pages: int) -> None:
+    got = words(text)
+    positions = [got.index(words(page_words(n))[0]) for n in range(1, pages + 1)]
+    assert positions == sorted(positions), text
+    for n in range(1, pages + 1):
+        assert str(n) in got
+
+
+async def test_lifecycle_in_every_format(client: httpx.AsyncClient) -> None:
+    document = pdf(3)
+    created = await submit(client, document, format="text")
+    assert created["status"] == "queued" and created["pages_total"] == 3
+    job = await wait_final(client, str(created["id"]))
+    assert job["status"] == "succeeded" and job["pages_done"] == 3 and job["error"] is None
+    assert job["started_at"] and job["finished_at"] and not job["cached"]
+    base = f"/v1/jobs/{job['id']}/result"
+
+    default = await client.get(base)  # the format the job was submitted with
+    assert default.headers["content-type"].startswith("text/plain")
+    sync = await client.post("/v1/ocr", content=document, headers=PDF_TYPE, params={"format": "text"})
+    assert default.text == sync.text  # the same engine, options and pages: the very same answer
+    assert_pages_in_order(default.text, 3)
+
+    result = (await client.get(base, params={"format": "json"})).json()
+    assert [p["number"] for p in result["pages"]] == [1, 2, 3]
+    assert result["cached"] is False and result["sha256"] == job["document_sha256"]
+    assert_pages_in_order(result["text"], 3)
+    assert all(page["blocks"] for page in result["pages"])
+
+    hocr = (await client.get(base, params={"format": "hocr"})).text
+    assert hocr.count("class='ocr_page'") == 3 and "Bravo" in hocr
+    tsv = (await client.get(base, params={"format": "tsv"})).text
+    assert {line.split("\t")[1] for line in tsv.splitlines()[1:] if line} == {"1", "2", "3"}
+    assert "Charlie" in tsv
+    alto = (await client.get(base, params={"format": "alto"})).text
+    assert alto.count("<Page ") == 3 and 'CONTENT="Alpha"' in alto
+
+    response = await client.get(base, params={"format": "pdf"})
+    assert response.headers["content-type"] == "application/pdf"
+    searchable = pypdfium2.PdfDocument(response.content)
+    try:
+        assert len(searchable) == 3
+        layer = " ".join(searchable[i].get_textpage().get_text_range() for i in range(3))
+    finally:
+        searchable.close()
+    assert_pages_in_order(layer, 3)
+
+
+async def test_resubmitting_a_document_is_answered_from_the_cache(client: httpx.AsyncClient) -> None:
+    document = pdf(2, start=4)
+    first = await wait_final(client, str((await submit(client, document))["id"]))
+    assert first["status"] == "succeeded" and not first["cached"]
+    hits = metrics.REGISTRY.get_sample_value("ocr_cache_lookups_total", {"result": "hit"}) or 0
+    second = await wait_final(client, str((await submit(client, document))["id"]))
+    assert second["cached"] and second["cached_pages"] == 2
+    assert (metrics.REGISTRY.get_sample_value("ocr_cache_lookups_total", {"result": "hit"}) or 0) >= hits + 2
+    result = await client.get(f"/v1/jobs/{second['id']}/result", params={"format": "json"})
+    assert result.headers["x-cache"] == "hit" and result.json()["cached"] is True
+    assert words(result.json()["text"]) == [*words(page_words(4)), *words(page_words(5))]
+
+
+async def test_idempotency_key(client: httpx.AsyncClient) -> None:
+    headers = {**PDF_TYPE, "Idempotency-Key": "order-4711"}
+    first = await client.post("/v1/jobs", content=pdf(1), headers=headers)
+    again = await client.post("/v1/jobs", content=pdf(1), headers=headers)
+    assert first.status_code == 202 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"] and again.headers["idempotent-replayed"] == "true"
+    other = await client.post("/v1/jobs", content=pdf(1, start=2), headers=headers)
+    assert other.status_code == 409 and other.headers["content-type"] == "application/problem+json"
+    assert other.json()["type"].endswith("/idempotency-key-reused")
+    options_differ = await client.post("/v1/jobs", content=pdf(1), headers=headers, params={"psm": "6"})
+    assert options_differ.status_code == 409
+    bad = await client.post("/v1/jobs", content=pdf(1), headers={**PDF_TYPE, "Idempotency-Key": "x" * 300})
+    assert bad.status_code == 400 and bad.json()["param"] == "Idempotency-Key"
+    await wait_final(client, first.json()["id"])
+
+
+async def test_cancel(client: httpx.AsyncClient) -> None:
+    runtime = client.app.state.jobs  # type: ignore[attr-defined]
+    await runtime.workers.stop()  # nothing recognises: the job stays queued until cancelled
+    job = await submit(client, pdf(2))
+    cancelled = await client.delete(f"/v1/jobs/{job['id']}")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert (await client.delete(f"/v1/jobs/{job['id']}")).json()["status"] == "cancelled"  # idempotent
+    result = await client.get(f"/v1/jobs/{job['id']}/result")
+    assert result.status_code == 409 and result.json()["type"].endswith("/job-not-finished")
+    assert "cancelled" in result.json()["detail"]
+    events = parse_sse((await client.get(f"/v1/jobs/{job['id']}/events")).text)
+    assert [kind for kind, _ in events] == ["queued", "cancelled"]
+    assert (await client.delete("/v1/jobs/no-such-job")).status_code == 404
+
+
+async def test_a_finished_job_cannot_be_cancelled(client: httpx.AsyncClient) -> None:
+    job = await wait_final(client, str((await submit(client, pdf(1)))["id"]))
+    response = await client.delete(f"/v1/jobs/{job['id']}")
+    assert response.status_code == 409 and response.json()["type"].endswith("/job-already-finished")
+
+
+async def test_server_sent_events_follow_progress_to_the_end(client: httpx.AsyncClient) -> None:
+    job = await submit(client, pdf(4))
+    async with client.stream("GET", f"/v1/jobs/{job['id']}/events") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        raw = ""
+        async with asyncio.timeout(60):
+            async for chunk in stream.aiter_text():
+                raw += chunk
+    events = parse_sse(raw)
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "queued" and kinds[-1] == "succeeded" and kinds.count("succeeded") == 1
+    progress = [data["pages_done"] for kind, data in events if kind == "progress"]
+    assert progress == [1, 2, 3, 4]
+    assert sorted(data["page"] for kind, data in events if kind == "progress") == [1, 2, 3, 4]
+    # resuming after the third event replays only what came later
+    ids = [line[4:] for line in raw.splitlines() if line.startswith("id: ")]
+    resumed = await client.get(f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": ids[2]})
+    assert [kind for kind, _ in parse_sse(resumed.text)] == kinds[3:]
+
+
+async def test_bad_requests_get_precise_problems(client: httpx.AsyncClient) -> None:
+    async def problem(response: httpx.Response, status: int, slug: str) -> dict[str, object]:
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        body = dict(response.json())
+        assert str(body["type"]).endswith("/" + slug), body
+        return body
+
+    await problem(await client.get("/v1/jobs/nope"), 404, "job-not-found")
+    await problem(await client.get("/v1/jobs/nope/result"), 404, "job-not-found")
+    await problem(await client.get("/v1/jobs/nope/events"), 404, "job-not-found")
+    not_allowed = await client.post(
+        "/v1/jobs", content=pdf(1), headers=PDF_TYPE, params={"callback_url": "http://169.254.169.254/latest"}
+    )
+    assert (await problem(not_allowed, 400, "callback-not-allowed"))["param"] == "callback_url"
+    ftp = await client.post("/v1/jobs", content=pdf(1), headers=PDF_TYPE, params={"callback_url": "ftp://127.0.0.1/"})
+    await problem(ftp, 400, "callback-not-allowed")
+    await problem(
+        await client.post("/v1/jobs", content=b"not a document", headers=PDF_TYPE), 415, "unsupported-media-type"
+    )
+    await problem(
+        await client.post("/v1/jobs", content=pdf(1), headers=PDF_TYPE, params={"langs": "x"}), 400, "invalid-parameter"
+    )
+    await problem(
+        await client.post("/v1/jobs", content=pdf(2), headers=PDF_TYPE, params={"pages": "5"}), 400, "invalid-parameter"
+    )
+    job = await wait_final(client, str((await submit(client, pdf(1)))["id"]))
+    await problem(await client.get(f"/v1/jobs/{job['id']}/result", params={"format": "docx"}), 400, "invalid-parameter")
+    await problem(await client.get(f"/v1/jobs/{job['id']}/result", params={"fmt": "text"}), 400, "invalid-parameter")
+    await problem(
+        await client.get(f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": "abc"}), 400, "invalid-parameter"
+    )
+
+
+async def test_single_images_and_json_bodies_are_jobs_too(client: httpx.AsyncClient) -> None:
+    import base64
+
+    response = await client.post(
+        "/v1/jobs", json={"content": base64.b64encode(png("Kilo Lima 42")).decode(), "format": "text"}
+    )
+    assert response.status_code == 202
+    job = await wait_final(client, response.json()["id"])
+    assert job["pages_total"] == 1
+    text = (await client.get(f"/v1/jobs/{job['id']}/result")).text
+    assert words(text) == ["kilo", "lima", "42"]
+
+
+async def test_readiness_reports_the_job_store(client: httpx.AsyncClient) -> None:
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    backend = client.app.state.jobs.store.backend  # type: ignore[attr-defined]
+    assert ready.json()["checks"][backend]["ok"] is True

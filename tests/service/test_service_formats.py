@@ -10,6 +10,8 @@ import pypdfium2 as pdfium
 import pytest
 from service_support import LINE_ONE, has_words, png
 
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
 
 def _pdf_text(body: bytes) -> str:
     document = pdfium.PdfDocument(io.BytesIO(body))
@@ -41,8 +43,8 @@ CHECKS = {
 
 
 @pytest.mark.parametrize("fmt", list(CHECKS))
-async def test_format_parameter_selects_renderer(client: httpx.AsyncClient, fmt: str) -> None:
-    response = await client.post("/v1/ocr", params={"format": fmt}, content=png([LINE_ONE]))
+async def test_format_parameter_selects_renderer(api: httpx.AsyncClient, fmt: str) -> None:
+    response = await api.post("/v1/ocr", params={"format": fmt}, content=png([LINE_ONE]))
     assert response.status_code == 200, response.text
     media_type, extract = CHECKS[fmt]
     assert response.headers["content-type"] == media_type
@@ -64,22 +66,22 @@ async def test_format_parameter_selects_renderer(client: httpx.AsyncClient, fmt:
         ("text/*", "text"),
     ],
 )
-async def test_accept_header_negotiates_format(client: httpx.AsyncClient, accept: str, fmt: str) -> None:
-    response = await client.post("/v1/ocr", content=png([LINE_ONE]), headers={"accept": accept})
+async def test_accept_header_negotiates_format(api: httpx.AsyncClient, accept: str, fmt: str) -> None:
+    response = await api.post("/v1/ocr", content=png([LINE_ONE]), headers={"accept": accept})
     assert response.status_code == 200, response.text
     media_type, extract = CHECKS[fmt]
     assert response.headers["content-type"] == media_type
     assert has_words(extract(response), LINE_ONE)
 
 
-async def test_explicit_format_wins_over_accept(client: httpx.AsyncClient) -> None:
-    response = await client.post("/v1/ocr?format=text", content=png([LINE_ONE]), headers={"accept": "application/pdf"})
+async def test_explicit_format_wins_over_accept(api: httpx.AsyncClient) -> None:
+    response = await api.post("/v1/ocr?format=text", content=png([LINE_ONE]), headers={"accept": "application/pdf"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
 
 
-async def test_unsatisfiable_accept_is_406(client: httpx.AsyncClient) -> None:
-    response = await client.post("/v1/ocr", content=png([LINE_ONE]), headers={"accept": "image/png, text/plain;q=0"})
+async def test_unsatisfiable_accept_is_406(api: httpx.AsyncClient) -> None:
+    response = await api.post("/v1/ocr", content=png([LINE_ONE]), headers={"accept": "image/png, text/plain;q=0"})
     assert response.status_code == 406
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"].endswith("/not-acceptable")

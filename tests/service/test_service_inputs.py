@@ -9,10 +9,12 @@ import httpx
 import pytest
 from service_support import LINE_ONE, LINE_TWO, encode, has_words, multipage, png, text_image
 
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-async def test_multipart_upload_with_options_as_form_fields(client: httpx.AsyncClient) -> None:
+
+async def test_multipart_upload_with_options_as_form_fields(api: httpx.AsyncClient) -> None:
     document = png([LINE_ONE])
-    response = await client.post("/v1/ocr", files={"file": ("scan.png", document, "image/png")}, data={"psm": "6"})
+    response = await api.post("/v1/ocr", files={"file": ("scan.png", document, "image/png")}, data={"psm": "6"})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
     result = response.json()
@@ -31,26 +33,26 @@ async def test_multipart_upload_with_options_as_form_fields(client: httpx.AsyncC
     assert set(result["timings"]) == {"decode_ms", "preprocess_ms", "recognize_ms", "total_ms"}
 
 
-async def test_raw_body_with_its_content_type_and_query_options(client: httpx.AsyncClient) -> None:
-    response = await client.post(
+async def test_raw_body_with_its_content_type_and_query_options(api: httpx.AsyncClient) -> None:
+    response = await api.post(
         "/v1/ocr", params={"format": "text"}, content=png([LINE_TWO]), headers={"content-type": "image/png"}
     )
     assert response.status_code == 200, response.text
     assert has_words(response.text, LINE_TWO)
 
 
-async def test_raw_body_type_is_sniffed_not_trusted(client: httpx.AsyncClient) -> None:
+async def test_raw_body_type_is_sniffed_not_trusted(api: httpx.AsyncClient) -> None:
     """A JPEG declared as application/octet-stream (or even as PNG) is still read as the JPEG it is."""
     jpeg = encode(text_image([LINE_ONE], mode="RGB"), "JPEG", quality=95)
     for declared in ("application/octet-stream", "image/png"):
-        response = await client.post("/v1/ocr?format=text", content=jpeg, headers={"content-type": declared})
+        response = await api.post("/v1/ocr?format=text", content=jpeg, headers={"content-type": declared})
         assert response.status_code == 200, response.text
         assert has_words(response.text, LINE_ONE)
 
 
-async def test_json_body_with_base64_content_and_options(client: httpx.AsyncClient) -> None:
+async def test_json_body_with_base64_content_and_options(api: httpx.AsyncClient) -> None:
     payload = {"content": base64.b64encode(png([LINE_TWO])).decode(), "lang": "eng", "psm": 6, "deskew": False}
-    response = await client.post("/v1/ocr", json=payload)
+    response = await api.post("/v1/ocr", json=payload)
     assert response.status_code == 200, response.text
     assert has_words(response.json()["text"], LINE_TWO)
 
@@ -67,18 +69,18 @@ async def test_json_body_with_base64_content_and_options(client: httpx.AsyncClie
     ],
 )
 async def test_every_image_format_is_recognised(
-    client: httpx.AsyncClient, fmt: str, params: dict[str, object], mode: str
+    api: httpx.AsyncClient, fmt: str, params: dict[str, object], mode: str
 ) -> None:
     document = encode(text_image([LINE_ONE], mode=mode), fmt, **params)
-    response = await client.post("/v1/ocr?format=text", content=document)
+    response = await api.post("/v1/ocr?format=text", content=document)
     assert response.status_code == 200, f"{fmt}: {response.text}"
     assert has_words(response.text, LINE_ONE), f"{fmt}: {response.text!r}"
 
 
 @pytest.mark.parametrize("fmt", ["TIFF", "PDF"])
-async def test_multipage_documents_return_every_page_in_order(client: httpx.AsyncClient, fmt: str) -> None:
+async def test_multipage_documents_return_every_page_in_order(api: httpx.AsyncClient, fmt: str) -> None:
     document = multipage(fmt, [[LINE_ONE], [LINE_TWO], ["Third page says hello"]])
-    response = await client.post("/v1/ocr", content=document)
+    response = await api.post("/v1/ocr", content=document)
     assert response.status_code == 200, response.text
     pages = response.json()["pages"]
     assert [page["number"] for page in pages] == [1, 2, 3]
@@ -87,17 +89,17 @@ async def test_multipage_documents_return_every_page_in_order(client: httpx.Asyn
     assert has_words(pages[2]["text"], "Third page says hello")
 
 
-async def test_pages_option_selects_pages(client: httpx.AsyncClient) -> None:
+async def test_pages_option_selects_pages(api: httpx.AsyncClient) -> None:
     document = multipage("PDF", [[LINE_ONE], [LINE_TWO], ["Third page says hello"]])
-    response = await client.post("/v1/ocr", params={"pages": "3,1"}, content=document)
+    response = await api.post("/v1/ocr", params={"pages": "3,1"}, content=document)
     assert response.status_code == 200, response.text
     pages = response.json()["pages"]
     assert sorted(page["number"] for page in pages) == [1, 3]
     assert has_words(next(p["text"] for p in pages if p["number"] == 3), "Third page says hello")
 
 
-async def test_language_with_dash_spelling_and_combination(client: httpx.AsyncClient) -> None:
-    response = await client.post("/v1/ocr", params={"lang": "ENG+deu"}, content=png([LINE_ONE]))
+async def test_language_with_dash_spelling_and_combination(api: httpx.AsyncClient) -> None:
+    response = await api.post("/v1/ocr", params={"lang": "ENG+deu"}, content=png([LINE_ONE]))
     assert response.status_code == 200, response.text
     assert response.json()["language"] == "eng+deu"
     assert has_words(response.json()["text"], LINE_ONE)

@@ -1,0 +1,142 @@
+"""Completion callbacks: signed, retried with back-off after failures, never to hosts off the
+allow-list. The receiver is a real HTTP server on loopback that verifies every signature."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jobs_support import job_settings, pdf, running_app, wait_final
+
+from ocr_service.jobs.callbacks import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    CallbackDispatcher,
+    backoff_seconds,
+    check_callback_url,
+    verify,
+)
+from ocr_service.jobs.errors import CallbackNotAllowed
+from ocr_service.jobs.models import NewJob
+from ocr_service.jobs.sqlstore import SqlJobStore
+from ocr_service.options import OcrOptions
+
+SECRET = "test-secret"
+
+
+@dataclass
+class Receiver:
+    """Answers 500 to the first `failures` deliveries, then 204; records every delivery."""
+
+    failures: int = 0
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            signature_ok = verify(SECRET, self.headers[TIMESTAMP_HEADER], body, self.headers[SIGNATURE_HEADER])
+            state.deliveries.append({"body": json.loads(body), "signature_ok": signature_ok})
+            failing = len(state.deliveries) <= state.failures
+            self.send_response(500 if failing else 204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_allow_list_refuses_everything_else() -> None:
+    allowed = ("hooks.example.com", "127.0.0.1:8080", "*.corp.example")
+    assert check_callback_url("https://hooks.example.com/x", allowed)
+    assert check_callback_url("http://127.0.0.1:8080/x", allowed)
+    assert check_callback_url("https://a.b.corp.example/x", allowed)
+    for url in (
+        "http://127.0.0.1:9090/x",  # right host, wrong port
+        "http://hooks.example.com.evil.test/x",
+        "http://user:pw@hooks.example.com/x",
+        "file:///etc/passwd",
+        "http://corp.example/x",
+        "http://[::1]/x",
+        "not a url",
+    ):
+        with pytest.raises(CallbackNotAllowed):
+            check_callback_url(url, allowed)
+    with pytest.raises(CallbackNotAllowed, match="disabled"):
+        check_callback_url("https://hooks.example.com/x", ())
+
+
+def test_backoff_grows_exponentially() -> None:
+    assert [backoff_seconds(n, 2.0) for n in (1, 2, 3, 4)] == [2.0, 4.0, 8.0, 16.0]
+
+
+async def test_failed_deliveries_are_retried_with_backoff(store: SqlJobStore, receiver: Receiver) -> None:
+    receiver.failures = 2
+    job, _ = await store.create_job(
+        NewJob(document=b"doc", options=OcrOptions(), page_numbers=(1,), callback_url=receiver.url)
+    )
+    await store.cancel_job(job.id)  # a final state: the callback is due
+    dispatcher = CallbackDispatcher(
+        store, secret=SECRET, allowed_hosts=("127.0.0.1",), poll_seconds=0.05, backoff_base=0.2
+    )
+    dispatcher.start()
+    try:
+        async with asyncio.timeout(15):
+            while True:
+                current = await store.get_job(job.id)
+                if current is None or current.callback_state != "pending":
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await dispatcher.stop()
+    assert current is not None and current.callback_state == "delivered"
+    assert len(receiver.deliveries) == 3  # two failures, then success; never more
+    assert all(d["signature_ok"] for d in receiver.deliveries)
+    assert receiver.deliveries[-1]["body"]["job"]["status"] == "cancelled"
+
+
+async def test_a_job_calls_back_when_it_succeeds(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.failures = 1  # the first attempt fails; the retry (2 s back-off) succeeds
+    async with running_app(job_settings(tmp_path, callback_secret=SECRET)) as client:
+        response = await client.post(
+            "/v1/jobs",
+            content=pdf(1),
+            headers={"content-type": "application/pdf"},
+            params={"callback_url": receiver.url},
+        )
+        assert response.status_code == 202
+        job = await wait_final(client, response.json()["id"])
+        assert job["status"] == "succeeded"
+        async with asyncio.timeout(20):
+            while job["callback_state"] != "delivered":
+                await asyncio.sleep(0.1)
+                job = (await client.get(f"/v1/jobs/{job['id']}")).json()
+    assert len(receiver.deliveries) == 2 and all(d["signature_ok"] for d in receiver.deliveries)
+    payload = receiver.deliveries[-1]["body"]
+    assert payload["event"] == "job.finished"
+    assert payload["job"]["id"] == job["id"] and payload["job"]["status"] == "succeeded"
+    assert payload["job"]["pages_done"] == 1

@@ -13,6 +13,7 @@ they agree, and the OCR defaults come from the service's own settings table.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Mapping
@@ -61,7 +62,7 @@ _LANGUAGE = re.compile(r"^[A-Za-z0-9_]+$")
 _LANG_EXPR = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
 _DURATION = re.compile(r"^(?=.)([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$")
 _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h)")
-_PERCENT = re.compile(r"^[0-9]+%$")
+_PERCENT = re.compile(r"^(100|[1-9]?[0-9])%$")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _LABEL_NAME_PART = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
@@ -340,7 +341,7 @@ def _int_or_percent(value: Any, path: str) -> int | str:
         if value < 0:
             raise SpecError(path, f"must not be negative, got {value}")
         return value
-    if not _PERCENT.match(value) or int(value[:-1]) > 100:
+    if not _PERCENT.match(value):
         raise SpecError(path, f"must be an integer or a percentage between '0%' and '100%', got {value!r}")
     return value
 
@@ -488,6 +489,16 @@ def _parse_monitoring(value: Any) -> MonitoringSpec:
     return MonitoringSpec(service_monitor=monitor, prometheus_rule=rule)
 
 
+def _cidr(value: Any, path: str) -> str:
+    try:
+        if not isinstance(value, str) or "/" not in value:
+            raise ValueError(value)
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise SpecError(path, f"{value!r} is not a CIDR such as 10.0.0.0/16") from None
+    return value
+
+
 def _parse_network_policy(value: Any) -> NetworkPolicySpec:
     path = "spec.networkPolicy"
     obj = _object(value, path)
@@ -500,6 +511,14 @@ def _parse_network_policy(value: Any) -> NetworkPolicySpec:
             raise SpecError(peer_path, "must set podSelector, namespaceSelector and/or ipBlock (and nothing else)")
         if "ipBlock" in peer_obj and len(peer_obj) > 1:
             raise SpecError(peer_path, "ipBlock cannot be combined with podSelector or namespaceSelector")
+        for selector in ("podSelector", "namespaceSelector"):
+            if selector in peer_obj:
+                _object(peer_obj[selector], f"{peer_path}.{selector}")
+        if "ipBlock" in peer_obj:
+            block = _object(peer_obj["ipBlock"], f"{peer_path}.ipBlock")
+            _cidr(block.get("cidr"), f"{peer_path}.ipBlock.cidr")
+            for index_except, excluded in enumerate(_list(block.get("except"), f"{peer_path}.ipBlock.except")):
+                _cidr(excluded, f"{peer_path}.ipBlock.except[{index_except}]")
         sources.append(dict(peer_obj))
     return NetworkPolicySpec(
         enabled=_bool(obj, "enabled", path, False),

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pypdfium2 as pdfium
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ocr_service.errors import (
     InvalidParameter,
@@ -313,7 +313,9 @@ def _open_pillow(data: bytes, kind: DocumentKind) -> Image.Image:
         return Image.open(io.BytesIO(data), formats=[formats[kind]])
     except Image.DecompressionBombError as exc:
         raise TooManyPixels(str(exc)) from None
-    except Exception as exc:  # bad headers surface as UnidentifiedImageError, SyntaxError, struct.error...
+    except UnidentifiedImageError:
+        raise UndecodableDocument(f"the data starts like a {kind.value.upper()} but its header is invalid") from None
+    except Exception as exc:  # other bad headers surface as SyntaxError, struct.error, ValueError...
         raise UndecodableDocument(f"the {kind.value.upper()} header could not be read: {exc}") from None
 
 

@@ -50,7 +50,7 @@ import numpy as np
 from ocr_service.documents import Document, DocumentKind, PageImage, PixelArray, open_document
 from ocr_service.engine import languages
 from ocr_service.engine.backends import library_versions, load_backend
-from ocr_service.engine.base import EngineBackend, PageRender, RecognitionRequest, Recognizer
+from ocr_service.engine.base import ASSUMED_DPI, EngineBackend, PageRender, RecognitionRequest, Recognizer
 from ocr_service.engine.cpus import available_cpus
 from ocr_service.engine.model import (
     BBox,
@@ -212,6 +212,7 @@ class OcrPipeline:
         """Recognise the selected pages of `data` and render `options.format` (see the module docstring)."""
         started = time.perf_counter()
         deadline = time.monotonic() + (timeout or self.settings.timeout_seconds)
+        self._pool_or_fail()
         options = self.validate(options)
         document, info = await asyncio.to_thread(self._open, data, options)
         try:
@@ -253,6 +254,7 @@ class OcrPipeline:
         fills the pool); `wait_for_slot=False` raises `Overloaded` instead.
         """
         deadline = time.monotonic() + (timeout or self.settings.timeout_seconds)
+        self._pool_or_fail()
         options = self.validate(options)
 
         def open_one() -> Document:
@@ -369,7 +371,7 @@ def _page_work(
         if remaining_ms <= 0:
             raise RecognitionTimeout(f"page {number}: the time limit passed before recognition started")
         scale = float(report.get("scale", 1.0) or 1.0) if report else 1.0
-        dpi = round(page.dpi * scale) if page.dpi else None
+        dpi = round(page.dpi * scale) if page.dpi else ASSUMED_DPI
         request = RecognitionRequest(number, options.lang, options.psm, options.oem, dpi, formats, remaining_ms)
         render = recognizer.recognize(pixels, request)
         recognized = time.perf_counter()

@@ -56,5 +56,10 @@ class EngineBackend(Protocol):
     def new_recognizer(self) -> Recognizer: ...
 
 
+ASSUMED_DPI = 300
+"""Resolution given to Tesseract when the file declares none: both engines must assume the same one
+(tesserocr would otherwise see 96 from its in-memory BMP, the CLI 70 from the PNM), it sizes PDF
+pages sensibly, and it is the resolution Tesseract's models are tuned for."""
+
 FILE_RENDERED_FORMATS = frozenset({OutputFormat.ALTO, OutputFormat.PDF})
 """Formats Tesseract only writes through its file renderers (the others come from in-memory calls)."""

@@ -125,7 +125,7 @@ class WorkerPool:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             await asyncio.wait_for(asyncio.shield(granted), remaining)
-        except BaseException:
+        except BaseException as failure:
             with self._lock:
                 try:
                     self._waiters.remove(entry)
@@ -138,6 +138,8 @@ class WorkerPool:
                     self._release()
                 else:
                     granted.cancel()
+            if isinstance(failure, TimeoutError):
+                raise RecognitionTimeout("the time limit passed while waiting for a free worker") from None
             raise
 
     def _release(self) -> None:

@@ -66,7 +66,8 @@ def hocr_page_part(fragment: str, page_number: int) -> str:
     """Normalise a page's hOCR div: ids and `ppageno` carry `page_number`, the image is named after the page."""
     fragment = _HOCR_IMAGE_TITLE.sub(f"""title='image "page-{page_number}";""", fragment, count=1)
     fragment = _HOCR_IDS.sub(lambda m: f"id='{m.group(1)}_{page_number}", fragment)
-    return _HOCR_PPAGENO.sub(f"ppageno {page_number - 1}", fragment, count=1)
+    fragment = _HOCR_PPAGENO.sub(f"ppageno {page_number - 1}", fragment, count=1)
+    return fragment.rstrip() + "\n"
 
 
 def hocr_fragment_of_document(document: str, page_number: int) -> str:

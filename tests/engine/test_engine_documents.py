@@ -1,0 +1,270 @@
+"""documents.py: type sniffing, header-only limits, page selection and decoding, on crafted inputs."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+from engine_images import encode, multipage, pdf_with_page_size, text_image
+from PIL import Image
+
+from ocr_service.documents import DocumentKind, open_document, parse_pages, sniff
+from ocr_service.errors import (
+    InvalidParameter,
+    TooManyPages,
+    TooManyPixels,
+    UndecodableDocument,
+    UnsupportedMediaType,
+)
+from ocr_service.settings import Settings
+
+SETTINGS = Settings(max_pixels=40_000_000, max_pages=5, pdf_dpi=300, max_dpi=600)
+
+
+def png_with_declared_size(width: int, height: int) -> bytes:
+    """A PNG whose IHDR claims `width` x `height` but carries almost no pixel data."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def tiff_with_declared_size(width: int, height: int) -> bytes:
+    """A little-endian baseline TIFF whose IFD claims `width` x `height` 8-bit grey pixels."""
+    entries = [
+        (256, 4, 1, width),  # ImageWidth LONG
+        (257, 4, 1, height),  # ImageLength LONG
+        (258, 3, 1, 8),  # BitsPerSample
+        (259, 3, 1, 1),  # Compression none
+        (262, 3, 1, 1),  # BlackIsZero
+        (273, 4, 1, 8 + 2 + 12 * 9 + 4),  # StripOffsets: right after the IFD
+        (277, 3, 1, 1),  # SamplesPerPixel
+        (278, 4, 1, height),  # RowsPerStrip
+        (279, 4, 1, width * height & 0xFFFFFFFF),  # StripByteCounts
+    ]
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        ifd += struct.pack("<HHI", tag, kind, count) + (
+            struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+        )
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + b"\0" * 16
+
+
+def gif_with_frames(frames: int) -> bytes:
+    """A 1x1 GIF with `frames` image blocks, written by hand (Pillow would merge identical frames)."""
+    header = b"GIF89a" + struct.pack("<HHBBB", 1, 1, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00"
+    return header + frame * frames + b"\x3b"
+
+
+# -- sniffing ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "kind"),
+    [
+        ("PNG", DocumentKind.PNG),
+        ("JPEG", DocumentKind.JPEG),
+        ("TIFF", DocumentKind.TIFF),
+        ("WEBP", DocumentKind.WEBP),
+        ("BMP", DocumentKind.BMP),
+        ("GIF", DocumentKind.GIF),
+        ("PDF", DocumentKind.PDF),
+    ],
+)
+def test_sniff_recognises_each_format_from_its_bytes(fmt: str, kind: DocumentKind) -> None:
+    assert sniff(encode(text_image(["abc"]), fmt)) is kind
+
+
+@pytest.mark.parametrize("data", [b"hello, this is plain text", b"\x00" * 64, bytes(range(256)), b"<svg></svg>"])
+def test_unknown_bytes_are_unsupported_media_type(data: bytes) -> None:
+    with pytest.raises(UnsupportedMediaType) as caught:
+        open_document(data, SETTINGS)
+    assert caught.value.status == 415
+
+
+def test_zero_bytes_is_a_precise_422() -> None:
+    with pytest.raises(UndecodableDocument, match="empty"):
+        open_document(b"", SETTINGS)
+
+
+def test_a_png_name_cannot_make_garbage_a_png() -> None:
+    with pytest.raises(UnsupportedMediaType):
+        sniff(b"GIF8" + b"garbage")
+
+
+# -- corrupt data --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"])
+def test_truncated_images_are_undecodable(fmt: str) -> None:
+    data = encode(text_image(["truncated page"]), fmt)
+    cut = data[: max(40, len(data) // 3)]
+    with pytest.raises(UndecodableDocument) as caught:
+        document = open_document(cut, SETTINGS)
+        document.load_page(1)
+    assert caught.value.status == 422
+
+
+def test_pdf_garbage_after_header_is_undecodable() -> None:
+    with pytest.raises(UndecodableDocument):
+        open_document(b"%PDF-1.7\n" + bytes(range(256)) * 4, SETTINGS)
+
+
+def test_truncated_pdf_is_undecodable_or_readable_never_a_crash() -> None:
+    data = multipage([text_image(["one"]), text_image(["two"])], "PDF")
+    with pytest.raises(UndecodableDocument):
+        open_document(data[: len(data) // 2], SETTINGS).load_page(2)
+
+
+# -- limits, from headers only ---------------------------------------------------------------------
+
+
+def test_huge_declared_png_is_refused_from_its_header() -> None:
+    data = png_with_declared_size(100_000, 100_000)
+    started = time.perf_counter()
+    with pytest.raises(TooManyPixels, match="100000x100000") as caught:
+        open_document(data, SETTINGS)
+    assert caught.value.status == 413
+    assert time.perf_counter() - started < 1.0  # nothing was decoded (10^10 pixels would take minutes)
+
+
+def test_huge_declared_tiff_is_refused_from_its_header() -> None:
+    data = tiff_with_declared_size(60_000, 60_000)
+    with pytest.raises(TooManyPixels, match="60000x60000"):
+        open_document(data, SETTINGS)
+
+
+def test_pixel_limit_is_the_setting() -> None:
+    data = encode(text_image(["small"]), "PNG")
+    width, height = Image.open(io.BytesIO(data)).size
+    open_document(data, Settings(max_pixels=width * height))
+    with pytest.raises(TooManyPixels):
+        open_document(data, Settings(max_pixels=width * height - 1))
+
+
+def test_many_frame_gif_is_refused_without_walking_every_frame() -> None:
+    data = gif_with_frames(200_000)
+    started = time.perf_counter()
+    with pytest.raises(TooManyPages) as caught:
+        open_document(data, SETTINGS)
+    assert caught.value.status == 413
+    assert time.perf_counter() - started < 0.5
+
+
+def test_gif_frames_are_pages() -> None:
+    document = open_document(gif_with_frames(3), SETTINGS)
+    assert document.kind is DocumentKind.GIF
+    assert document.page_count == 3
+    assert document.load_page(3).pixels.shape[:2] == (1, 1)
+
+
+def test_pdf_with_an_enormous_page_is_refused_before_rendering() -> None:
+    data = pdf_with_page_size(14_400, 14_400)  # 200 x 200 inches: 60000 x 60000 pixels at 300 DPI
+    document = open_document(data, SETTINGS)
+    started = time.perf_counter()
+    with pytest.raises(TooManyPixels, match=r"6000\dx6000\d"):
+        document.selected(None)
+    with pytest.raises(TooManyPixels):
+        document.load_page(1)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_pdf_pixel_check_scales_with_dpi() -> None:
+    data = pdf_with_page_size(612, 792)  # US letter
+    assert open_document(data, SETTINGS, dpi=72).page_size(1) == (612, 792)
+    at_300 = open_document(data, SETTINGS, dpi=300)
+    width, height = at_300.page_size(1)
+    assert abs(width - 2550) <= 1 and abs(height - 3300) <= 1
+    assert at_300.load_page(1).pixels.shape[:2] == (height, width)  # the checked size is the rendered size
+    with pytest.raises(TooManyPixels):
+        open_document(data, Settings(max_pixels=width * height - 1)).selected(None)
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "PDF"])
+def test_too_many_pages(fmt: str) -> None:
+    data = multipage([text_image([str(n)]) for n in range(7)], fmt)
+    with pytest.raises(TooManyPages) as caught:
+        open_document(data, SETTINGS)
+    assert caught.value.status == 413
+
+
+def test_dpi_above_the_limit_is_a_parameter_error() -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        open_document(pdf_with_page_size(100, 100), SETTINGS, dpi=601)
+    assert caught.value.param == "dpi"
+
+
+# -- pages ---------------------------------------------------------------------------------------
+
+
+def test_parse_pages() -> None:
+    assert parse_pages("1-3,7") == (1, 2, 3, 7)
+    assert parse_pages("2, 2,1") == (2, 1)
+    for bad in ("0", "3-1", "a", "", "1-x"):
+        with pytest.raises(InvalidParameter) as caught:
+            parse_pages(bad)
+        assert caught.value.param == "pages"
+
+
+def test_selection_and_out_of_range_pages() -> None:
+    document = open_document(multipage([text_image(["a"]), text_image(["b"]), text_image(["c"])], "TIFF"), SETTINGS)
+    assert document.page_count == 3
+    assert document.selected(None) == (1, 2, 3)
+    assert document.selected((3, 1)) == (3, 1)
+    with pytest.raises(InvalidParameter, match="page 4 does not exist") as caught:
+        document.selected((1, 4))
+    assert caught.value.param == "pages"
+
+
+def test_tiff_pages_decode_independently_and_in_any_order() -> None:
+    widths = [200, 300, 400]
+    images = [Image.new("L", (w, 50), 255) for w in widths]
+    document = open_document(multipage(images, "TIFF"), SETTINGS)
+    assert [document.load_page(n).width for n in (3, 1, 2)] == [400, 200, 300]
+
+
+# -- pixels handed to the engine -----------------------------------------------------------------
+
+
+def test_transparent_png_is_flattened_onto_white() -> None:
+    image = Image.new("RGBA", (40, 20), (0, 0, 0, 0))  # fully transparent black
+    image.paste((0, 0, 0, 255), (10, 5, 20, 15))  # an opaque black square
+    page = open_document(encode(image, "PNG"), SETTINGS).load_page(1)
+    assert page.pixels.dtype == np.uint8
+    assert page.pixels[0, 0].tolist() == [255, 255, 255]
+    assert page.pixels[10, 15].tolist() == [0, 0, 0]
+
+
+def test_sixteen_bit_grey_is_scaled_to_eight_bits() -> None:
+    array = np.zeros((10, 10), dtype=np.uint16)
+    array[:, 5:] = 65535
+    page = open_document(encode(Image.fromarray(array), "PNG"), SETTINGS).load_page(1)
+    assert page.pixels.dtype == np.uint8
+    assert page.pixels[0, 0] == 0 and page.pixels[0, 9] == 255
+
+
+def test_palette_and_bilevel_images_become_grey_or_rgb() -> None:
+    for mode in ("P", "1", "CMYK"):
+        page = open_document(encode(text_image(["x"]).convert(mode), "TIFF"), SETTINGS).load_page(1)
+        assert page.pixels.dtype == np.uint8
+        assert page.pixels.ndim in (2, 3)
+
+
+def test_declared_dpi_is_kept_when_credible() -> None:
+    image = text_image(["dpi"])
+    assert open_document(encode(image, "PNG", dpi=(200, 200)), SETTINGS).load_page(1).dpi == 200
+    assert open_document(encode(image, "PNG", dpi=(1, 1)), SETTINGS).load_page(1).dpi is None
+
+
+def test_pdf_pages_render_at_the_requested_dpi() -> None:
+    data = pdf_with_page_size(72, 144, pages=2)
+    page = open_document(data, SETTINGS, dpi=100).load_page(2)
+    assert (page.width, page.height, page.dpi) == (100, 200, 100)
+    assert page.pixels.min() == 255  # blank page renders white

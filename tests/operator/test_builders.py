@@ -20,6 +20,7 @@ from catalyst_operator import constants
 from catalyst_operator.builders import CHILD_TYPES, BuildContext, build_children, child_name, rule_groups, service_url
 from catalyst_operator.builders.deployment import API_KEYS_DIR
 from catalyst_operator.builders.monitoring import RULES_JOB_MATCHER
+from catalyst_operator.labels import version_label
 from catalyst_operator.spec import SpecError, parse_spec, referenced_secrets
 
 from ocr_service import metrics
@@ -260,6 +261,22 @@ def test_custom_image_and_pull_settings() -> None:
     assert container(children)["image"].startswith("registry.example.com/ocr@sha256:")
     assert container(children)["imagePullPolicy"] == "Always"
     assert children["Deployment"]["metadata"]["labels"][constants.LABEL_VERSION] == "sha256-abababababab"
+
+
+@pytest.mark.parametrize(
+    ("image", "label"),
+    [
+        ("ghcr.io/catalyst-ocr/catalyst-ocr:0.1.0", "0.1.0"),
+        ("registry.local:5000/ocr", "latest"),
+        ("registry.local:5000/ocr:v2+build.7", "v2-build.7"),
+        ("ocr:1.0@sha256:" + "cd" * 32, "1.0"),
+        ("ocr:" + "x" * 80, "x" * 63),
+    ],
+)
+def test_version_label_is_a_valid_label_value_from_the_image(image: str, label: str) -> None:
+    assert version_label(image) == label
+    assert len(label) <= 63 and re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", label)
+    assert build({"image": image})["Service"]["metadata"]["labels"][constants.LABEL_VERSION] == label
 
 
 def test_secrets_reach_the_pod_only_by_reference() -> None:

@@ -28,20 +28,21 @@ RULES_JOB_MATCHER = 'job="catalyst-ocr"'
 
 
 @functools.cache
-def _rule_groups_text() -> str:
-    return resources.files("catalyst_operator").joinpath("assets", RULES_ASSET).read_text(encoding="utf-8")
+def _parsed_rule_groups() -> list[dict[str, Any]]:
+    """Read and parse the asset once per process; callers get copies."""
+    text = resources.files("catalyst_operator").joinpath("assets", RULES_ASSET).read_text(encoding="utf-8")
+    groups: list[dict[str, Any]] = yaml.safe_load(text)["groups"]
+    return groups
 
 
 def rule_groups() -> list[dict[str, Any]]:
-    """The alert rule groups exactly as written in the asset (compose semantics)."""
-    document = yaml.safe_load(_rule_groups_text())
-    groups: list[dict[str, Any]] = document["groups"]
-    return groups
+    """The alert rule groups exactly as written in the asset (compose semantics), as a fresh copy."""
+    return copy.deepcopy(_parsed_rule_groups())
 
 
 def scoped_rule_groups(namespace: str, job: str) -> list[dict[str, Any]]:
     """The rule groups with every expression limited to one instance's series."""
-    groups = copy.deepcopy(rule_groups())
+    groups = rule_groups()
     matcher = f'namespace="{namespace}", job="{job}"'
     for group in groups:
         group["name"] = f"{group['name']}.{namespace}.{job}"

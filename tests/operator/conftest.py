@@ -8,13 +8,20 @@ one namespace; `start_operator` does the same on demand, for tests that prepare 
 
 from __future__ import annotations
 
+import os
+
+# kopf reads the resync timer's interval when the handlers are imported, so it is set before any
+# import of the operator: short, so the tests see real timer-driven resyncs (and assert that they
+# write nothing) within seconds.
+os.environ["CATALYST_OPERATOR_RESYNC_SECONDS"] = "3"
+
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import kmock
 import kubernetes
 import pytest
-from catalyst_operator.handlers import build_runtime
+from catalyst_operator.handlers import RESYNC_SECONDS, build_runtime
 from catalyst_operator.kube import KubeApi
 from catalyst_operator.reconcile import Runtime
 from catalyst_operator.settings import OperatorSettings
@@ -40,6 +47,12 @@ def k8s(cluster: ClusterEmulator) -> Harness:
 @pytest.fixture
 def operator_settings() -> OperatorSettings:
     return OperatorSettings(default_image=TEST_IMAGE, metrics_port=0, resync_seconds=3600, discovery_ttl_seconds=0.0)
+
+
+@pytest.fixture
+def resync_seconds() -> float:
+    """The resync timer's interval the running handlers really use."""
+    return RESYNC_SECONDS
 
 
 @pytest.fixture

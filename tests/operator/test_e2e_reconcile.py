@@ -214,22 +214,26 @@ async def test_disabling_autoscaling_deletes_the_hpa_and_gives_replicas_back(k8s
     await eventually(lambda: k8s.stored(DEPLOYMENTS, "zeta")["spec"].get("replicas") == 2)
 
 
-async def test_nothing_changed_means_no_write(k8s, operator, runtime, start_operator):
+async def test_nothing_changed_means_no_write(k8s, operator, runtime, start_operator, resync_seconds):
     await k8s.create(SECRETS, secret("db", url="postgresql://one"))
     await k8s.create_cr("quiet", {"database": {"urlSecretRef": {"name": "db", "key": "url"}}})
     await eventually(lambda: (k8s.cr("quiet") or {}).get("status"))
     await k8s.settle()
     writes_before = len(k8s.writes())
+    reads_before = len(k8s.requests())
 
-    # The resync path (what the timer runs), twice.
+    # The resync path (what the timer runs), called directly...
     for _ in range(2):
         report = await asyncio.to_thread(reconcile, runtime, k8s.namespace, "quiet")
         assert report.applied is not None and not report.applied.written and not report.status_written
         assert not report.events
-    # A Secret event that changes nothing the pods read, and a restart of the operator (resume).
+    # ...and by the timer itself (two ticks), a Secret event that changes nothing the pods read,
+    # and a restart of the operator (kopf resumes every resource).
+    await asyncio.sleep(2 * resync_seconds + 0.5)
     await k8s.patch(SECRETS, "db", {"metadata": {"labels": {"touched": "yes"}}})
     await k8s.settle()
     await asyncio.to_thread(operator.stop)
     await start_operator()
     await k8s.settle()
+    assert len(k8s.requests()) > reads_before + 10  # the operator did look
     assert [f"{r.method} {r.url.path}" for r in k8s.writes()[writes_before:]] == []

@@ -38,11 +38,11 @@ class ApiKeyStore:
         self,
         settings: Settings,
         *,
-        cache_seconds: float = KEY_CACHE_SECONDS,
+        cache_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
-        self._cache_seconds = cache_seconds
+        self._cache_seconds = KEY_CACHE_SECONDS if cache_seconds is None else cache_seconds
         self._clock = clock
         self._keys: frozenset[bytes] = frozenset()
         self._loaded_at: float | None = None

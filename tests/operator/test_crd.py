@@ -71,7 +71,7 @@ def test_schema_is_structural_and_documented() -> None:
             missing_type.append(path)
         is_map_value = path.endswith("{}")
         is_scalar_item = path.endswith("[]") and node.get("type") != "object"
-        is_envelope = path in (".apiVersion", ".kind", ".metadata")
+        is_envelope = path in (".apiVersion", ".kind", ".metadata", ".metadata.name")
         if not (is_map_value or is_scalar_item or is_envelope) and path and not node.get("description"):
             missing_description.append(path)
         if node.get("x-kubernetes-preserve-unknown-fields"):
@@ -329,6 +329,13 @@ def test_invalid_specs_are_refused_by_the_crd_and_by_parse_spec(
     with pytest.raises(SpecError) as raised:
         parse_spec(raw)
     assert raised.value.field.startswith(field), raised.value
+
+
+def test_metadata_restricts_only_the_name() -> None:
+    """The API server allows nothing in `metadata` but restrictions on name and generateName."""
+    metadata = crd_schema()["properties"]["metadata"]
+    assert set(metadata["properties"]) == {"name"}
+    assert set(metadata["properties"]["name"]) == {"type", "maxLength", "pattern"}
 
 
 def test_name_must_fit_a_service_name() -> None:

@@ -152,8 +152,11 @@ def render_field_reference() -> str:
             for child in CHILD_TYPES
         ),
         "",
-        "## Resource rules",
+        "## Name",
         "",
+        "`metadata.name` also names the Service, so it must be a DNS-1035 label: "
+        + "; ".join(_constraints(schema["properties"]["metadata"]["properties"]["name"]))
+        + ".",
         *(f"- {rule['message']}" for rule in schema.get("x-kubernetes-validations", [])),
         "",
         "## spec",

@@ -8,6 +8,7 @@ operator's built-in defaults are the CRD's), and the invalid specs below are ref
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,8 +16,9 @@ import kubernetes_validate
 import pytest
 from catalyst_operator import constants
 from catalyst_operator.spec import SpecError, parse_spec
-from test_crd_tools import admit, crd_schema, load_crd
+from test_crd_tools import CRD_PATH, admit, crd_schema, load_crd
 
+from ocr_service.contract import SECRET_ENV_VARS, EnvVar
 from ocr_service.settings import Settings
 
 PRESERVE_UNKNOWN_ALLOWED = {
@@ -345,3 +347,15 @@ def test_name_must_fit_a_service_name() -> None:
         with pytest.raises(SpecError, match=r"metadata\.name"):
             parse_spec(cr({}, name=name))
     assert admit(cr({}, name="o" * 63))[1] == []
+
+
+def test_env_var_names_in_the_crd_are_the_service_contract() -> None:
+    """The YAML cannot import ocr_service.contract, so check every name it spells against it."""
+    text = CRD_PATH.read_text(encoding="utf-8")
+    mentioned = set(re.findall(r"\bOCR_[A-Z_]+[A-Z]\b", text))
+    assert mentioned, "the descriptions name the settings they map to"
+    assert mentioned <= {str(var) for var in EnvVar}
+    env_rules = crd_schema()["properties"]["spec"]["properties"]["env"]["items"]["x-kubernetes-validations"]
+    (credential_rule,) = (rule["rule"] for rule in env_rules if "credential" in rule["message"])
+    listed = set(re.findall(r"'(OCR_[A-Z_]+)'", credential_rule))
+    assert listed == {str(var) for var in SECRET_ENV_VARS}

@@ -187,7 +187,16 @@ def _ocr_operation(settings: Settings) -> dict[str, Any]:
         "parameters": parameters,
         "requestBody": {"required": True, "content": request_content},
         "responses": {
-            "200": {"description": "The recognised document in the requested format.", "content": success_content},
+            "200": {
+                "description": "The recognised document in the requested format.",
+                "content": success_content,
+                "headers": {
+                    "X-Cache": {
+                        "description": "`hit` when the result came from the result cache, else `miss`.",
+                        "schema": {"type": "string", "enum": ["hit", "miss"]},
+                    }
+                },
+            },
             "400": _problem("An option is invalid (`param` names it) or the body is malformed or empty."),
             "406": _problem("The Accept header matches none of the output formats."),
             "413": _problem("The body, a page's pixels or the page count exceeds a limit."),
@@ -382,6 +391,7 @@ def _schemas() -> dict[str, Schema]:
                     "properties": {name: number for name in ("decode_ms", "preprocess_ms", "recognize_ms", "total_ms")},
                 },
                 "pages": {"type": "array", "items": page},
+                "cached": {"type": "boolean", "description": "Whether the result came from the result cache."},
             },
         },
         "Problem": {

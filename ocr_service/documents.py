@@ -284,7 +284,7 @@ def open_document(data: bytes, settings: Settings, dpi: int | None = None) -> Do
         document = Document(data, kind, count, settings, dpi)
         document._pdf = pdf
     else:
-        count = _count_image_pages(data, kind, settings.max_pages)
+        count = _count_image_pages(data, kind, settings.max_pages, settings.max_pixels)
         document = Document(data, kind, count, settings, dpi)
         document._check_pixels(1, *document.page_size(1))
     if count > settings.max_pages:
@@ -319,10 +319,10 @@ def _open_pillow(data: bytes, kind: DocumentKind) -> Image.Image:
         raise UndecodableDocument(f"the {kind.value.upper()} header could not be read: {exc}") from None
 
 
-def _count_image_pages(data: bytes, kind: DocumentKind, max_pages: int) -> int:
+def _count_image_pages(data: bytes, kind: DocumentKind, max_pages: int, max_pixels: int) -> int:
     """Pages in an image file, counting at most `max_pages + 1` so a huge count is never walked."""
     if kind is DocumentKind.GIF:
-        return _count_gif_frames(data, max_pages + 1)
+        return _count_gif_frames(data, max_pages + 1, max_pixels)
     if kind is not DocumentKind.TIFF:
         return 1
     with _open_pillow(data, kind) as image:
@@ -338,8 +338,11 @@ def _count_image_pages(data: bytes, kind: DocumentKind, max_pages: int) -> int:
         return count
 
 
-def _count_gif_frames(data: bytes, stop_at: int) -> int:
-    """Frames in a GIF by walking its blocks (no LZW decoding), stopping once `stop_at` are seen."""
+def _count_gif_frames(data: bytes, stop_at: int, max_pixels: int) -> int:
+    """Frames in a GIF by walking its blocks (no LZW decoding), stopping once `stop_at` are seen.
+
+    Each frame's own size is checked too: a frame may declare itself far larger than the screen.
+    """
 
     def skip_sub_blocks(pos: int) -> int:
         while True:
@@ -366,6 +369,14 @@ def _count_gif_frames(data: bytes, stop_at: int) -> int:
         elif block == 0x2C:  # image descriptor, optional local colour table, LZW code size, data
             if pos + 10 > len(data):
                 raise UndecodableDocument("the GIF is truncated")
+            width, height = (
+                int.from_bytes(data[pos + 5 : pos + 7], "little"),
+                int.from_bytes(data[pos + 7 : pos + 9], "little"),
+            )
+            if width * height > max_pixels:
+                raise TooManyPixels(
+                    f"GIF frame {frames + 1} is {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
+                )
             local = data[pos + 9]
             pos += 10 + (3 * 2 ** ((local & 7) + 1) if local & 0x80 else 0) + 1
             pos = skip_sub_blocks(pos)

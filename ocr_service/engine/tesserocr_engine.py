@@ -21,6 +21,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tesserocr
 from PIL import Image
 
@@ -80,14 +81,17 @@ class TesserocrRecognizer:
 
     def recognize(self, pixels: PixelArray, request: RecognitionRequest) -> PageRender:
         api = self._api(request.lang, request.psm, request.oem)
-        image = Image.fromarray(pixels)
         parts: dict[OutputFormat, bytes] = {}
         file_formats = request.formats & FILE_RENDERED_FORMATS
         started = time.monotonic()
         if file_formats:
-            ok = self._process_with_file_renderers(api, image, request, file_formats, parts)
+            ok = self._process_with_file_renderers(api, Image.fromarray(pixels), request, file_formats, parts)
         else:
-            api.SetImage(image)
+            # Raw pixels straight into Leptonica: no intermediate BMP encoding of the page (as SetImage does).
+            pixels = np.ascontiguousarray(pixels)
+            height, width = pixels.shape[:2]
+            channels = 1 if pixels.ndim == 2 else int(pixels.shape[2])
+            api.SetImageBytes(pixels.tobytes(), width, height, channels, width * channels)
             if request.dpi:
                 api.SetSourceResolution(request.dpi)
             ok = api.Recognize(timeout=max(0, request.timeout_ms))

@@ -56,10 +56,10 @@ def tiff_with_declared_size(width: int, height: int) -> bytes:
     return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + b"\0" * 16
 
 
-def gif_with_frames(frames: int) -> bytes:
+def gif_with_frames(frames: int, frame_size: tuple[int, int] = (1, 1)) -> bytes:
     """A 1x1 GIF with `frames` image blocks, written by hand (Pillow would merge identical frames)."""
     header = b"GIF89a" + struct.pack("<HHBBB", 1, 1, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
-    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00"
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, *frame_size, 0) + b"\x02\x02\x44\x01\x00"
     return header + frame * frames + b"\x3b"
 
 
@@ -156,6 +156,11 @@ def test_many_frame_gif_is_refused_without_walking_every_frame() -> None:
         open_document(data, SETTINGS)
     assert caught.value.status == 413
     assert time.perf_counter() - started < 0.5
+
+
+def test_gif_frame_larger_than_its_screen_is_refused_from_its_descriptor() -> None:
+    with pytest.raises(TooManyPixels, match="65535x65535"):
+        open_document(gif_with_frames(2, frame_size=(65535, 65535)), SETTINGS)
 
 
 def test_gif_frames_are_pages() -> None:

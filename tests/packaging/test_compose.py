@@ -4,6 +4,7 @@ service's settings."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from packaging_support import BIN, DASHBOARD_FILE, REPO, RULES_FILE, load_yaml_file, project_version
 
+from ocr_service import errors
 from ocr_service.contract import (
     CONTAINER_DATA_DIR,
     DEFAULT_IMAGE,
@@ -21,6 +23,7 @@ from ocr_service.contract import (
     READINESS_PATH,
     EnvVar,
 )
+from ocr_service.errors import PROBLEM_TYPE_BASE
 from ocr_service.settings import SETTINGS_TABLE
 
 COMPOSE = REPO / "docker-compose.yml"
@@ -284,3 +287,18 @@ def test_development_override_hot_reloads_the_mounted_source() -> None:
     assert '"/src/ocr_service"]' in development, "watchfiles watches where the source is mounted"
     for rule in dev["develop"]["watch"]:
         assert (REPO / rule["path"]).exists(), rule
+
+
+def test_proxy_refusals_are_problem_json_like_the_services(nginx: str) -> None:
+    bodies = {int(status): json.loads(body) for status, body in re.findall(r"return (\d{3}) '(\{.*?\})';", nginx)}
+    assert set(bodies) == {413, 429, 503}
+    for status, problem in bodies.items():
+        assert problem["status"] == status and problem["type"].startswith(PROBLEM_TYPE_BASE)
+    # Where the service has the same refusal, the proxy uses its exact type and title.
+    for status, error in ((413, errors.PayloadTooLarge), (503, errors.ServiceUnavailable)):
+        assert bodies[status]["type"] == PROBLEM_TYPE_BASE + error.slug
+        assert bodies[status]["title"] == error.title
+    assert "error_page 413 @payload_too_large;" in nginx and "error_page 429 @rate_limited;" in nginx
+    assert "error_page 502 503 504 =503 @upstream_unavailable;" in nginx
+    assert "proxy_intercept_errors" not in nginx, "the service's own problem answers pass through untouched"
+    assert nginx.count("default_type application/problem+json;") == 3

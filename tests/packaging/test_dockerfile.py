@@ -4,12 +4,15 @@ installs Tesseract the same way the test set-up does."""
 from __future__ import annotations
 
 import fnmatch
+import importlib.metadata
 import json
 import re
 import subprocess
 import tomllib
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from packaging_support import BIN, REPO, Dockerfile, parse_dockerfile
 
 from ocr_service.contract import CONTAINER_DATA_DIR, HTTP_PORT, READINESS_PATH, EnvVar
@@ -208,3 +211,49 @@ def test_dockerignore_keeps_the_context_small_but_complete(dockerfile: Dockerfil
 def test_healthcheck_port_follows_the_contract() -> None:
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert f"'{EnvVar.PORT}', '{HTTP_PORT}'" in text
+
+
+def _lock_pins() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in (REPO / "requirements" / "lock.txt").read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line and not line.startswith("-"):
+            name, _, version = line.partition("==")
+            pins[canonicalize_name(name)] = version.strip()
+    return pins
+
+
+def _closure(roots: list[Requirement]) -> set[str]:
+    """Every distribution `pip install <roots>` pulls in, from the installed packages' metadata."""
+    visited: set[tuple[str, frozenset[str]]] = set()
+    pending = list(roots)
+    while pending:
+        requirement = pending.pop()
+        key = (canonicalize_name(requirement.name), frozenset(requirement.extras))
+        if key in visited:
+            continue
+        visited.add(key)
+        environments = [{"extra": extra} for extra in requirement.extras] or [{"extra": ""}]
+        for raw in importlib.metadata.requires(requirement.name) or []:
+            child = Requirement(raw)
+            if child.marker is None or any(child.marker.evaluate(env) for env in environments):
+                pending.append(child)
+    return {name for name, _ in visited}
+
+
+@pytest.mark.parametrize(
+    ("image", "roots"),
+    [
+        ("production", ["catalyst-ocr[tesserocr]"]),
+        ("operator", ["kopf", "kubernetes", "prometheus-client", "pyyaml"]),
+    ],
+)
+def test_everything_an_image_installs_is_pinned_by_the_lock(image: str, roots: list[str]) -> None:
+    """The images install with the lock as constraints: every package they pull in must be pinned there."""
+    pins = _lock_pins()
+    closure = _closure([Requirement(root) for root in roots]) - {"catalyst-ocr"}
+    assert len(closure) > len(roots)
+    unpinned = sorted(closure - set(pins))
+    assert not unpinned, f"{image} image would install unpinned {unpinned}"
+    for name in closure:
+        assert importlib.metadata.version(name) == pins[name], f"{name}: the venv differs from the lock"

@@ -1,0 +1,54 @@
+"""`catalyst-ocr-operator [run] [kopf run options...]`: the operator's command line.
+
+Argument parsing only. Everything after the optional `run` goes to `kopf run` unchanged, so
+kopf's usual flags work as documented by kopf: `--standalone`, `-n/--namespace` (repeatable,
+globs allowed), `-A/--all-namespaces`, `-L/--liveness URL`, `-P/--peering NAME`,
+`-p/--priority N`, `--dev`, `-v/--verbose`, `-d/--debug`, `-q/--quiet`, `--log-format`.
+Operator settings come from `CATALYST_OPERATOR_*` environment variables (`settings.ENV_VARS`);
+cluster credentials from the in-cluster service account, else KUBECONFIG / ~/.kube/config.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Final
+
+import kopf.cli
+
+from catalyst_operator.settings import ENV_VARS, OperatorSettings, SettingsError, package_version
+
+PROG: Final = "catalyst-ocr-operator"
+HANDLERS_MODULE: Final = "catalyst_operator.handlers"
+
+
+def usage() -> str:
+    settings = "\n".join(f"  {name:<42} {meaning}" for name, meaning in ENV_VARS.items())
+    return (
+        f"usage: {PROG} [run] [kopf run options...]\n"
+        f"       {PROG} --version\n\n"
+        "Runs the Catalyst OCR operator (reconciles OcrDeployment resources) under kopf.\n"
+        "Cluster credentials: in-cluster service account, else KUBECONFIG or ~/.kube/config.\n\n"
+        f"settings (environment):\n{settings}\n\n"
+        "kopf run options (passed through):"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["run"]:
+        args = args[1:]
+    if args[:1] in (["--version"], ["version"]):
+        print(f"{PROG} {package_version()} (kopf {metadata.version('kopf')})")
+        return
+    if args[:1] in (["-h"], ["--help"], ["help"]):
+        print(usage())
+        args = ["--help"]
+    else:
+        try:
+            OperatorSettings.from_env()  # fail before connecting anywhere
+        except SettingsError as error:
+            print(f"{PROG}: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
+    kopf.cli.main(args=["run", "--module", HANDLERS_MODULE, *args], prog_name=PROG)

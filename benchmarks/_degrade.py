@@ -134,7 +134,7 @@ def _salt_pepper(image: Gray, rng: np.random.Generator, index: int) -> tuple[Gra
 
 
 def _blur(image: Gray, rng: np.random.Generator, index: int) -> tuple[Gray, str]:
-    sigma = (3.0, 3.5)[index % 2]
+    sigma = (4.5, 5.5)[index % 2]
     return np.asarray(cv2.GaussianBlur(image, (0, 0), sigma), dtype=np.uint8), f"gaussian sigma {sigma}"
 
 

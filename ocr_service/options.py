@@ -29,7 +29,17 @@ MEDIA_TYPES: dict[OutputFormat, str] = {
 }
 
 
-PREPROCESS_STEPS: tuple[str, ...] = ("orientation", "deskew", "denoise", "illumination", "contrast", "binarize", "border", "upscale")
+PREPROCESS_STEPS: tuple[str, ...] = (
+    "orientation",
+    "deskew",
+    "denoise",
+    "illumination",
+    "contrast",
+    "sharpen",
+    "binarize",
+    "border",
+    "upscale",
+)
 """Preprocessing switches a request may set; `auto` decides for each step left unset."""
 
 
@@ -60,4 +70,6 @@ class OcrOptions:
     def cache_key(self) -> str:
         """Everything that changes the recognised result (not the output format)."""
         pages = "all" if self.pages is None else ",".join(map(str, self.pages))
-        return f"lang={self.lang};psm={self.psm};oem={self.oem};dpi={self.dpi};pages={pages};pre={self.preprocess.key()}"
+        return (
+            f"lang={self.lang};psm={self.psm};oem={self.oem};dpi={self.dpi};pages={pages};pre={self.preprocess.key()}"
+        )

@@ -26,11 +26,15 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ocr_service.options import PreprocessOptions
+from ocr_service.options import PREPROCESS_STEPS, PreprocessOptions
 from ocr_service.preprocess.geometry import map_bbox
 from ocr_service.preprocess.pipeline import STEPS, Report, run
 
 STEP_NAMES: tuple[str, ...] = tuple(name for name, _ in STEPS)
+"""The steps in the order they run (`PREPROCESS_STEPS` lists the same names for the API)."""
+
+if set(STEP_NAMES) != set(PREPROCESS_STEPS):
+    raise RuntimeError("ocr_service.options.PREPROCESS_STEPS and the preprocessing pipeline disagree")
 
 __all__ = ["STEP_NAMES", "Report", "map_bbox", "preprocess"]
 

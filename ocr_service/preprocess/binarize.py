@@ -15,24 +15,6 @@ from ocr_service.preprocess.measure import Gray, u8
 
 SAUVOLA_K = 0.2
 SAUVOLA_R = 128.0
-_CROP = 1500
-
-
-def sharpness(gray: Gray) -> float:
-    """Edge steepness: the strongest gradients relative to the ink-to-paper contrast.
-
-    About 0.5 or more for crisp print (ink to paper within a pixel or two); blur spreads each
-    edge over several pixels and lowers it towards 0.1. Measured at full resolution on a central
-    crop, because downscaling would sharpen the edges it is measuring.
-    """
-    height, width = gray.shape
-    top, left = max(0, (height - _CROP) // 2), max(0, (width - _CROP) // 2)
-    crop = gray[top : top + _CROP, left : left + _CROP]
-    gx = cv2.Sobel(crop, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(crop, cv2.CV_32F, 0, 1, ksize=3)
-    magnitude = cv2.magnitude(gx, gy) / 4.0
-    low, high = np.percentile(crop, (2, 98))
-    return float(np.percentile(magnitude, 99.5)) / max(float(high - low), 1.0)
 
 
 def otsu(gray: Gray) -> Outcome:

@@ -21,7 +21,7 @@ from ocr_service.preprocess.measure import Gray, ink_mask, shrink, u8
 MAX_ANGLE = 12.0
 """Largest skew searched, in degrees; beyond it a page is rotated, not skewed (orientation's job)."""
 
-_MAX_SAMPLES = 60_000
+_MAX_SAMPLES = 40_000
 _ANALYSIS_SIDE = 1200
 
 

@@ -74,12 +74,28 @@ def contrast_span(gray: Gray) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def central_crop(gray: Gray, side: int) -> Gray:
+    """The middle `side` x `side` pixels (or all of a smaller image), at full resolution.
+
+    Noise and blur measures need real pixels (downscaling averages noise away and steepens
+    edges); the middle of a page is where its text is.
+    """
+    height, width = gray.shape
+    top, left = max(0, (height - side) // 2), max(0, (width - side) // 2)
+    return gray[top : top + side, left : left + side]
+
+
 def character_height(gray: Gray) -> float | None:
     """Median height in pixels of character-sized ink blobs, or None if the page shows no text.
 
     Most letters of Latin text are x-height high, so the median sits near the x-height. Blobs too
-    small to be letters (noise) or too big (pictures, rules, frames) are ignored.
+    small to be letters (noise) or too big (pictures, rules, frames) are ignored. Large pages are
+    measured on a copy at most 2000 pixels high or wide, which keeps small print measurable.
     """
+    small, factor = shrink(gray, 2000)
+    if factor < 1.0:
+        height = character_height(small)
+        return None if height is None else height / factor
     mask = ink_mask(gray)
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count <= 1:

@@ -65,11 +65,11 @@ class LineEvidence:
 
     @property
     def horizontal(self) -> bool:
-        return self.along > 5 and self.along > 3 * self.across
+        return self.along > 0.8 and self.along > 2.5 * self.across
 
     @property
     def vertical(self) -> bool:
-        return self.across > 5 and self.across > 3 * self.along
+        return self.across > 0.8 and self.across > 2.5 * self.along
 
     @property
     def direction(self) -> str:

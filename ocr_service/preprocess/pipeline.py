@@ -1,8 +1,8 @@
 """The runner: takes a page through the steps in order, timing and reporting each.
 
 Order matters and is fixed: noise, lighting and contrast are repaired first (every later
-measurement reads better on a clean page), then the text is brought to a readable size, turned
-upright and straightened, and only then thresholded and cleaned. For each step the runner asks
+measurement reads better on a clean page), then the text is brought to a readable size and
+sharpened, turned upright and straightened, and only then thresholded and cleaned. For each step the runner asks
 the options (forced on/off, or `mode=none`) and otherwise `policy` (for `auto`), so a step the page
 does not need costs only its measurement.
 """
@@ -27,6 +27,7 @@ from ocr_service.preprocess import (
     orientation,
     policy,
     rescale,
+    sharpen,
 )
 from ocr_service.preprocess.base import Outcome, Params
 from ocr_service.preprocess.geometry import Matrix, identity
@@ -127,6 +128,14 @@ def _upscale(page: Page, forced: bool) -> StepRun:
     return StepRun(outcome, measures, "forced" if forced else decision.reason)
 
 
+def _sharpen(page: Page, forced: bool) -> StepRun:
+    steepness = sharpen.sharpness(page.image)
+    sigma = sharpen.blur_sigma(steepness)
+    decision = policy.sharpen(steepness)
+    outcome = sharpen.unsharp(page.image, max(sigma, 1.0)) if decision.run or forced else None
+    return StepRun(outcome, {"sharpness": round(steepness, 3), "blur_sigma": round(sigma, 2)}, decision.reason)
+
+
 def _orientation(page: Page, forced: bool) -> StepRun:
     evidence = orientation.line_evidence(page.image, *page.estimate_skew())
     lines = "unclear" if evidence is None else evidence.direction
@@ -160,12 +169,16 @@ def _deskew(page: Page, forced: bool) -> StepRun:
 
 
 def _binarize(page: Page, forced: bool) -> StepRun:
-    sharpness = binarize.sharpness(page.image)
-    residual = illumination.unevenness(page.image)
-    decision = policy.binarize(sharpness, "illumination" in page.applied, "contrast" in page.applied)
-    measures: Params = {"sharpness": round(sharpness, 3), "unevenness": round(residual, 3)}
+    repaired = "illumination" in page.applied or "contrast" in page.applied
+    if not (repaired or forced):
+        return StepRun(None, {}, policy.binarize(1.0, sharpened=False, repaired=False).reason)
+    sharpness = sharpen.sharpness(page.image)
+    decision = policy.binarize(sharpness, sharpened="sharpen" in page.applied, repaired=repaired)
+    measures: Params = {"sharpness": round(sharpness, 3)}
     outcome = None
     if decision.run or forced:
+        residual = illumination.unevenness(page.image)
+        measures["unevenness"] = round(residual, 3)
         if residual > policy.UNEVENNESS / 2:
             window = int(2 * (page.char_height() or 20.0))
             outcome = binarize.sauvola(page.image, window)
@@ -185,6 +198,7 @@ STEPS: tuple[tuple[str, StepFunction], ...] = (
     ("illumination", _illumination),
     ("contrast", _contrast),
     ("upscale", _upscale),
+    ("sharpen", _sharpen),
     ("orientation", _orientation),
     ("deskew", _deskew),
     ("binarize", _binarize),

@@ -34,8 +34,10 @@ SKEW_DEGREES = 0.4
 """Smaller skew does not hurt Tesseract, and rotating resamples (softens) every glyph."""
 SKEW_CONFIDENCE = 0.2
 """How much sharper the best projection profile must be than the worst: below it the page has no text lines."""
+BLURRED = 0.45
+"""Edge steepness below which text is blurred enough to sharpen (about a 1-pixel Gaussian blur or worse)."""
 SHARPNESS = 0.6
-"""Edge steepness below which the page is blurred: a threshold would merge its strokes, so it stays grey."""
+"""Edge steepness below which a threshold would merge strokes: the page stays grey for Tesseract."""
 
 
 def denoise_impulses(density: float) -> Decision:
@@ -84,11 +86,14 @@ def deskew(angle: float, confidence: float) -> Decision:
     return Decision(abs(angle) >= SKEW_DEGREES, f"skew {angle:.2f} deg vs {SKEW_DEGREES}")
 
 
-def binarize(sharpness: float, flattened: bool, stretched: bool) -> Decision:
+def sharpen(sharpness: float) -> Decision:
+    return Decision(sharpness < BLURRED, f"sharpness {sharpness:.2f} vs {BLURRED}")
+
+
+def binarize(sharpness: float, sharpened: bool, repaired: bool) -> Decision:
     """Threshold only crisp pages whose lighting or contrast was repaired; Tesseract's Otsu handles the rest."""
-    if sharpness < SHARPNESS:
-        return Decision(False, f"blurred (sharpness {sharpness:.2f} vs {SHARPNESS})")
-    repaired = flattened or stretched
+    if sharpened or sharpness < SHARPNESS:
+        return Decision(False, f"blurred (sharpness {sharpness:.2f} vs {SHARPNESS}, sharpened {sharpened})")
     return Decision(repaired, f"sharpness {sharpness:.2f}; lighting or contrast repaired: {repaired}")
 
 

@@ -157,7 +157,10 @@ def _blocks(api: Any) -> tuple[Block, ...]:
     blocks: list[tuple[BBox, list[tuple[BBox, list[Word]]]]] = []
     iterator.Begin()
     while True:
-        text = iterator.GetUTF8Text(ril.WORD)
+        try:
+            text = iterator.GetUTF8Text(ril.WORD)
+        except RuntimeError:  # tesserocr raises at a position without text, e.g. on a blank page
+            text = None
         if text and text.strip():
             # Compare boxes rather than trusting IsAtBeginningOf: a skipped blank word may start a level.
             block_box = _box(iterator.BoundingBox(ril.BLOCK))

@@ -284,3 +284,18 @@ def test_jobs_recognise_pages_separately_and_merge(pipeline: OcrPipeline) -> Non
     assert pipeline.combine(ordered, OutputFormat.TSV, language="eng", sha256=info.sha256) == sync.body
     with pytest.raises(ValueError, match="without the hocr format"):
         pipeline.combine([PageOutcome(ordered[0].page, {})], OutputFormat.HOCR, language="eng", sha256="")
+
+
+@pytest.mark.parametrize("size", [(300, 200), (1, 1), (3, 3000)])
+@pytest.mark.parametrize("fmt", [OutputFormat.JSON, OutputFormat.ALTO, OutputFormat.PDF])
+def test_blank_and_degenerate_pages_give_empty_results_not_errors(
+    pipeline: OcrPipeline, cli_pipeline: OcrPipeline, size: tuple[int, int], fmt: OutputFormat
+) -> None:
+    from PIL import Image
+
+    data = encode(Image.new("L", size, 255 if size[0] > 3 else 0), "PNG")
+    for engine in (pipeline, cli_pipeline):
+        outcome = run(engine, data, options(fmt, preprocess=PreprocessOptions()))
+        assert outcome.result.text == "" and outcome.result.pages[0].words == []
+        assert outcome.result.confidence == 0
+        assert outcome.body  # a valid, empty document of the asked format

@@ -144,20 +144,16 @@ def crd_schema(crd_path: Path) -> dict[str, Any]:
     return schema
 
 
-def monitoring_crd_files() -> dict[str, Path]:
-    """Prometheus Operator CRD schemas kept by the operator's tests, by kind."""
-    found: dict[str, Path] = {}
-    for path in sorted((REPO / "tests").glob("**/schemas/*")):
-        if path.suffix not in (".yaml", ".yml", ".json"):
-            continue
-        try:
-            doc = load_yaml_file(path)
-        except yaml.YAMLError:
-            continue
-        if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-            group = doc["spec"]["group"]
-            if group == "monitoring.coreos.com":
-                found[doc["spec"]["names"]["kind"]] = path
+def monitoring_schemas() -> dict[str, dict[str, Any]]:
+    """Strict JSON Schemas for the Prometheus Operator kinds, kept by the operator's tests
+    (tests/operator/schemas/*.schema.yaml, checked there against the real CRDs), by kind."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted((REPO / "tests").glob("*/schemas/*.schema.yaml")):
+        schema = load_yaml_file(path)
+        kind = schema.get("properties", {}).get("kind", {}).get("const") if isinstance(schema, dict) else None
+        api_version = schema["properties"].get("apiVersion", {}).get("const", "") if kind else ""
+        if kind and api_version.startswith("monitoring.coreos.com/"):
+            found[kind] = schema
     return found
 
 
@@ -199,9 +195,13 @@ def validate_object(obj: dict[str, Any]) -> None:
     if api_version.startswith("ocr.catalyst.dev/"):
         validate_against_crd(obj, CRD_FILE)
     elif api_version.startswith("monitoring.coreos.com/"):
-        schemas = monitoring_crd_files()
-        assert kind in schemas, f"no CRD schema for {kind} under tests/**/schemas/ to validate against"
-        validate_against_crd(obj, schemas[kind])
+        schemas = monitoring_schemas()
+        assert kind in schemas, f"no schema for {kind} under tests/*/schemas/ to validate against"
+        validator = jsonschema.validators.validator_for(schemas[kind])(schemas[kind])
+        error = jsonschema.exceptions.best_match(validator.iter_errors(obj))
+        if error is not None:
+            where = ".".join(str(part) for part in error.absolute_path) or "<root>"
+            raise AssertionError(f"{kind}/{obj['metadata']['name']}: {where}: {error.message}")
     else:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 

@@ -99,8 +99,7 @@ def test_every_profile_renders_valid_objects(
     objects, _ = render(chart, values)
     assert "OcrDeployment" in kinds(objects), "skaffold deploys a sample OcrDeployment"
     for obj in objects:
-        if obj["kind"] != "ServiceMonitor":
-            validate_object(obj)
+        validate_object(obj)
 
 
 def test_port_forward_reaches_the_samples_service(skaffold: dict[str, Any]) -> None:

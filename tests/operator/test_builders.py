@@ -321,13 +321,24 @@ def test_placement_and_pod_metadata_are_copied_onto_the_pods() -> None:
     assert pod["nodeSelector"] == PLACEMENT["nodeSelector"]
     assert pod["tolerations"] == PLACEMENT["tolerations"]
     assert pod["affinity"] == PLACEMENT["affinity"]
-    assert pod["topologySpreadConstraints"] == PLACEMENT["topologySpreadConstraints"]
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread == {
+        **PLACEMENT["topologySpreadConstraints"][0],
+        "labelSelector": {"matchLabels": children["Deployment"]["spec"]["selector"]["matchLabels"]},
+    }, "a constraint without a selector would count no pods"
     assert pod["priorityClassName"] == "high"
     assert pod["imagePullSecrets"] == [{"name": "registry"}]
     assert template["metadata"]["labels"]["team"] == "docs"
     assert template["metadata"]["annotations"]["example.com/note"] == "hello: world"
     assert constants.CONFIG_HASH_ANNOTATION in template["metadata"]["annotations"]
     assert "team" not in children["Deployment"]["spec"]["selector"]["matchLabels"]
+
+
+def test_spread_constraint_keeps_its_own_selector() -> None:
+    own = {"matchLabels": {"team": "docs"}}
+    constraint = {**PLACEMENT["topologySpreadConstraints"][0], "labelSelector": own}
+    children = build({"topologySpreadConstraints": [constraint]})
+    assert children["Deployment"]["spec"]["template"]["spec"]["topologySpreadConstraints"] == [constraint]
 
 
 def test_extra_env_replaces_operator_values_in_place_and_appends_the_rest() -> None:

@@ -91,6 +91,14 @@ def _probes() -> dict[str, Any]:
     }
 
 
+def _spread_constraints(spec: OcrDeploymentSpec) -> list[dict[str, Any]]:
+    """The CR's constraints; one without a labelSelector would count no pods at all, so it gets this instance's."""
+    constraints = copy.deepcopy([dict(item) for item in spec.placement.topology_spread_constraints])
+    for constraint in constraints:
+        constraint.setdefault("labelSelector", {"matchLabels": selector_labels(spec.name)})
+    return constraints
+
+
 def _pod_spec(spec: OcrDeploymentSpec, ctx: BuildContext) -> dict[str, Any]:
     volumes, mounts = _volumes(spec)
     container: dict[str, Any] = {
@@ -137,7 +145,7 @@ def _pod_spec(spec: OcrDeploymentSpec, ctx: BuildContext) -> dict[str, Any]:
     if placement.affinity:
         pod["affinity"] = copy.deepcopy(dict(placement.affinity))
     if placement.topology_spread_constraints:
-        pod["topologySpreadConstraints"] = copy.deepcopy([dict(t) for t in placement.topology_spread_constraints])
+        pod["topologySpreadConstraints"] = _spread_constraints(spec)
     if placement.priority_class_name:
         pod["priorityClassName"] = placement.priority_class_name
     return pod

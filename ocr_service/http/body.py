@@ -25,6 +25,8 @@ from ocr_service.http.params import RawValue
 MAX_FORM_FIELDS = 64
 """Options are few; a form with more fields than this is not a real client."""
 MAX_FORM_FIELD_BYTES = 4096
+CLOSE = {"Connection": "close"}
+"""Sent with a 413 for an unread body: the server then drops the connection instead of draining the rest."""
 JSON_OVERHEAD_BYTES = 64 * 1024
 """Room for option members and whitespace around the base64 content of a JSON body."""
 
@@ -71,12 +73,12 @@ async def limited_stream(request: Request, max_bytes: int) -> AsyncGenerator[byt
     """The body's chunks as they arrive; raises `PayloadTooLarge` up front or mid-stream."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(f"The body is {int(declared)} bytes; the limit is {max_bytes}.")
+        raise PayloadTooLarge(f"The body is {int(declared)} bytes; the limit is {max_bytes}.", headers=CLOSE)
     received = 0
     async for chunk in request.stream():
         received += len(chunk)
         if received > max_bytes:
-            raise PayloadTooLarge(f"The body exceeds the limit of {max_bytes} bytes.")
+            raise PayloadTooLarge(f"The body exceeds the limit of {max_bytes} bytes.", headers=CLOSE)
         if chunk:
             yield chunk
 

@@ -100,7 +100,7 @@ def test_panels_do_not_overlap(dashboard: dict[str, Any]) -> None:
         taken |= cells
 
 
-def test_dashboard_covers_traffic_errors_latency_saturation_and_quality(dashboard: dict[str, Any]) -> None:
+def test_dashboard_covers_traffic_errors_latency_saturation_quality_and_jobs(dashboard: dict[str, Any]) -> None:
     joined = "\n".join(panel_expressions(dashboard))
     for needle in (
         "ocr_http_requests_total",
@@ -109,5 +109,7 @@ def test_dashboard_covers_traffic_errors_latency_saturation_and_quality(dashboar
         "ocr_pool_queued",
         "ocr_rejected_requests_total",
         "ocr_recognition_confidence_bucket",
+        "ocr_job_queue_depth",
+        "ocr_cache_lookups_total",
     ):
         assert needle in joined, needle

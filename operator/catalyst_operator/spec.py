@@ -13,6 +13,7 @@ they agree, and the OCR defaults come from the service's own settings table.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import math
 import re
@@ -195,7 +196,7 @@ class OcrDeploymentSpec:
     database: SecretRef | None = None
     redis: SecretRef | None = None
     api_keys: SecretRef | None = None
-    resources: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: DEFAULT_RESOURCES)
+    resources: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_RESOURCES))
     autoscaling: Autoscaling = field(default_factory=Autoscaling)
     pod_disruption_budget: DisruptionBudget | None = None
     service: ServiceSpec = field(default_factory=ServiceSpec)

@@ -245,6 +245,7 @@ def _closure(roots: list[Requirement]) -> set[str]:
     ("image", "roots"),
     [
         ("production", ["catalyst-ocr[tesserocr]"]),
+        ("development", ["catalyst-ocr[tesserocr,dev]"]),
         ("operator", ["kopf", "kubernetes", "prometheus-client", "pyyaml"]),
     ],
 )

@@ -180,9 +180,14 @@ class Document:
         """(width, height) in pixels of page `number` as it will be decoded, read from headers only."""
         self._check_number(number)
         if self.kind is DocumentKind.PDF:
-            with PDFIUM_LOCK:
-                width_pt, height_pt = self._pdf_document().get_page_size(number - 1)
-            scale = self.dpi / 72
+            try:
+                with PDFIUM_LOCK:
+                    width_pt, height_pt = self._pdf_document().get_page_size(number - 1)
+            except pdfium.PdfiumError as exc:
+                raise UndecodableDocument(f"page {number} of the PDF is unreadable: {exc}") from None
+            if not (math.isfinite(width_pt) and math.isfinite(height_pt) and width_pt > 0 and height_pt > 0):
+                raise UndecodableDocument(f"page {number} of the PDF has an invalid size {width_pt}x{height_pt}")
+            scale = self.dpi / 72  # the same arithmetic pypdfium2 renders with, so the check is exact
             return max(1, math.ceil(width_pt * scale)), max(1, math.ceil(height_pt * scale))
         with self._open_image() as image:
             if number > 1:

@@ -405,7 +405,15 @@ def _preprocess(page: PageImage, options: OcrOptions) -> tuple[PixelArray, dict[
         image, report = preprocess(pixels, options.preprocess, dpi=page.dpi)
     except ValueError as exc:
         raise InvalidParameter(f"preprocess: {exc}", param="preprocess") from None
-    return image, dict(report)
+    # The report goes into JSON responses and job stores: make sure no numpy scalar slipped into it.
+    return image, json.loads(json.dumps(report, default=_builtin))
+
+
+def _builtin(value: object) -> object:
+    """numpy scalars and arrays as plain Python values (json.dumps' fallback)."""
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _to_page_coordinates(render: PageRender, report: dict[str, Any], page: PageImage) -> tuple[Block, ...]:

@@ -299,3 +299,21 @@ def test_blank_and_degenerate_pages_give_empty_results_not_errors(
         assert outcome.result.text == "" and outcome.result.pages[0].words == []
         assert outcome.result.confidence == 0
         assert outcome.body  # a valid, empty document of the asked format
+
+
+def test_rotated_page_is_read_and_boxes_land_on_the_page_the_client_sent(pipeline: OcrPipeline) -> None:
+    lines = ["The quick brown fox jumps over", "the lazy dog near the river bank"] * 3
+    rotated = text_image(lines).rotate(90, expand=True, fillcolor=255)  # text runs bottom to top
+    outcome = run(pipeline, encode(rotated, "PNG"), options(preprocess=PreprocessOptions(mode="auto")))
+    page = outcome.result.pages[0]
+    assert page.text.split("\n") == lines
+    assert (page.width, page.height) == rotated.size
+    assert (page.image_width, page.image_height) == (rotated.height, rotated.width)  # recognised upright
+    json.loads(outcome.body)  # the preprocessing report serialises
+    first_line = page.blocks[0].lines[0].words
+    for word in page.words:
+        x, y, w, h = word.bbox
+        assert 0 <= x and x + w <= page.width and 0 <= y and y + h <= page.height
+        assert h > w or len(word.text) <= 2  # upright words become tall boxes on the rotated page
+    # reading order along the first line goes up the page
+    assert [w.bbox[1] for w in first_line] == sorted((w.bbox[1] for w in first_line), reverse=True)

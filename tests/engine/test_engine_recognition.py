@@ -313,7 +313,7 @@ def test_rotated_page_is_read_and_boxes_land_on_the_page_the_client_sent(pipelin
     first_line = page.blocks[0].lines[0].words
     for word in page.words:
         x, y, w, h = word.bbox
-        assert 0 <= x and x + w <= page.width and 0 <= y and y + h <= page.height
+        assert x >= 0 and x + w <= page.width and y >= 0 and y + h <= page.height
         assert h > w or len(word.text) <= 2  # upright words become tall boxes on the rotated page
     # reading order along the first line goes up the page
     assert [w.bbox[1] for w in first_line] == sorted((w.bbox[1] for w in first_line), reverse=True)

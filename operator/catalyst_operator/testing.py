@@ -116,6 +116,10 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def _method(request: kmock.Request) -> str:
+    return str(getattr(request.method, "value", request.method)).upper()
+
+
 def _header(request: kmock.Request, name: str) -> str:
     return next((value for key, value in request.headers.items() if key.lower() == name.lower()), "")
 
@@ -242,7 +246,7 @@ class Harness:
         return [
             request
             for request in self.cluster
-            if str(request.method).upper() in WRITE_METHODS
+            if _method(request) in WRITE_METHODS
             and not _header(request, "User-Agent").startswith(TEST_CLIENT_AGENT_PREFIX)
         ]
 

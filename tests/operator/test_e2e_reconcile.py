@@ -220,6 +220,7 @@ async def test_nothing_changed_means_no_write(k8s, operator, runtime, start_oper
     await eventually(lambda: (k8s.cr("quiet") or {}).get("status"))
     await k8s.settle()
     writes_before = len(k8s.writes())
+    assert writes_before >= 4  # creating did write: children, status, finalizer, Events
     reads_before = len(k8s.requests())
 
     # The resync path (what the timer runs), called directly...

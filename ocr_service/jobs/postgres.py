@@ -8,6 +8,7 @@ as `StoreUnavailable` (503 on the jobs API), never as a crash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -29,6 +30,7 @@ _UNAVAILABLE = (
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a connection whose session the server terminated mid-operation
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
 )
 
@@ -107,15 +109,46 @@ class PostgresDatabase:
             raise StoreUnavailable("The job store is not open.")
         try:
             async with self._pool.acquire(timeout=self._timeout) as conn:
-                yield conn
+                try:
+                    yield conn
+                except _UNAVAILABLE:
+                    # A session the server terminated can leave the client protocol mid-operation;
+                    # never hand such a connection out again (asyncpg would raise InternalClientError).
+                    conn.terminate()
+                    raise
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"PostgreSQL is unreachable ({type(exc).__name__}); retry shortly.") from exc
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
+        """One transaction on a pooled connection; a connection that failed is terminated, never reused.
+
+        A session the server terminated (restart, failover) can leave asyncpg's protocol
+        mid-operation, and handing that connection out again fails with InternalClientError;
+        so every unavailability error terminates the connection before it goes back to the pool.
+        """
         await self._ensure_schema()
-        async with self._connection() as conn, conn.transaction():
-            yield _PgTransaction(conn)
+        if self._pool is None:
+            raise StoreUnavailable("The job store is not open.")
+        conn: asyncpg.Connection | None = None
+        try:
+            conn = await self._pool.acquire(timeout=self._timeout)
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                yield _PgTransaction(conn)
+            except BaseException:
+                await transaction.rollback()
+                raise
+            await transaction.commit()
+        except _UNAVAILABLE as exc:
+            if conn is not None:
+                conn.terminate()
+            raise StoreUnavailable(f"PostgreSQL is unreachable ({type(exc).__name__}); retry shortly.") from exc
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await self._pool.release(conn)
 
     def timestamp(self, value: Any) -> datetime:
         assert isinstance(value, datetime)

@@ -1,0 +1,63 @@
+"""Skewed pages are measured and straightened; straight pages are not resampled for nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import pytest
+from preprocess_pages import Gray, cer, truth
+
+from ocr_service.options import PreprocessOptions
+from ocr_service.preprocess import preprocess
+from ocr_service.preprocess.deskew import estimate_skew
+
+
+def skew(page: Gray, degrees: float) -> Gray:
+    """Rotate counter-clockwise by `degrees` on a grown white canvas, as a crooked scan looks."""
+    height, width = page.shape
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    size = (int(width * cos + height * sin), int(width * sin + height * cos))
+    matrix[0, 2] += (size[0] - width) / 2
+    matrix[1, 2] += (size[1] - height) / 2
+    return np.asarray(cv2.warpAffine(page, matrix, size, flags=cv2.INTER_LINEAR, borderValue=255), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("degrees", [4.0, -4.0, 7.5, -1.5])
+def test_skew_is_measured_with_its_sign(page: Gray, degrees: float) -> None:
+    angle, confidence = estimate_skew(skew(page, degrees))
+
+    assert angle == pytest.approx(degrees, abs=0.3)
+    assert confidence > 1.0
+
+
+@pytest.mark.parametrize("degrees", [4.0, -6.0])
+def test_skewed_page_is_straightened_and_reads_correctly(
+    page: Gray, read: Callable[[Gray], str], degrees: float
+) -> None:
+    crooked = skew(page, degrees)
+
+    image, report = preprocess(crooked, PreprocessOptions())
+
+    step = next(step for step in report["steps"] if step["name"] == "deskew")  # type: ignore[union-attr]
+    assert step["applied"] is True
+    assert step["params"]["skew"] == pytest.approx(degrees, abs=0.3)
+    assert report["transform"]["deskew"] == pytest.approx(degrees, abs=0.3)  # type: ignore[index]
+    residual, _ = estimate_skew(image)
+    assert abs(residual) < 0.3
+    assert cer(read(image), truth()) <= cer(read(crooked), truth())
+    assert cer(read(image), truth()) < 0.02
+
+
+def test_straight_page_is_not_rotated(page: Gray) -> None:
+    image, report = preprocess(page, PreprocessOptions())
+
+    step = next(step for step in report["steps"] if step["name"] == "deskew")  # type: ignore[union-attr]
+    assert step["applied"] is False
+    assert image.shape == page.shape
+
+
+def test_blank_page_has_no_skew() -> None:
+    assert estimate_skew(np.full((300, 400), 255, np.uint8)) == (0.0, 0.0)

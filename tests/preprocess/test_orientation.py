@@ -1,0 +1,103 @@
+"""Pages turned by a quarter or a half come back upright and read correctly; upright pages skip OSD."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from preprocess_pages import TEXT_LINES, Gray, cer, render, truth
+
+from ocr_service.options import PreprocessOptions
+from ocr_service.preprocess import preprocess
+
+
+@pytest.fixture(scope="module")
+def longer_page() -> Gray:
+    """Five lines: OSD needs a few dozen letters to be sure of a page's orientation."""
+    return render((*TEXT_LINES, "Sphinx of black quartz, judge my vow;", "how vexingly quick daft zebras jump."))
+
+
+def _step(report: dict[str, object], name: str) -> dict[str, object]:
+    steps = report["steps"]
+    assert isinstance(steps, list)
+    return next(step for step in steps if step["name"] == name)
+
+
+@pytest.mark.parametrize(
+    ("rotate_code", "content_angle", "correction"),
+    [
+        (cv2.ROTATE_90_CLOCKWISE, 90, 270),
+        (cv2.ROTATE_90_COUNTERCLOCKWISE, 270, 90),
+        (cv2.ROTATE_180, 180, 180),
+    ],
+    ids=["90-clockwise", "90-counter-clockwise", "180"],
+)
+def test_turned_page_comes_back_upright_and_reads_correctly(
+    longer_page: Gray, read: Callable[[Gray], str], rotate_code: int, content_angle: int, correction: int
+) -> None:
+    expected = truth((*TEXT_LINES, "Sphinx of black quartz, judge my vow;", "how vexingly quick daft zebras jump."))
+    turned = np.ascontiguousarray(cv2.rotate(longer_page, rotate_code))
+    if rotate_code == cv2.ROTATE_180:
+        assert cer(read(turned), expected) > 0.3  # what raw Tesseract makes of it: the test means something
+
+    image, report = preprocess(turned, PreprocessOptions())
+
+    step = _step(report, "orientation")
+    assert step["applied"] is True
+    assert report["orientation"] is not None
+    assert report["orientation"]["angle"] == content_angle  # type: ignore[index]
+    assert report["orientation"]["script"] == "Latin"  # type: ignore[index]
+    transform = report["transform"]
+    assert isinstance(transform, dict)
+    assert transform["rotate"] == correction
+    height, width = image.shape
+    assert width > height  # landscape text block again
+    assert cer(read(image), expected) < 0.03
+
+
+def test_upright_page_is_left_alone_without_asking_osd(page: Gray) -> None:
+    image, report = preprocess(page, PreprocessOptions())
+
+    step = _step(report, "orientation")
+    assert step["applied"] is False
+    assert str(step["reason"]).startswith("upright")
+    assert report["orientation"] is None  # OSD never ran
+    assert report["transform"]["rotate"] == 0  # type: ignore[index]
+    assert np.array_equal(image, page)
+
+
+def test_sparse_page_is_not_turned_on_a_guess() -> None:
+    """Two letters give OSD nothing to go on: whatever it answers, the page stays as it is."""
+    tiny = render(("Hi",), size=40, margin=30)
+    turned = np.ascontiguousarray(cv2.rotate(tiny, cv2.ROTATE_180))
+
+    image, report = preprocess(turned, PreprocessOptions(steps={"upscale": False}))
+
+    assert _step(report, "orientation")["applied"] is False
+    assert image.shape == turned.shape
+
+
+def test_forcing_orientation_off_keeps_a_turned_page_turned(longer_page: Gray) -> None:
+    turned = np.ascontiguousarray(cv2.rotate(longer_page, cv2.ROTATE_180))
+
+    image, report = preprocess(turned, PreprocessOptions(steps={"orientation": False}))
+
+    step = _step(report, "orientation")
+    assert step["applied"] is False
+    assert step["decision"] == "off"
+    assert report["transform"]["rotate"] == 0  # type: ignore[index]
+    assert image.shape == turned.shape
+
+
+@pytest.mark.parametrize("name", ["phototest-rotated-L.png", "phototest-rotated-R.png", "phototest-rotated-180.png"])
+def test_real_scan_turned_reads_like_the_upright_scan(corpus_dir: Path, read: Callable[[Gray], str], name: str) -> None:
+    decoded = cv2.imread(str(corpus_dir / name), cv2.IMREAD_UNCHANGED)
+    expected = (corpus_dir / "phototest.txt").read_text(encoding="utf-8")
+
+    image, report = preprocess(decoded, PreprocessOptions())
+
+    assert _step(report, "orientation")["applied"] is True
+    assert cer(read(image), expected) < 0.02

@@ -84,6 +84,8 @@ def matches(desired: Any, live: Any) -> bool:
         return isinstance(live, Mapping) and all(k in live and matches(v, live[k]) for k, v in desired.items())
     if isinstance(desired, list):
         return isinstance(live, list) and len(desired) == len(live) and all(map(matches, desired, live))
+    if isinstance(desired, bool) or isinstance(live, bool):
+        return desired is live  # JSON true is not 1
     if desired == live:
         return True
     return isinstance(desired, str | int) and isinstance(live, str | int) and _same_quantity(desired, live)

@@ -201,3 +201,20 @@ async def test_readiness_reports_the_job_store(client: httpx.AsyncClient) -> Non
     assert ready.status_code == 200
     backend = client.app.state.jobs.store.backend  # type: ignore[attr-defined]
     assert ready.json()["checks"][backend]["ok"] is True
+
+
+async def test_metrics_show_jobs_queue_and_cache(client: httpx.AsyncClient) -> None:
+    job = await wait_final(client, str((await submit(client, pdf(1, start=7)))["id"]))
+    assert job["status"] == "succeeded"
+    await client.app.state.jobs.housekeeping.run_once()  # type: ignore[attr-defined]
+    exposition = (await client.get("/metrics")).text
+    assert 'ocr_jobs{state="succeeded"}' in exposition
+    succeeded = next(line for line in exposition.splitlines() if line.startswith('ocr_jobs{state="succeeded"}'))
+    assert float(succeeded.rsplit(" ", 1)[1]) >= 1
+    for name in (
+        "ocr_job_queue_depth",
+        "ocr_job_oldest_queued_page_age_seconds",
+        'ocr_job_pages_total{outcome="done"}',
+        "ocr_cache_lookups_total",
+    ):
+        assert name in exposition, name

@@ -20,7 +20,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
 from ocr_service.errors import InvalidParameter, PayloadTooLarge, UnsupportedMediaType
-from ocr_service.http.params import RawValue
+from ocr_service.http.params import RawValue, check_json_types
 
 MAX_FORM_FIELDS = 64
 """Options are few; a form with more fields than this is not a real client."""
@@ -139,4 +139,5 @@ async def _read_json(request: Request, max_bytes: int) -> ReceivedDocument:
         if not isinstance(value, str | int | float | bool) and value is not None:
             raise InvalidParameter(f"Option {name!r} must be a string, number or boolean.", param=str(name))
         options[str(name)] = value
+    check_json_types(options)
     return ReceivedDocument(data, options)

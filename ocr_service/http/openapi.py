@@ -19,8 +19,10 @@ from ocr_service.http.params import (
     MAX_PAGE_SPEC_LENGTH,
     MIN_DPI,
     OEM_RANGE,
+    PAGES_PATTERN,
     PREPROCESS_MODES,
     PSM_RANGE,
+    UNSUPPORTED_PSM,
 )
 from ocr_service.http.problems import PROBLEM_MEDIA_TYPE
 from ocr_service.options import MEDIA_TYPES, PREPROCESS_STEPS, OutputFormat
@@ -28,7 +30,6 @@ from ocr_service.settings import Settings
 
 Schema = dict[str, Any]
 
-_PAGES_PATTERN = r"^\s*\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*\s*$"
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 
@@ -93,17 +94,19 @@ def _option_schemas(settings: Settings) -> dict[str, Schema]:
         },
         "psm": {
             "type": "integer",
-            "minimum": PSM_RANGE[0],
-            "maximum": PSM_RANGE[1],
+            "enum": [psm for psm in range(PSM_RANGE[0], PSM_RANGE[1] + 1) if psm not in UNSUPPORTED_PSM],
             "default": settings.default_psm,
-            "description": "Tesseract page segmentation mode.",
+            "description": "Tesseract page segmentation mode (0 and 2 recognise no text and are refused).",
         },
         "oem": {
             "type": "integer",
             "minimum": OEM_RANGE[0],
             "maximum": OEM_RANGE[1],
             "default": settings.default_oem,
-            "description": "Tesseract engine mode (1 = LSTM).",
+            "description": (
+                "Tesseract engine mode: 1 = LSTM (default), 3 = Tesseract's default; 0 and 2 use the legacy "
+                "engine and answer 400 unless legacy models are installed."
+            ),
         },
         "dpi": {
             "type": "integer",
@@ -114,7 +117,7 @@ def _option_schemas(settings: Settings) -> dict[str, Schema]:
         },
         "pages": {
             "type": "string",
-            "pattern": _PAGES_PATTERN,
+            "pattern": PAGES_PATTERN.pattern,
             "maxLength": MAX_PAGE_SPEC_LENGTH,
             "examples": ["1-3,7"],
             "description": "1-based pages to recognise; every page when absent.",
@@ -133,7 +136,10 @@ def _option_schemas(settings: Settings) -> dict[str, Schema]:
         },
     }
     for step in PREPROCESS_STEPS:
-        schemas[step] = {"type": "boolean", "description": f"Force the `{step}` step on (true) or off (false)."}
+        schemas[step] = {
+            "type": "boolean",
+            "description": f"Force the `{step}` step on (`true`) or off (`false`); `auto` decides when absent.",
+        }
     return schemas
 
 

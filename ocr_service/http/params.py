@@ -26,12 +26,23 @@ MAX_PAGE_NUMBER = 10_000
 MAX_PAGE_SPEC_LENGTH = 200
 PREPROCESS_MODES = ("auto", "none")
 LANG_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(\+[A-Za-z0-9_-]+)*$")
+PAGES_PATTERN = re.compile(r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$")
+INTEGER_PATTERN = re.compile(r"^-?[0-9]{1,9}$")
 
 OPTION_NAMES: tuple[str, ...] = ("lang", "psm", "oem", "dpi", "pages", "preprocess", "format", *PREPROCESS_STEPS)
 """Every option a request may carry, besides the document itself."""
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
+JSON_TYPES: dict[str, type] = {
+    "lang": str,
+    "psm": int,
+    "oem": int,
+    "dpi": int,
+    "pages": str,
+    "preprocess": str,
+    "format": str,
+    **dict.fromkeys(PREPROCESS_STEPS, bool),
+}
+"""The JSON type of each option in a JSON body (query and form values are all strings)."""
 
 RawValue = str | int | float | bool | None
 LanguageResolver = Callable[[str], str]
@@ -48,27 +59,28 @@ def parse_options(
     """Validate `raw` (option name -> value as the user wrote it) into `OcrOptions`.
 
     Missing options take the settings' defaults; unknown names are rejected, so a typo such
-    as `langs=deu` fails loudly instead of being silently ignored.
+    as `langs=deu` fails loudly instead of being silently ignored. Values are taken exactly
+    as written (no trimming, no empty-means-default), so what the OpenAPI document calls
+    invalid is refused here too.
     """
     unknown = sorted(set(raw) - set(OPTION_NAMES))
     if unknown:
         raise InvalidParameter(
             f"Unknown option {unknown[0]!r}; known options are {', '.join(OPTION_NAMES)}.", param=unknown[0]
         )
-    values = {name: value for name, value in raw.items() if value is not None and value != ""}
-    lang = parse_lang(values.get("lang", settings.default_lang), resolve_lang)
-    psm = parse_int("psm", values.get("psm", settings.default_psm), *PSM_RANGE)
+    lang = parse_lang(raw.get("lang", settings.default_lang), resolve_lang)
+    psm = parse_int("psm", raw.get("psm", settings.default_psm), *PSM_RANGE)
     if psm in UNSUPPORTED_PSM:
         raise InvalidParameter(
             f"psm {psm} does not recognise text (0 = orientation only, 2 is not implemented); use 1 or 3-13.",
             param="psm",
         )
-    oem = parse_int("oem", values.get("oem", settings.default_oem), *OEM_RANGE)
-    dpi = parse_int("dpi", values.get("dpi", settings.pdf_dpi), MIN_DPI, settings.max_dpi)
-    pages = parse_pages(values["pages"]) if "pages" in values else None
-    mode = parse_choice("preprocess", values.get("preprocess", settings.default_preprocess), PREPROCESS_MODES)
-    steps = {step: parse_bool(step, values[step]) for step in PREPROCESS_STEPS if step in values}
-    output = parse_format(values["format"]) if "format" in values else default_format
+    oem = parse_int("oem", raw.get("oem", settings.default_oem), *OEM_RANGE)
+    dpi = parse_int("dpi", raw.get("dpi", settings.pdf_dpi), MIN_DPI, settings.max_dpi)
+    pages = parse_pages(raw["pages"]) if "pages" in raw else None
+    mode = parse_choice("preprocess", raw.get("preprocess", settings.default_preprocess), PREPROCESS_MODES)
+    steps = {step: parse_bool(step, raw[step]) for step in PREPROCESS_STEPS if step in raw}
+    output = parse_format(raw["format"]) if "format" in raw else default_format
     return OcrOptions(
         lang=lang,
         psm=psm,
@@ -80,21 +92,30 @@ def parse_options(
     )
 
 
+def check_json_types(raw: Mapping[str, RawValue]) -> None:
+    """In a JSON body numbers are numbers and switches are booleans: `"psm": "6"` is refused."""
+    for name, value in raw.items():
+        expected = JSON_TYPES.get(name)
+        if expected is None:
+            continue  # unknown names are reported by parse_options
+        if type(value) is not expected:
+            kind = {str: "a string", int: "an integer", bool: "true or false"}[expected]
+            raise InvalidParameter(f"In a JSON body, {name} must be {kind}; got {value!r}.", param=name)
+
+
 def parse_lang(value: RawValue, resolve_lang: LanguageResolver) -> str:
     """`eng`, `eng+deu`, `chi-sim` (users type `-` for Tesseract's `_`), checked by the resolver."""
-    text = _text("lang", value).replace("-", "_")
+    text = _text("lang", value)
     if not LANG_PATTERN.match(text):
-        raise InvalidParameter(
-            f"lang must be language codes joined by '+', e.g. 'eng+deu'; got {text!r}.", param="lang"
-        )
-    return resolve_lang(text)
+        raise InvalidParameter(f"lang must be codes joined by '+', e.g. 'eng+deu'; got {text[:40]!r}.", param="lang")
+    return resolve_lang(text.replace("-", "_"))
 
 
 def parse_int(name: str, value: RawValue, low: int, high: int) -> int:
-    if isinstance(value, bool | float):
+    if isinstance(value, bool | float) or value is None:
         raise InvalidParameter(f"{name} must be an integer from {low} to {high}; got {value!r}.", param=name)
-    text = str(value).strip()
-    if not re.fullmatch(r"[+-]?\d{1,9}", text):
+    text = str(value)
+    if not INTEGER_PATTERN.match(text):
         raise InvalidParameter(f"{name} must be an integer from {low} to {high}; got {text[:40]!r}.", param=name)
     number = int(text)
     if not low <= number <= high:
@@ -111,16 +132,16 @@ def parse_pages(value: RawValue) -> tuple[int, ...]:
     text = _text("pages", value)
     if len(text) > MAX_PAGE_SPEC_LENGTH:
         raise InvalidParameter(f"pages is longer than {MAX_PAGE_SPEC_LENGTH} characters.", param="pages")
-    too_high = [number for number in re.findall(r"\d+", text) if int(number) > MAX_PAGE_NUMBER]
+    if not PAGES_PATTERN.match(text):
+        raise InvalidParameter(f"pages must look like '1-3,7' (no spaces); got {text[:40]!r}.", param="pages")
+    too_high = [number for number in re.findall(r"[0-9]+", text) if int(number) > MAX_PAGE_NUMBER]
     if too_high:
-        raise InvalidParameter(
-            f"pages: {too_high[0]} is past the highest page number, {MAX_PAGE_NUMBER}.", param="pages"
-        )
+        raise InvalidParameter(f"pages: {too_high[0]} is past the last allowed page, {MAX_PAGE_NUMBER}.", param="pages")
     return documents.parse_pages(text)
 
 
 def parse_choice(name: str, value: RawValue, choices: tuple[str, ...]) -> str:
-    text = _text(name, value).lower()
+    text = _text(name, value)
     if text not in choices:
         raise InvalidParameter(f"{name} must be one of {', '.join(choices)}; got {text[:40]!r}.", param=name)
     return text
@@ -131,17 +152,17 @@ def parse_format(value: RawValue) -> OutputFormat:
 
 
 def parse_bool(name: str, value: RawValue) -> bool:
+    """`true` or `false` (JSON booleans, or those two words in a query or form)."""
     if isinstance(value, bool):
         return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
+    if value == "true":
         return True
-    if text in _FALSE:
+    if value == "false":
         return False
-    raise InvalidParameter(f"{name} must be true or false; got {text[:40]!r}.", param=name)
+    raise InvalidParameter(f"{name} must be true or false; got {str(value)[:40]!r}.", param=name)
 
 
 def _text(name: str, value: RawValue) -> str:
     if not isinstance(value, str):
         raise InvalidParameter(f"{name} must be a string; got {value!r}.", param=name)
-    return value.strip()
+    return value

@@ -1,0 +1,79 @@
+"""`catalyst-ocr ocr` recognises files with the same engine and options as the API; errors are clear."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pypdfium2 as pdfium
+from service_support import CATALYST_OCR, LINE_ONE, LINE_TWO, has_words, multipage, png
+
+ENV = {**os.environ, "OMP_THREAD_LIMIT": "1", "OCR_WORKERS": "1"}
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([str(CATALYST_OCR), *args], cwd=cwd, env=ENV, capture_output=True, timeout=120, check=False)
+
+
+def test_ocr_prints_text_and_json(tmp_path: Path) -> None:
+    (tmp_path / "scan.png").write_bytes(png([LINE_ONE]))
+    text = run("ocr", "scan.png", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    assert has_words(text.stdout.decode(), LINE_ONE)
+
+    as_json = run("ocr", "scan.png", "--format", "json", "--psm", "6", "--no-deskew", cwd=tmp_path)
+    assert as_json.returncode == 0, as_json.stderr
+    result = json.loads(as_json.stdout)
+    assert has_words(result["text"], LINE_ONE)
+    assert result["pages"][0]["number"] == 1
+
+
+def test_ocr_writes_one_file_per_input_into_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "first.png").write_bytes(png([LINE_ONE]))
+    (tmp_path / "second.pdf").write_bytes(multipage("PDF", [[LINE_TWO], [LINE_ONE]]))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run("ocr", "first.png", "second.pdf", "--format", "pdf", "--pages", "1", "-o", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for name, expected in (("first.pdf", LINE_ONE), ("second.pdf", LINE_TWO)):
+        document = pdfium.PdfDocument(out / name)
+        try:
+            assert len(document) == 1
+            assert has_words(document[0].get_textpage().get_text_range(), expected)
+        finally:
+            document.close()
+
+
+def test_bad_option_and_bad_file_fail_clearly(tmp_path: Path) -> None:
+    (tmp_path / "scan.png").write_bytes(png([LINE_ONE]))
+    (tmp_path / "noise.bin").write_bytes(os.urandom(1000))
+    bad_option = run("ocr", "scan.png", "--psm", "14", cwd=tmp_path)
+    assert bad_option.returncode == 2
+    assert b"psm must be from 0 to 13" in bad_option.stderr
+
+    mixed = run("ocr", "noise.bin", "missing.png", "scan.png", cwd=tmp_path)
+    assert mixed.returncode == 1
+    stderr = mixed.stderr.decode()
+    assert "noise.bin: Unsupported document type" in stderr
+    assert "missing.png: Cannot read the file" in stderr
+    assert has_words(mixed.stdout.decode(), LINE_ONE), "the good file is still recognised"
+    assert "Traceback" not in stderr
+
+
+def test_python_dash_m_and_invalid_settings(tmp_path: Path) -> None:
+    version = subprocess.run(
+        [sys.executable, "-m", "ocr_service", "--version"], capture_output=True, timeout=60, check=False
+    )
+    assert version.returncode == 0 and version.stdout.startswith(b"catalyst-ocr ")
+    broken = subprocess.run(
+        [str(CATALYST_OCR), "serve"],
+        env={**ENV, "OCR_MAX_PAGES": "lots"},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert broken.returncode == 2
+    assert b"OCR_MAX_PAGES must be an integer" in broken.stderr

@@ -2,7 +2,7 @@
 
 Each page is one `tesseract` process asked for every needed output at once (`txt tsv hocr alto
 pdf` configs), so the page is still recognised only once. The model is built from the TSV's
-levels (block 2, line 4, word 5). The process runs in its own session with `OMP_THREAD_LIMIT=1`;
+levels (block 2, line 4, word 5). The process runs in its own process group with `OMP_THREAD_LIMIT=1`;
 on the time limit the whole process group is SIGKILLed and reaped, so no orphan keeps burning
 CPU. This reloads the model on every page, which is why `auto` prefers tesserocr (see
 `benchmarks/engines.py`).
@@ -98,7 +98,13 @@ class CliRecognizer:
     def _run(self, args: list[str], request: RecognitionRequest) -> None:
         timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else None
         process = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self._env, start_new_session=True
+            # Its own process group (so the kill reaches any child) but not its own session: a new
+            # session would also get its own scheduler autogroup, i.e. more than its share of the CPU.
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self._env,
+            process_group=0,
         )
         try:
             _, stderr = process.communicate(timeout=timeout)
@@ -118,7 +124,7 @@ class CliRecognizer:
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the process's whole session (it may have children) and reap it, leaving no orphan or zombie."""
+    """SIGKILL the process's whole group (it may have children) and reap it, leaving no orphan or zombie."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.communicate()

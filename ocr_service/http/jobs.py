@@ -131,7 +131,7 @@ async def job_events(request: Request) -> Response:
     async def stream() -> AsyncIterator[bytes]:
         last_id = after
         idle = 0.0
-        final = job.is_final and last_id == 0
+        final = job.is_final  # everything it will ever emit is stored already: replay and stop
         while True:
             try:
                 events = await runtime.store.events_since(job_id, last_id)
@@ -172,7 +172,6 @@ async def jobs_lifespan(app: Starlette) -> AsyncIterator[None]:
     """Start the jobs layer after the pipeline (a lifespan part of `app.build_app`) and stop it before."""
     settings = app.state.settings
     cache = getattr(app.state, "cache", None)
-    owns_cache = cache is None
     if cache is None:
         cache = build_cache(settings)
         app.state.cache = cache
@@ -195,8 +194,7 @@ async def jobs_lifespan(app: Starlette) -> AsyncIterator[None]:
     finally:
         app.state.jobs = None
         await runtime.stop(settings.shutdown_grace_seconds)
-        if owns_cache:
-            await cache.close()
+        await cache.close()  # the last user of the cache: /v1/ocr has stopped taking requests
 
 
 routes: list[BaseRoute] = [

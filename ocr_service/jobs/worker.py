@@ -92,6 +92,7 @@ class JobWorkers:
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._inputs: OrderedDict[str, bytes] = OrderedDict()
+        self._stopping = False
         self.busy = 0
 
     def start(self) -> None:
@@ -116,8 +117,6 @@ class JobWorkers:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-
-    _stopping = False
 
     async def _loop(self, owner: str) -> None:
         while not self._stopping:

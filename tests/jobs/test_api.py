@@ -147,6 +147,9 @@ async def test_server_sent_events_follow_progress_to_the_end(client: httpx.Async
     ids = [line[4:] for line in raw.splitlines() if line.startswith("id: ")]
     resumed = await client.get(f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": ids[2]})
     assert [kind for kind, _ in parse_sse(resumed.text)] == kinds[3:]
+    async with asyncio.timeout(10):  # resuming after the final event ends at once instead of waiting forever
+        after_end = await client.get(f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": ids[-1]})
+    assert after_end.status_code == 200 and parse_sse(after_end.text) == []
 
 
 async def test_bad_requests_get_precise_problems(client: httpx.AsyncClient) -> None:

@@ -211,7 +211,10 @@ def test_multi_language_recognition(pipeline: OcrPipeline) -> None:
 # -- errors --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("field", "value"), [("psm", 0), ("psm", 2), ("psm", 14), ("oem", 7), ("dpi", 0)])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("psm", 0), ("psm", 2), ("psm", 14), ("oem", 7), ("oem", 0), ("dpi", 0)],  # oem 0 needs legacy models
+)
 def test_bad_engine_options_name_the_parameter(pipeline: OcrPipeline, field: str, value: int) -> None:
     with pytest.raises(InvalidParameter) as caught:
         run(pipeline, encode(text_image(["x"]), "PNG"), options(**{field: value}))

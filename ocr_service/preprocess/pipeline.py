@@ -87,7 +87,7 @@ def _denoise(page: Page, forced: bool) -> StepRun:
     impulses = policy.denoise_impulses(density)
     outcome: Outcome | None = None
     if impulses.run or forced:
-        outcome = denoise.remove_impulses(page.image)
+        outcome = denoise.remove_impulses(page.image, dense=policy.dense_impulses(density))
         page.take(outcome)
     # Grain is measured after the impulses are gone: isolated dots would inflate it.
     sigma = denoise.grain_sigma(page.image)

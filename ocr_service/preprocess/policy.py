@@ -17,8 +17,11 @@ class Decision:
     reason: str
 
 
-IMPULSE_DENSITY = 0.002
-"""Isolated salt/pepper dots above this fraction of pixels (clean scans have ~0) call for the switching median."""
+IMPULSE_DENSITY = 0.005
+"""Isolated salt/pepper dots above this fraction of pixels call for the switching median. Clean scans
+have almost none and dusty ones a few per thousand, which Tesseract's own blob filter ignores."""
+DENSE_IMPULSES = 0.01
+"""Above this, dots also cling to strokes: a 3x3 median over the page follows the switching median."""
 GRAIN_SIGMA = 12.0
 """Paper grain with a standard deviation above this (grey levels) calls for non-local means. Lower grain
 is harmless to Tesseract, and non-local means costs about as much as recognising the page."""
@@ -42,6 +45,10 @@ SHARPNESS = 0.6
 
 def denoise_impulses(density: float) -> Decision:
     return Decision(density > IMPULSE_DENSITY, f"impulse density {density:.4f} vs {IMPULSE_DENSITY}")
+
+
+def dense_impulses(density: float) -> bool:
+    return density > DENSE_IMPULSES
 
 
 def denoise_grain(sigma: float) -> Decision:

@@ -127,6 +127,7 @@ def test_ocr_service_image_build_and_settings(services: dict[str, Any]) -> None:
     assert ocr["env_file"] == [{"path": ".env", "required": False}]
     environment = ocr["environment"]
     assert environment[EnvVar.PORT] == str(HTTP_PORT)
+    assert environment[EnvVar.HOST] == "0.0.0.0", "a value from .env must not hide the service inside its container"
     assert environment[EnvVar.DATA_DIR] == CONTAINER_DATA_DIR
     assert "@postgres:5432/" in environment[EnvVar.DATABASE_URL]
     assert interpolation_default(environment[EnvVar.REDIS_URL], "OCR_REDIS_URL") == "redis://redis:6379/0"

@@ -221,3 +221,15 @@ async def test_metrics_show_jobs_queue_and_cache(client: httpx.AsyncClient) -> N
         "ocr_cache_lookups_total",
     ):
         assert name in exposition, name
+
+
+async def test_finished_jobs_expire_after_the_retention_period(tmp_path: Path) -> None:
+    async with running_app(job_settings(tmp_path, job_ttl_seconds=1)) as client:
+        job = await wait_final(client, str((await submit(client, pdf(1)))["id"]))
+        runtime = client.app.state.jobs  # type: ignore[attr-defined]
+        await runtime.housekeeping.run_once()
+        assert (await client.get(f"/v1/jobs/{job['id']}")).status_code == 200  # not yet
+        await asyncio.sleep(1.2)
+        await runtime.housekeeping.run_once()
+        gone = await client.get(f"/v1/jobs/{job['id']}/result")
+        assert gone.status_code == 404 and gone.json()["type"].endswith("/job-not-found")

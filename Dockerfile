@@ -94,6 +94,10 @@ RUN python -m venv /opt/venv \
     && pip install --no-cache-dir --no-deps . \
     && rm -rf /src
 
+LABEL org.opencontainers.image.title="catalyst-ocr-operator" \
+      org.opencontainers.image.description="kopf operator that runs Catalyst OCR from OcrDeployment resources" \
+      org.opencontainers.image.source="https://github.com/catalyst-ocr/catalyst-ocr" \
+      org.opencontainers.image.licenses="Apache-2.0"
 WORKDIR /
 USER 1000:1000
 ENTRYPOINT ["catalyst-ocr-operator"]
@@ -111,6 +115,10 @@ RUN groupadd --gid 1000 ocr \
 
 COPY --from=builder /opt/venv /opt/venv
 
+LABEL org.opencontainers.image.title="catalyst-ocr" \
+      org.opencontainers.image.description="Kubernetes-native OCR service (Tesseract + OpenCV)" \
+      org.opencontainers.image.source="https://github.com/catalyst-ocr/catalyst-ocr" \
+      org.opencontainers.image.licenses="Apache-2.0"
 USER 1000:1000
 WORKDIR /var/lib/catalyst-ocr
 VOLUME ["/var/lib/catalyst-ocr"]

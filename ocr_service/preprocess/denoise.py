@@ -18,9 +18,6 @@ from ocr_service.preprocess.measure import Gray, central_crop, ink_mask, u8
 IMPULSE_DELTA = 96
 """A pixel this much darker (or brighter) than its 5x5 median is a candidate impulse."""
 
-HEAVY_GRAIN = 12.0
-"""Grain (grey levels) still left after the median that calls for non-local means."""
-
 _MEASURE_SIDE = 1000
 """Noise is measured on the page's central 1000 x 1000 pixels: noise covers the page evenly."""
 
@@ -76,7 +73,7 @@ def remove_impulses(gray: Gray, *, dense: bool) -> Outcome:
     """
     out = gray
     replaced = 0
-    for _ in range(2):
+    for _ in range(1 if dense else 2):
         outliers, median = _impulses(out)
         count = int(outliers.sum())
         if count == 0:
@@ -88,18 +85,18 @@ def remove_impulses(gray: Gray, *, dense: bool) -> Outcome:
     return Outcome(out, {"filter": "switching-median+median-3" if dense else "switching-median", "replaced": replaced})
 
 
-def smooth_grain(gray: Gray, sigma: float) -> Outcome:
-    """A 3x3 median (edge-preserving, about a millisecond per megapixel); non-local means only if grain remains.
+def smooth_grain(gray: Gray) -> Outcome:
+    """A 3x3 median: edge-preserving, about a millisecond per megapixel, and usually enough.
 
-    Tesseract reads text through moderate grain once the pixel-level noise is gone, so the median
-    is usually enough; non-local means, which costs about as much as recognising the page, runs
-    only when the grain left after the median is still above `HEAVY_GRAIN`.
+    Tesseract reads text through moderate grain once the pixel-level noise is gone. The grain left
+    afterwards is measured (`residual_grain`) so the policy can decide on non-local means.
     """
     out = u8(cv2.medianBlur(gray, 3))
-    residual = grain_sigma(out)
-    params: dict[str, object] = {"filter": "median-3", "residual_grain": round(residual, 1)}
-    if residual > HEAVY_GRAIN:
-        strength = float(np.clip(residual, 3.0, 30.0))
-        out = u8(cv2.fastNlMeansDenoising(out, None, h=strength, templateWindowSize=5, searchWindowSize=13))
-        params.update(filter="median-3+non-local-means", h=round(strength, 1))
-    return Outcome(out, params)
+    return Outcome(out, {"filter": "median-3", "residual_grain": round(grain_sigma(out), 1)})
+
+
+def non_local_means(gray: Gray, sigma: float) -> Outcome:
+    """Non-local means with strength tied to the grain; costs about as much as recognising the page."""
+    strength = float(np.clip(sigma, 3.0, 30.0))
+    out = u8(cv2.fastNlMeansDenoising(gray, None, h=strength, templateWindowSize=5, searchWindowSize=13))
+    return Outcome(out, {"filter": "non-local-means", "h": round(strength, 1)})

@@ -45,6 +45,7 @@ def unevenness(gray: Gray) -> float:
 
 def flatten(gray: Gray) -> Outcome:
     """Divide the page by its background so the paper is uniformly white."""
-    bg = background(gray).astype(np.float32)
-    out = cv2.divide(gray.astype(np.float32), np.maximum(bg, 1.0), scale=255.0)
-    return Outcome(u8(np.clip(out, 0, 255)), {"method": "background-division"})
+    bg = background(gray)
+    np.maximum(bg, 1, out=bg)
+    # 8-bit in, 8-bit out (saturating): no full-size float temporaries on large pages.
+    return Outcome(u8(cv2.divide(gray, bg, scale=255.0)), {"method": "background-division"})

@@ -26,8 +26,10 @@ from ocr_service.preprocess.deskew import ink_points, skew_of
 from ocr_service.preprocess.geometry import Matrix
 from ocr_service.preprocess.measure import Gray, u8
 
-OSD_MAX_SIDE = 2400
-"""OSD looks at the page through a copy no larger than this; more pixels add time, not certainty."""
+OSD_CHAR_HEIGHT = 30.0
+"""Character height OSD is shown the page at when its text is larger (smaller text is left as is)."""
+OSD_MAX_SIDE = 6000
+"""Bound on the copy OSD sees, whatever the text size, so its time stays bounded."""
 
 _ROTATE_CODES = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
@@ -160,11 +162,17 @@ def _detect_cli(gray: Gray) -> Orientation | None:
         return None
 
 
-def detect(gray: Gray) -> Orientation | None:
-    """OSD's answer for this page, or None when it found too little text to say."""
-    side = max(gray.shape)
-    if side > OSD_MAX_SIDE:
-        factor = OSD_MAX_SIDE / side
+def detect(gray: Gray, char_height: float | None = None) -> Orientation | None:
+    """OSD's answer for this page, or None when it found too little text to say.
+
+    OSD's time grows with the page, but shrinking small print makes it confidently wrong, so the
+    page is only shrunk when its characters are taller than `OSD_CHAR_HEIGHT`.
+    """
+    factor = 1.0
+    if char_height and char_height > OSD_CHAR_HEIGHT:
+        factor = OSD_CHAR_HEIGHT / char_height
+    factor = min(factor, OSD_MAX_SIDE / max(gray.shape))
+    if factor < 1.0:
         gray = u8(cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA))
     if min(gray.shape) < 16:
         return None

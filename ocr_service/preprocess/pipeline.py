@@ -93,9 +93,14 @@ def _denoise(page: Page, forced: bool) -> StepRun:
     sigma = denoise.grain_sigma(page.image)
     grain = policy.denoise_grain(sigma)
     if grain.run or (forced and sigma > 3.0):
-        smoothed = denoise.smooth_grain(page.image, sigma)
+        smoothed = denoise.smooth_grain(page.image)
         outcome = Outcome(smoothed.image, {**(outcome.params if outcome else {}), **smoothed.params})
         page.take(outcome)
+        residual = float(str(smoothed.params["residual_grain"]))
+        if policy.non_local_means(residual, page.image.size).run:
+            heavy = denoise.non_local_means(page.image, residual)
+            outcome = Outcome(heavy.image, {**outcome.params, **heavy.params})
+            page.take(outcome)
     measures: Params = {"impulse_density": round(density, 5), "grain_sigma": round(sigma, 2)}
     return StepRun(outcome, measures, "forced" if forced else f"{impulses.reason}; {grain.reason}")
 
@@ -144,11 +149,11 @@ def _orientation(page: Page, forced: bool) -> StepRun:
     screen = policy.needs_osd(lines, ratio)
     if not screen.run and not forced:
         return StepRun(None, measures, screen.reason)
-    found = orientation.detect(page.image)
+    found = orientation.detect(page.image, page.char_height())
     if found is None:
-        return StepRun(None, measures, policy.orientation(None, 0.0, lines).reason)
+        return StepRun(None, measures, policy.orientation(None, 0.0, "", lines, ratio).reason)
     page.orientation = found.as_report()
-    decision = policy.orientation(found.angle, found.confidence, lines)
+    decision = policy.orientation(found.angle, found.confidence, found.script, lines, ratio)
     measures.update(found.as_report(), script_confidence=round(found.script_confidence, 2))
     outcome = None
     if found.angle != 0 and (decision.run or forced):

@@ -25,12 +25,19 @@ DENSE_IMPULSES = 0.01
 GRAIN_SIGMA = 12.0
 """Paper grain with a standard deviation above this (grey levels) calls for non-local means. Lower grain
 is harmless to Tesseract, and non-local means costs about as much as recognising the page."""
+HEAVY_GRAIN = 12.0
+"""Grain still left after the median above this calls for non-local means."""
+NON_LOCAL_MEANS_MAX_PIXELS = 12_000_000
+"""Non-local means takes about a second per 4 megapixels on one core: larger pages do without it."""
 UNEVENNESS = 0.15
 """Background brightness varying by more than this fraction of the paper's level calls for flattening."""
 CONTRAST_SPAN = 170.0
 """Ink and paper closer than this many grey levels call for a stretch."""
-ORIENTATION_CONFIDENCE = 4.0
-"""OSD confidence needed before turning a page (clean pages score 8-20; guesses on sparse text below 2)."""
+ORIENTATION_CONFIDENCE = 6.0
+"""OSD confidence needed before turning a page. Clean pages score 9-30; guesses on sparse text score
+below 2, and small print shown to OSD too small has scored a wrong 5.5."""
+ASCENDER_SCRIPTS = frozenset({"Latin", "Cyrillic", "Greek"})
+"""Scripts whose lowercase has more ascenders than descenders, so the ascender ratio can veto OSD."""
 UPRIGHT_ASCENDER_RATIO = 2.0
 """Upright Latin text puts 2-10x more ink above the x-height band than below; turned over, under 0.5."""
 SKEW_DEGREES = 0.4
@@ -55,6 +62,14 @@ def denoise_grain(sigma: float) -> Decision:
     return Decision(sigma > GRAIN_SIGMA, f"grain sigma {sigma:.1f} vs {GRAIN_SIGMA}")
 
 
+def non_local_means(residual_grain: float, pixels: int) -> Decision:
+    if residual_grain <= HEAVY_GRAIN:
+        return Decision(False, f"residual grain {residual_grain:.1f} vs {HEAVY_GRAIN}")
+    if pixels > NON_LOCAL_MEANS_MAX_PIXELS:
+        return Decision(False, f"page of {pixels} pixels too large for non-local means")
+    return Decision(True, f"residual grain {residual_grain:.1f} vs {HEAVY_GRAIN}")
+
+
 def illumination(unevenness: float) -> Decision:
     return Decision(unevenness > UNEVENNESS, f"background unevenness {unevenness:.3f} vs {UNEVENNESS}")
 
@@ -75,7 +90,8 @@ def needs_osd(lines: str, ascender_ratio: float) -> Decision:
     return Decision(True, f"lines {lines}, ascender ratio {ascender_ratio:.2f}: asking OSD")
 
 
-def orientation(angle: int | None, confidence: float, lines: str) -> Decision:
+def orientation(angle: int | None, confidence: float, script: str, lines: str, ascender_ratio: float) -> Decision:
+    """Turn only on a confident OSD answer that the page's own lines do not contradict."""
     if angle is None:
         return Decision(False, "OSD found too little text")
     if angle == 0:
@@ -83,6 +99,8 @@ def orientation(angle: int | None, confidence: float, lines: str) -> Decision:
     quarter = angle in (90, 270)
     if (quarter and lines == "horizontal") or (not quarter and lines == "vertical"):
         return Decision(False, f"OSD says {angle} deg but the text lines are {lines}: not turning")
+    if angle == 180 and script in ASCENDER_SCRIPTS and ascender_ratio > 1.0:
+        return Decision(False, f"OSD says 180 deg but ascenders are on top (ratio {ascender_ratio:.2f}): not turning")
     reason = f"OSD {angle} deg, confidence {confidence:.1f} vs {ORIENTATION_CONFIDENCE}"
     return Decision(confidence >= ORIENTATION_CONFIDENCE, reason)
 

@@ -4,13 +4,14 @@ every output format, idempotency, cancel, server-sent progress, the cache, and p
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pypdfium2
 import pytest
-from jobs_support import job_settings, page_words, parse_sse, pdf, png, running_app, wait_final, words
+from jobs_support import job_settings, page_words, parse_sse, pdf, png, running_app, text_image, wait_final, words
 
 from ocr_service import metrics
 
@@ -233,3 +234,31 @@ async def test_finished_jobs_expire_after_the_retention_period(tmp_path: Path) -
         await runtime.housekeeping.run_once()
         gone = await client.get(f"/v1/jobs/{job['id']}/result")
         assert gone.status_code == 404 and gone.json()["type"].endswith("/job-not-found")
+
+
+def tiff_with_a_broken_first_page() -> bytes:
+    """Two deflate-compressed TIFF frames whose first one's data is damaged: the header is fine
+    (the job is accepted), decoding page 1 fails in the worker."""
+    images = [text_image(page_words(1)), text_image(page_words(2))]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="TIFF", save_all=True, append_images=images[1:], compression="tiff_deflate")
+    data = bytearray(buffer.getvalue())
+    for i in range(10, 60):
+        data[i] ^= 0x5A
+    return bytes(data)
+
+
+async def test_an_undecodable_page_fails_its_job_with_a_problem(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/jobs", content=tiff_with_a_broken_first_page(), headers={"content-type": "image/tiff"}
+    )
+    assert response.status_code == 202
+    job = await wait_final(client, response.json()["id"])
+    assert job["status"] == "failed" and job["finished_at"]
+    error = job["error"]
+    assert error["type"].endswith("/undecodable-document") and error["status"] == 422 and error["page"] == 1
+    assert error["detail"].startswith("page 1: ")
+    events = parse_sse((await client.get(f"/v1/jobs/{job['id']}/events")).text)
+    assert [kind for kind, _ in events].count("failed") == 1 and "retry" not in [kind for kind, _ in events]
+    result = await client.get(f"/v1/jobs/{job['id']}/result")
+    assert result.status_code == 409 and "failed" in result.json()["detail"]

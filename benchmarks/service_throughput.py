@@ -1,0 +1,440 @@
+"""Service vs raw engine: throughput, latency and memory of `catalyst-ocr serve` under HTTP load.
+
+    .venv/bin/python benchmarks/service_throughput.py           # full run (about 4 minutes on 2 cores)
+    .venv/bin/python benchmarks/service_throughput.py --quick   # CI smoke run, under 60 s
+
+In one run, on the same deterministic images from `benchmarks/_images.py` (small receipt-line
+crops and full 300-DPI A4 pages, saved as PNG with 300 DPI metadata):
+
+1. raw engine: one warm tesserocr API per CPU this process may use (threads; tesserocr releases
+   the GIL), each looping over pre-decoded pixels: SetImageBytes + Recognize + GetUTF8Text.
+   Images per second with every core busy, and the p50 of one warm recognition on one thread.
+2. service: a real `catalyst-ocr serve` subprocess on a free loopback port (OCR_WORKERS = the
+   same CPU count), driven by httpx (async, in this process: the load generator shares the
+   machine) with 2 x workers requests in flight: POST the PNG with `format=text&preprocess=none`
+   (the same work as the raw engine, plus decoding, HTTP and the word-box model the service
+   always builds). Images per second, p50/p95 latency; then the default request (`preprocess=auto`,
+   JSON) for reference.
+3. idle latency: one request at a time, p50, against the raw engine's warm p50.
+4. memory: the server's RSS across N receipt requests (after warm-up, at the end, highest) and,
+   in the full run, the peak while it recognises one page of OCR_MAX_PIXELS.
+
+Every loop is bounded in count and in time. The figures are printed with ratios to the raw
+engine; issue 2's targets are >= 0.95x throughput and <= 1.2x idle p50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httpx
+import numpy as np
+import psutil
+import tesserocr
+from _images import a4_page, encode, receipt_line, render_lines
+from PIL import Image
+
+from ocr_service.engine.cpus import available_cpus
+
+CATALYST_OCR = Path(sys.executable).parent / "catalyst-ocr"
+DPI = 300
+SERVICE_QUERY = {"format": "text", "preprocess": "none", "psm": "3", "oem": "1"}
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    pixels: list[np.ndarray]
+    documents: list[bytes]
+    texts: list[str]
+
+
+@dataclass
+class LoadResult:
+    completed: int = 0
+    failed: int = 0
+    wrong: int = 0
+    elapsed: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def per_second(self) -> float:
+        return self.completed / self.elapsed if self.elapsed else 0.0
+
+    def percentile(self, fraction: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+def build_workload(name: str, make: Callable[[int], tuple[Image.Image, str]], count: int) -> Workload:
+    images = [make(seed) for seed in range(1, count + 1)]
+    return Workload(
+        name,
+        [np.asarray(image, dtype=np.uint8) for image, _ in images],
+        [encode(image, "PNG", dpi=(DPI, DPI)) for image, _ in images],
+        [text for _, text in images],
+    )
+
+
+def first_words_match(recognised: str, expected: str) -> bool:
+    """A cheap content check: the first three expected words appear in the answer."""
+    got = recognised.lower()
+    return all(word.lower() in got for word in expected.split()[:3])
+
+
+# --- raw engine ------------------------------------------------------------------------------
+
+
+def _recognise(api: tesserocr.PyTessBaseAPI, pixels: np.ndarray) -> str:
+    height, width = pixels.shape[:2]
+    api.SetImageBytes(pixels.tobytes(), width, height, 1, width)
+    api.SetSourceResolution(DPI)
+    api.Recognize()
+    text: str = api.GetUTF8Text()
+    api.Clear()
+    return text
+
+
+def raw_throughput(workload: Workload, threads: int, seconds: float, max_images: int) -> LoadResult:
+    """Images per second with one warm API per thread, all threads busy until the deadline."""
+    apis = [tesserocr.PyTessBaseAPI(lang="eng", psm=3, oem=1) for _ in range(threads)]
+    for api in apis:
+        _recognise(api, workload.pixels[0])  # warm: model loaded, caches filled
+    result = LoadResult()
+    lock = threading.Lock()
+    counter = iter(range(max_images))
+    deadline = time.perf_counter() + seconds
+
+    def work(api: tesserocr.PyTessBaseAPI) -> None:
+        while time.perf_counter() < deadline:
+            with lock:
+                index = next(counter, None)
+            if index is None:
+                return
+            pixels = workload.pixels[index % len(workload.pixels)]
+            started = time.perf_counter()
+            text = _recognise(api, pixels)
+            with lock:
+                result.latencies_ms.append((time.perf_counter() - started) * 1000)
+                result.completed += 1
+                result.wrong += not first_words_match(text, workload.texts[index % len(workload.texts)])
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=work, args=(api,)) for api in apis]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    result.elapsed = time.perf_counter() - started
+    for api in apis:
+        api.End()
+    return result
+
+
+# --- the service -----------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    base_url: str
+
+    @property
+    def rss_bytes(self) -> int:
+        return int(psutil.Process(self.process.pid).memory_info().rss)
+
+
+@contextmanager
+def running_server(workers: int, queue_size: int) -> Iterator[Server]:
+    env = {
+        **os.environ,
+        "OMP_THREAD_LIMIT": "1",
+        "OCR_WORKERS": str(workers),
+        "OCR_QUEUE_SIZE": str(queue_size),
+        "OCR_LOG_FORMAT": "json",
+        "OCR_DATA_DIR": str(Path(os.environ.get("TMPDIR", "/tmp")) / f"catalyst-bench-{os.getpid()}"),
+        "OCR_CACHE_TTL_SECONDS": "0",  # measure recognition, not the result cache
+    }
+    process = subprocess.Popen(
+        [str(CATALYST_OCR), "serve", "--host", "127.0.0.1", "--port", "0"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    port: list[int] = []
+    found = threading.Event()
+
+    def pump() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            match = re.search(r"running on http://127\.0\.0\.1:(\d+)", line)
+            if match:
+                port.append(int(match.group(1)))
+                found.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        if not found.wait(60):
+            raise RuntimeError("catalyst-ocr serve did not start within 60 s")
+        yield Server(process, f"http://127.0.0.1:{port[0]}")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+async def http_load(
+    client: httpx.AsyncClient,
+    workload: Workload,
+    *,
+    concurrency: int,
+    seconds: float,
+    max_requests: int,
+    params: dict[str, str],
+    on_response: Callable[[], None] | None = None,
+) -> LoadResult:
+    """`concurrency` request loops until the deadline or `max_requests`; in-flight ones are awaited."""
+    result = LoadResult()
+    counter = iter(range(max_requests))
+    deadline = time.perf_counter() + seconds
+
+    async def loop() -> None:
+        while time.perf_counter() < deadline:
+            index = next(counter, None)
+            if index is None:
+                return
+            document = workload.documents[index % len(workload.documents)]
+            started = time.perf_counter()
+            response = await client.post("/v1/ocr", params=params, content=document)
+            latency = (time.perf_counter() - started) * 1000
+            if response.status_code != 200:
+                result.failed += 1
+                continue
+            result.completed += 1
+            result.latencies_ms.append(latency)
+            text = response.text if params.get("format") == "text" else response.json()["text"]
+            result.wrong += not first_words_match(text, workload.texts[index % len(workload.texts)])
+            if on_response is not None:
+                on_response()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(concurrency)))
+    result.elapsed = time.perf_counter() - started
+    return result
+
+
+async def warm_up(client: httpx.AsyncClient, workload: Workload, workers: int) -> None:
+    """Every worker thread loads its model before anything is timed."""
+    await http_load(client, workload, concurrency=workers, seconds=30, max_requests=2 * workers, params=SERVICE_QUERY)
+
+
+async def peak_for_largest_page(server: Server, client: httpx.AsyncClient, max_pixels: int) -> tuple[int, int]:
+    """(RSS before, peak RSS) while the service recognises one page of `max_pixels` pixels."""
+    side = int(max_pixels**0.5)
+    lines = [f"largest page line {row} with a few words" for row in range(60)]
+    page = render_lines(lines, font_size=60, margin=300, size=(side, side))
+    document = encode(page, "PNG", dpi=(DPI, DPI))
+    before = server.rss_bytes
+    peak = before
+    sampling = True
+
+    async def sample() -> None:
+        nonlocal peak
+        while sampling:
+            peak = max(peak, server.rss_bytes)
+            await asyncio.sleep(0.02)
+
+    sampler = asyncio.create_task(sample())
+    response = await client.post("/v1/ocr", params={"format": "json"}, content=document, timeout=600)
+    sampling = False
+    await sampler
+    if response.status_code != 200:
+        raise RuntimeError(f"largest page: {response.status_code} {response.text[:200]}")
+    return before, peak
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def ratio(value: float, reference: float) -> str:
+    return f"{value / reference:.2f}x" if reference else "n/a"
+
+
+def report_load(label: str, result: LoadResult, reference: float | None = None) -> None:
+    line = (
+        f"  {label:<38} {result.per_second:8.2f} img/s   p50 {result.percentile(0.5):8.1f} ms"
+        f"   p95 {result.percentile(0.95):8.1f} ms   n={result.completed}"
+    )
+    if result.failed or result.wrong:
+        line += f"   failed={result.failed} wrong={result.wrong}"
+    if reference:
+        line += f"   {ratio(result.per_second, reference)} of raw"
+    print(line, flush=True)
+
+
+def best(results: list[LoadResult]) -> LoadResult:
+    """The fastest of several rounds: a shared machine only ever makes a round slower."""
+    return max(results, key=lambda result: result.per_second)
+
+
+async def measure(args: argparse.Namespace, workloads: list[Workload]) -> None:
+    workers = args.workers
+    concurrency = 2 * workers
+    with running_server(workers, queue_size=4 * concurrency) as server:
+        limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=600, limits=limits) as client:
+            for _ in range(300):
+                if (await client.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            await warm_up(client, workloads[0], workers)
+
+            print(
+                f"throughput: raw engine ({workers} threads, one warm tesserocr API each) vs the service "
+                f"({workers} workers, {concurrency} requests in flight over loopback HTTP); "
+                f"best of {args.rounds} alternating rounds of {args.seconds:g} s",
+                flush=True,
+            )
+            for workload in workloads:
+                raw_rounds: list[LoadResult] = []
+                service_rounds: list[LoadResult] = []
+                for _ in range(args.rounds):
+                    raw_rounds.append(
+                        await asyncio.to_thread(
+                            raw_throughput, workload, workers, args.seconds, workload_limit(args, workload)
+                        )
+                    )
+                    service_rounds.append(
+                        await http_load(
+                            client,
+                            workload,
+                            concurrency=concurrency,
+                            seconds=args.seconds,
+                            max_requests=workload_limit(args, workload),
+                            params=SERVICE_QUERY,
+                        )
+                    )
+                raw = best(raw_rounds)
+                report_load(f"{workload.name}: raw engine", raw)
+                report_load(f"{workload.name}: service, text, preprocess=none", best(service_rounds), raw.per_second)
+                if args.with_defaults:
+                    defaults = await http_load(
+                        client,
+                        workload,
+                        concurrency=concurrency,
+                        seconds=args.seconds,
+                        max_requests=workload_limit(args, workload),
+                        params={"format": "json", "preprocess": "auto"},
+                    )
+                    report_load(f"{workload.name}: service, json, preprocess=auto", defaults, raw.per_second)
+
+            receipts = workloads[0]
+            service_ms, engine_ms = await idle_latencies(client, receipts, args.idle_requests)
+            print(
+                f"\nidle latency, {receipts.name}, one request at a time (interleaved with the raw engine):\n"
+                f"  service p50 {service_ms:.1f} ms vs one warm recognition {engine_ms:.1f} ms = "
+                f"{ratio(service_ms, engine_ms)} (target <= 1.2x)",
+                flush=True,
+            )
+
+            print(f"\nmemory: server RSS across {args.memory_requests} receipt requests (json, preprocess=auto)")
+            samples: list[int] = []
+            memory = await http_load(
+                client,
+                receipts,
+                concurrency=workers,
+                seconds=args.seconds * 10,
+                max_requests=args.memory_requests,
+                params={"format": "json", "preprocess": "auto"},
+                on_response=lambda: samples.append(server.rss_bytes),
+            )
+            if samples:
+                settled = samples[max(0, len(samples) // 10 - 1)]
+                mib = 1024 * 1024
+                print(
+                    f"  after {len(samples) // 10} requests {settled / mib:.1f} MiB, after {len(samples)} "
+                    f"{samples[-1] / mib:.1f} MiB (growth {(samples[-1] - settled) / mib:+.1f} MiB), "
+                    f"highest {max(samples) / mib:.1f} MiB; failed={memory.failed}",
+                    flush=True,
+                )
+            if args.peak_page:
+                before, peak = await peak_for_largest_page(server, client, args.max_pixels)
+                print(
+                    f"  one page of {args.max_pixels / 1e6:.0f} Mpx (the OCR_MAX_PIXELS default): RSS "
+                    f"{before / 2**20:.0f} MiB -> peak {peak / 2**20:.0f} MiB (+{(peak - before) / 2**20:.0f} MiB)",
+                    flush=True,
+                )
+
+
+def workload_limit(args: argparse.Namespace, workload: Workload) -> int:
+    """Requests per window: bounded, and small for A4 pages in a quick run so windows end on time."""
+    if args.quick and workload.pixels[0].size > 1_000_000:
+        return 2 * args.workers
+    return args.max_requests
+
+
+async def idle_latencies(client: httpx.AsyncClient, workload: Workload, count: int) -> tuple[float, float]:
+    """p50 of a lone service request and of a lone warm recognition, alternated so load hits both alike."""
+    service: list[float] = []
+    engine: list[float] = []
+    with tesserocr.PyTessBaseAPI(lang="eng", psm=3, oem=1) as api:
+        _recognise(api, workload.pixels[0])
+        for index in range(count):
+            document = workload.documents[index % len(workload.documents)]
+            started = time.perf_counter()
+            response = await client.post("/v1/ocr", params=SERVICE_QUERY, content=document)
+            service.append((time.perf_counter() - started) * 1000)
+            response.raise_for_status()
+            started = time.perf_counter()
+            _recognise(api, workload.pixels[index % len(workload.pixels)])
+            engine.append((time.perf_counter() - started) * 1000)
+    return statistics.median(service), statistics.median(engine)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="CI smoke run: few images, short windows (< 60 s)")
+    parser.add_argument("--workers", type=int, default=available_cpus(), help="threads / service workers")
+    parser.add_argument("--seconds", type=float, help="length of each throughput window")
+    args = parser.parse_args()
+    quick = args.quick
+    args.seconds = args.seconds or (2.0 if quick else 15.0)
+    args.rounds = 1 if quick else 2
+    args.max_requests = 400 if quick else 20_000
+    args.idle_requests = 15 if quick else 60
+    args.memory_requests = 100 if quick else 1000
+    args.with_defaults = not quick
+    args.peak_page = not quick
+    args.max_pixels = 40_000_000
+
+    workloads = [
+        build_workload("receipt lines", receipt_line, 8 if quick else 32),
+        build_workload("A4 pages, 300 DPI", a4_page, 2 if quick else 4),
+    ]
+    started = time.perf_counter()
+    asyncio.run(measure(args, workloads))
+    print(f"\ntotal {time.perf_counter() - started:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -238,3 +238,18 @@ def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 def kinds(objects: list[dict[str, Any]]) -> list[str]:
     return sorted(obj["kind"] for obj in objects)
+
+
+def merged_values(files: list[str]) -> dict[str, Any]:
+    """The values skaffold passes with `-f` (later files win, maps merge like Helm's)."""
+
+    def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for key, value in extra.items():
+            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        return out
+
+    values: dict[str, Any] = {}
+    for name in files:
+        values = merge(values, load_yaml_file(REPO / name))
+    return values

@@ -19,7 +19,16 @@ from catalyst_operator.builders import BuildContext, build_children
 from catalyst_operator.constants import PORT_NAME
 from catalyst_operator.settings import ENV_VARS, OperatorSettings, package_version
 from catalyst_operator.spec import parse_spec
-from packaging_support import CHART_DIR, REPO, load_yaml_documents, load_yaml_file, project_version, validate_object
+from packaging_support import (
+    CHART_DIR,
+    REPO,
+    load_yaml_documents,
+    load_yaml_file,
+    merged_values,
+    project_version,
+    render,
+    validate_object,
+)
 
 from ocr_service.contract import DEFAULT_IMAGE, HTTP_PORT, LIVENESS_PATH, METRICS_PATH, READINESS_PATH, EnvVar
 from ocr_service.settings import SETTINGS_TABLE
@@ -95,13 +104,19 @@ def _sample_crs() -> list[dict[str, Any]]:
                 doc.setdefault("metadata", {}).setdefault("namespace", "default")
                 doc["metadata"]["uid"] = f"uid-{path.stem}"
                 crs.append(doc)
+    # The samples the chart creates: its default one, and skaffold's for each profile.
+    skaffold_files = ["deploy/skaffold/values-kind.yaml"]
+    chart_values = {
+        "chart-sample": {"sample": {"enabled": True}},
+        "skaffold-dev": merged_values([*skaffold_files, "deploy/skaffold/values-dev.yaml"]),
+        "skaffold-prod": merged_values([*skaffold_files, "deploy/skaffold/values-prod.yaml"]),
+    }
     with helm.Chart.load(CHART_DIR) as chart:
-        rendered = chart.render(values={"sample": {"enabled": True}}, name="r", namespace="ns", is_install=True)
-    for template, text in rendered.items():
-        for doc in load_yaml_documents(text) if template.endswith(".yaml") else []:
-            if doc.get("kind") == "OcrDeployment":
-                doc["metadata"]["uid"] = "uid-chart-sample"
-                crs.append(doc)
+        for label, values in chart_values.items():
+            objects, _ = render(chart, values)
+            (cr,) = [obj for obj in objects if obj["kind"] == "OcrDeployment"]
+            cr["metadata"]["uid"] = f"uid-{label}"
+            crs.append(cr)
     return crs
 
 

@@ -11,7 +11,17 @@ import helm_python as helm
 import pytest
 from catalyst_operator.constants import PORT_NAME
 from catalyst_operator.labels import selector_labels
-from packaging_support import CHART_DIR, REPO, kinds, load_yaml_file, one, parse_dockerfile, render, validate_object
+from packaging_support import (
+    CHART_DIR,
+    REPO,
+    kinds,
+    load_yaml_file,
+    merged_values,
+    one,
+    parse_dockerfile,
+    render,
+    validate_object,
+)
 
 from ocr_service.contract import DEFAULT_IMAGE
 
@@ -29,21 +39,6 @@ def skaffold() -> dict[str, Any]:
 def chart() -> Iterator[helm.Chart]:
     with helm.Chart.load(CHART_DIR) as loaded:
         yield loaded
-
-
-def merged_values(files: list[str]) -> dict[str, Any]:
-    """The values skaffold passes with `-f` (later files win, maps merge like Helm's)."""
-
-    def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-        out = dict(base)
-        for key, value in extra.items():
-            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-        return out
-
-    values: dict[str, Any] = {}
-    for name in files:
-        values = merge(values, load_yaml_file(REPO / name))
-    return values
 
 
 def profile(skaffold: dict[str, Any], name: str) -> dict[str, Any]:

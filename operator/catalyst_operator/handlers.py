@@ -27,6 +27,7 @@ from catalyst_operator import constants, events, kube, metrics
 from catalyst_operator.discovery import ApiDiscovery
 from catalyst_operator.reconcile import Report, Runtime, reconcile
 from catalyst_operator.resources import CHILD_RESOURCES, SECRETS, ApiResource
+from catalyst_operator.secrets import secret_digest
 from catalyst_operator.settings import OperatorSettings
 
 RUNTIME_KEY: Final = "runtime"
@@ -128,13 +129,14 @@ for _resource in CHILD_RESOURCES:
 
 
 @kopf.on.event(group=SECRETS.group, version=SECRETS.version, plural=SECRETS.plural)
-def on_secret_event(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
-    """A Secret appeared, rotated or vanished: reconcile the resources that reference it."""
+def on_secret_event(type: str, body: kopf.Body, name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+    """A Secret appeared, rotated or vanished: reconcile the resources that read something else before."""
     if namespace is None:
         return
     runtime = runtime_of(memo)
-    for owner in runtime.secret_refs.owners_of(namespace, name):
-        _reconcile_and_post(runtime, namespace, owner, f"event of Secret {name}")
+    digest = None if type == "DELETED" else secret_digest(body)
+    for owner in runtime.secret_refs.owners_to_reconcile(namespace, name, digest):
+        _reconcile_and_post(runtime, namespace, owner, f"{type or 'event'} of Secret {name}")
 
 
 def _reconcile_and_post(runtime: Runtime, namespace: str, name: str, trigger: str) -> Report:

@@ -178,9 +178,8 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str) -> Report:
         events = _transition_events(previous, new_status, created=(), updated=())
         return Report(Outcome.INVALID_SPEC, cr, spec_error=str(error), status_written=written, events=events)
 
-    refs = referenced_secrets(spec)
-    runtime.secret_refs.remember(namespace, name, (ref.name for ref in refs))
-    secrets = read_secrets(api, namespace, refs)
+    secrets = read_secrets(api, namespace, referenced_secrets(spec))
+    runtime.secret_refs.remember(namespace, name, secrets.seen)
     monitoring_available = runtime.discovery.monitoring_available()
     context = BuildContext(
         default_image=runtime.settings.default_image,

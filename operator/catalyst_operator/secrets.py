@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from catalyst_operator.kube import KubeApi
 from catalyst_operator.resources import SECRETS
@@ -24,6 +25,18 @@ class SecretsState:
     digest: str
     """sha256 over the referenced keys' (still base64-encoded) values; empty input hashes too."""
     missing: tuple[MissingSecret, ...]
+    seen: dict[str, str | None]
+    """Digest of each referenced Secret's whole data as read (None: absent), to judge later events."""
+
+
+def secret_digest(secret: Mapping[str, Any] | None) -> str | None:
+    """sha256 over a Secret's data (None for no Secret): equal digests mean nothing the pods read changed."""
+    if secret is None:
+        return None
+    digest = hashlib.sha256()
+    for key, value in sorted(_data(secret).items()):
+        digest.update(f"{key}\0{value}\0".encode())
+    return digest.hexdigest()
 
 
 def read_secrets(api: KubeApi, namespace: str, refs: Iterable[SecretRef]) -> SecretsState:
@@ -31,10 +44,12 @@ def read_secrets(api: KubeApi, namespace: str, refs: Iterable[SecretRef]) -> Sec
     digest = hashlib.sha256()
     missing: list[MissingSecret] = []
     fetched: dict[str, dict[str, str] | None] = {}
+    seen: dict[str, str | None] = {}
     for ref in refs:
         if ref.name not in fetched:
             secret = api.get(SECRETS.object_path(namespace, ref.name))
             fetched[ref.name] = None if secret is None else _data(secret)
+            seen[ref.name] = secret_digest(secret)
         data = fetched[ref.name]
         if data is None:
             missing.append(MissingSecret(ref.name, ref.key, secret_exists=False))
@@ -47,10 +62,10 @@ def read_secrets(api: KubeApi, namespace: str, refs: Iterable[SecretRef]) -> Sec
             for part in (ref.name, key, data[key]):
                 digest.update(part.encode())
                 digest.update(b"\0")
-    return SecretsState(digest.hexdigest(), tuple(missing))
+    return SecretsState(digest.hexdigest(), tuple(missing), seen)
 
 
-def _data(secret: dict[str, object]) -> dict[str, str]:
+def _data(secret: Mapping[str, Any]) -> dict[str, str]:
     data = secret.get("data") or {}
     string_data = secret.get("stringData") or {}
     merged: dict[str, str] = {}
@@ -62,22 +77,29 @@ def _data(secret: dict[str, object]) -> dict[str, str]:
 
 
 class SecretReferences:
-    """Which custom resources (namespace, name) read which Secret (namespace, name). Thread-safe."""
+    """Which custom resources read which Secrets, and what those Secrets held then. Thread-safe.
+
+    A Secret event reconciles only the resources whose last reconcile saw different content —
+    at start-up kopf lists every Secret, and most of them have not changed.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_owner: dict[tuple[str, str], frozenset[str]] = {}
+        self._by_owner: dict[tuple[str, str], dict[str, str | None]] = {}
 
-    def remember(self, namespace: str, owner: str, secret_names: Iterable[str]) -> None:
+    def remember(self, namespace: str, owner: str, seen: Mapping[str, str | None]) -> None:
         with self._lock:
-            self._by_owner[(namespace, owner)] = frozenset(secret_names)
+            self._by_owner[(namespace, owner)] = dict(seen)
+
+    def owners_to_reconcile(self, namespace: str, secret_name: str, digest: str | None) -> list[str]:
+        """Owners that read `secret_name` and saw something other than `digest` (None: now absent)."""
+        with self._lock:
+            return sorted(
+                owner
+                for (ns, owner), seen in self._by_owner.items()
+                if ns == namespace and secret_name in seen and seen[secret_name] != digest
+            )
 
     def forget(self, namespace: str, owner: str) -> None:
         with self._lock:
             self._by_owner.pop((namespace, owner), None)
-
-    def owners_of(self, namespace: str, secret_name: str) -> list[str]:
-        with self._lock:
-            return sorted(
-                owner for (ns, owner), names in self._by_owner.items() if ns == namespace and secret_name in names
-            )

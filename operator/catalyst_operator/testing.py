@@ -11,6 +11,9 @@ suite and `benchmarks/operator_reconcile.py` drive the operator the same way.
 2. server-side apply of an object that does not exist creates it;
 3. `generateName` generates a name.
 
+It also keeps kmock's request routing linear: kmock scans its whole request log for every new
+request, which made a 200-resource benchmark measure kmock instead of the operator.
+
 `OperatorThread` runs kopf in its own thread with its own event loop (running it as a task in
 the test's loop breaks teardown: on stop kopf cancels every task created after it started).
 """
@@ -47,8 +50,14 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     """kmock's emulator with object metadata stamped the way an API server would."""
 
     _revisions: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
+    _archive: list[kmock.Request] = attrs.field(factory=list, init=False)
+
+    def history(self) -> list[kmock.Request]:
+        """Every request received, oldest first (the archived ones, then the few in kmock's own log)."""
+        return [*self._archive, *self._requests]
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        original = request
         resource = request.resource
         if resource is not None and isinstance(request.data, dict):
             if request.action == kmock.action.CREATE:
@@ -72,15 +81,18 @@ class ClusterEmulator(kmock.KubernetesEmulator):
                         stamps["generation"] = int((current.get("metadata") or {}).get("generation") or 1) + 1
                     patch["metadata"] = stamps
                     request = attrs.evolve(request, data=patch)
-        return await super()._handle(self._recorded_as(request))
+        self._archive_all_but(original, request)
+        return await super()._handle(request)
 
-    def _recorded_as(self, request: kmock.Request) -> kmock.Request:
-        """Replace the logged request by its rewritten form: kmock routes only requests in its log."""
-        for index in range(len(self._requests) - 1, -1, -1):
-            if self._requests[index].id == request.id:
-                self._requests[index] = request
-                break
-        return request
+    def _archive_all_but(self, original: kmock.Request, current: kmock.Request) -> None:
+        """Keep only the request being served (in its rewritten form) in kmock's own log.
+
+        kmock routes a request only if it is in its log, and finds it there by a linear scan of
+        the whole history — quadratic over a test or a benchmark. Older requests move to
+        `_archive`; `history()` returns them all in order (`list(cluster)` only the latest ones).
+        """
+        self._archive.extend(r for r in self._requests if r is not original)
+        self._requests[:] = [current]
 
     async def _current(self, resource: kmock.resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         key = (resource, namespace, name)
@@ -239,13 +251,16 @@ class Harness:
         return self.cluster.objects[index].raw
 
     def requests(self) -> list[kmock.Request]:
+        """Every request the API server received so far, oldest first."""
+        if isinstance(self.cluster, ClusterEmulator):
+            return self.cluster.history()
         return list(self.cluster)
 
     def writes(self) -> list[kmock.Request]:
         """Every write the operator (not the test's own client) sent so far; reads and watches excluded."""
         return [
             request
-            for request in self.cluster
+            for request in self.requests()
             if _method(request) in WRITE_METHODS
             and not _header(request, "User-Agent").startswith(TEST_CLIENT_AGENT_PREFIX)
         ]

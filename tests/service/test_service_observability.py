@@ -10,6 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 from service_support import LINE_ONE, make_settings, metric_value, png, running_app
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from ocr_service.logs import REQUEST_ID, configure_logging
 
@@ -117,3 +120,26 @@ async def test_docs_page_is_served_without_external_resources(api: httpx.AsyncCl
         assert f"docs/assets/{asset}" in page
         response = await api.get(f"/docs/assets/{asset}")
         assert response.status_code == 200 and len(response.content) > 100
+
+
+async def test_catch_all_answers_a_bug_with_a_logged_500_problem(tmp_path: Path) -> None:
+    """The last-resort handler works (a deliberately broken route), even though no input reaches it."""
+
+    async def broken(request: Request) -> Response:
+        raise ZeroDivisionError("secret internals")
+
+    stream = io.StringIO()
+    configure_logging("info", "json", stream=stream)
+    try:
+        async with running_app(make_settings(tmp_path)) as client:
+            client.app.router.routes.append(Route("/broken", broken))  # type: ignore[attr-defined]
+            response = await client.get("/broken", headers={"x-request-id": "bug-1"})
+    finally:
+        logging.getLogger().handlers = [h for h in logging.getLogger().handlers if h.get_name() != "catalyst-ocr"]
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-request-id"] == "bug-1"
+    assert response.json()["type"].endswith("/internal-error")
+    assert "secret internals" not in response.text
+    errors = [json.loads(line) for line in stream.getvalue().splitlines() if '"catalyst_ocr.errors"' in line]
+    assert errors and errors[0]["request_id"] == "bug-1" and "ZeroDivisionError" in errors[0]["exception"]

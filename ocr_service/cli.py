@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -106,7 +107,7 @@ def serve(settings: Settings) -> int:
         log_config=None,
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         server_header=False,
     )
     uvicorn.Server(config).run()

@@ -195,6 +195,7 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str) -> Report:
         monitoring_available=monitoring_available,
         service_url=service_url(spec),
         selector=selector,
+        desired_replicas=None if spec.autoscaling.enabled else spec.replicas,
     )
 
     if secrets.missing:

@@ -51,6 +51,8 @@ class Observed:
     """The live Deployment (metadata, spec and status), None before it exists."""
     service_url: str | None = None
     selector: str | None = None
+    desired_replicas: int | None = None
+    """What the spec asks for (None: autoscaled; the live Deployment's count is used)."""
 
 
 @dataclass(frozen=True)
@@ -88,10 +90,15 @@ def compute_status(observed: Observed, previous: Mapping[str, Any] | None, now: 
             }
         )
     deployment_status = (observed.deployment or {}).get("status") or {}
+    ready_replicas = int(deployment_status.get("readyReplicas") or 0)
+    desired = observed.desired_replicas
+    if desired is None:
+        desired = int(((observed.deployment or {}).get("spec") or {}).get("replicas") or 0)
     status: dict[str, Any] = {
         "observedGeneration": observed.generation,
         "replicas": int(deployment_status.get("replicas") or 0),
-        "readyReplicas": int(deployment_status.get("readyReplicas") or 0),
+        "readyReplicas": ready_replicas,
+        "replicasDisplay": f"{ready_replicas}/{desired}",
         "conditions": conditions,
     }
     if observed.selector:
@@ -148,7 +155,11 @@ def _rollout(deployment: Mapping[str, Any] | None) -> tuple[_Verdict, _Verdict, 
     """Ready / Progressing / Degraded from the Deployment, as `kubectl rollout status` judges it."""
     if deployment is None:
         waiting = _Verdict(FALSE, "DeploymentPending", "the Deployment has not been created yet")
-        return waiting, _Verdict(TRUE, "Creating", "creating the Deployment"), _Verdict(FALSE, "AsExpected", "")
+        return (
+            waiting,
+            _Verdict(TRUE, "Creating", "creating the Deployment"),
+            _Verdict(FALSE, "AsExpected", "no problem observed"),
+        )
     metadata = deployment.get("metadata") or {}
     spec = deployment.get("spec") or {}
     status = deployment.get("status") or {}

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 from catalyst_operator.status import MissingSecret, Observed, compute_status, condition, status_changed
 
+CRD = Path(__file__).resolve().parents[2] / "manifests" / "crds" / "ocr.catalyst.dev_ocrdeployments.yaml"
 T0 = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
 T1 = T0 + datetime.timedelta(minutes=5)
 
@@ -151,3 +155,25 @@ def test_status_changed_ignores_fields_others_own_and_notices_dropped_url():
     assert not status_changed(new, {**new, "someoneElses": 1})
     without_url = {key: value for key, value in new.items() if key != "url"}
     assert status_changed(without_url, new)
+
+
+def status_schema() -> dict[str, Any]:
+    crd = yaml.safe_load(CRD.read_text())
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+
+
+@pytest.mark.parametrize(
+    ("case", "display"),
+    [
+        (observed(), "3/3"),
+        (observed(deployment=None, desired_replicas=2), "0/2"),
+        (observed(missing_secrets=(MissingSecret("db", "url"),), desired_replicas=4), "3/4"),
+        (observed(spec_error="spec.ocr.psm: out of range"), "3/3"),
+        (observed(monitoring_requested=True, monitoring_available=False), "3/3"),
+    ],
+    ids=["ready", "pending", "secret-missing", "invalid-spec", "autoscaled-no-monitoring"],
+)
+def test_every_status_validates_against_the_crds_status_schema(case, display):
+    status = compute_status(case, None, T0)
+    jsonschema.validate(status, status_schema(), format_checker=jsonschema.FormatChecker())
+    assert status["replicasDisplay"] == display

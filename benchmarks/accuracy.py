@@ -184,7 +184,10 @@ def main() -> int:
     started = time.perf_counter()
     lines = ["### Real scans (`../shared/ocr-corpus/`)", "", HEADER]
     corpus_raw, corpus_auto = Tally(), Tally()
-    for name, image, truth, lang in [] if args.no_corpus else corpus_pages(args.quick):
+    use_corpus = not args.no_corpus and CORPUS.is_dir()
+    if not use_corpus:
+        lines.insert(1, f"(skipped: {'--no-corpus' if args.no_corpus else f'{CORPUS} not found'})")
+    for name, image, truth, lang in corpus_pages(args.quick) if use_corpus else []:
         raw, auto = Tally(), Tally()
         compare(engines, image, truth, lang, raw, auto)
         lines.append(row(f"`{name}`", raw, auto))

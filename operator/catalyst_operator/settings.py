@@ -72,7 +72,7 @@ def _number(env: Mapping[str, str], name: str, default: N, low: N, high: N, kind
     try:
         value = kind(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a {kind.__name__}") from None
+        raise SettingsError(f"{name}={raw!r} is not {'an integer' if kind is int else 'a number'}") from None
     if not low <= value <= high:
         raise SettingsError(f"{name}={raw!r} must be between {low} and {high}")
     return value

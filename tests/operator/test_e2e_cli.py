@@ -82,3 +82,26 @@ async def test_cli_runs_the_operator_from_kubeconfig_with_liveness_and_metrics(k
             process.kill()
             output, _ = await process.communicate()
     assert process.returncode == 0, output.decode(errors="replace")[-3000:]
+
+
+async def test_cli_help_lists_the_settings_and_kopfs_flags():
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "catalyst_operator", "--help", stdout=asyncio.subprocess.PIPE
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    text = output.decode()
+    assert process.returncode == 0
+    assert "CATALYST_OPERATOR_METRICS_PORT" in text
+    for flag in ("--standalone", "--namespace", "--all-namespaces", "--liveness", "--verbose"):
+        assert flag in text
+
+
+async def test_cli_refuses_a_bad_setting_before_connecting_anywhere(tmp_path):
+    env = {**os.environ, "CATALYST_OPERATOR_METRICS_PORT": "eighty", "KUBECONFIG": str(tmp_path / "absent")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "catalyst_operator", "run", "--standalone", "-A",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, errors = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2
+    assert "CATALYST_OPERATOR_METRICS_PORT='eighty' is not an integer" in errors.decode()

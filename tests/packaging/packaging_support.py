@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import socket
 import subprocess
 import sys
 import tomllib
@@ -35,6 +36,13 @@ KUBERNETES_VERSION = "1.31"
 BIN = Path(sys.executable).parent
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def project_version() -> str:
     with (REPO / "pyproject.toml").open("rb") as fh:
         return str(tomllib.load(fh)["project"]["version"])
@@ -45,6 +53,19 @@ def operator_image_repository() -> str:
     from ocr_service.contract import DEFAULT_IMAGE
 
     return f"{DEFAULT_IMAGE}-operator"
+
+
+# --- compose ---------------------------------------------------------------------------------
+
+INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
+
+
+def interpolation_default(value: str, variable: str) -> str:
+    """The `${VARIABLE:-default}` default used in `value` (fails when the variable has none)."""
+    for name, default in INTERPOLATION.findall(value):
+        if name == variable:
+            return str(default)
+    raise AssertionError(f"{variable} is not interpolated with a default in {value!r}")
 
 
 # --- Dockerfile -------------------------------------------------------------------------------

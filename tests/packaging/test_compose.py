@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging_support import BIN, DASHBOARD_FILE, REPO, RULES_FILE, load_yaml_file, project_version
+from packaging_support import (
+    BIN,
+    DASHBOARD_FILE,
+    REPO,
+    RULES_FILE,
+    interpolation_default,
+    load_yaml_file,
+    project_version,
+)
 
 from ocr_service import errors
 from ocr_service.contract import (
@@ -31,7 +39,6 @@ COMPOSE_DEV = REPO / "docker-compose.dev.yml"
 NGINX_TEMPLATE = REPO / "deploy" / "nginx" / "templates" / "default.conf.template"
 PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 GRAFANA_PROVISIONING = REPO / "deploy" / "grafana" / "provisioning"
-INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
 SETTING_DEFAULTS = {spec.env: spec.default for spec in SETTINGS_TABLE}
 
 
@@ -45,14 +52,6 @@ def compose() -> dict[str, Any]:
 def services(compose: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = compose["services"]
     return result
-
-
-def interpolation_default(value: str, variable: str) -> str:
-    """The `${VARIABLE:-default}` default used in `value` (fails when the variable has none)."""
-    for name, default in INTERPOLATION.findall(value):
-        if name == variable:
-            return str(default)
-    raise AssertionError(f"{variable} is not interpolated with a default in {value!r}")
 
 
 def split_image(image: str) -> tuple[str, str]:

@@ -5,82 +5,17 @@ port): they must pass when the service is ready and fail when nothing answers.""
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import signal
-import socket
 import subprocess
-import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from packaging_support import BIN, REPO, load_yaml_file, parse_dockerfile
+from packaging_support import BIN, REPO, free_port, load_yaml_file, parse_dockerfile
 
-from ocr_service.contract import HTTP_PORT, LIVENESS_PATH, READINESS_PATH, EnvVar
+from ocr_service.contract import HTTP_PORT, READINESS_PATH, EnvVar
 
 pytestmark = pytest.mark.xdist_group("packaging-service")
-START_TIMEOUT_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="module")
-def image_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The production image's environment (its ENV lines, build-arg defaults substituted), on loopback."""
-    dockerfile = parse_dockerfile(REPO / "Dockerfile")
-    stages = dockerfile.stages
-    build_args = {
-        instruction.args.partition("=")[0]: instruction.args.partition("=")[2].strip('"')
-        for instruction in stages["base"].all("ARG")
-    }
-    env = {**stages["base"].env(), **stages["production"].env()}
-    env = {key: value.replace("${OCR_LANGUAGES}", build_args["OCR_LANGUAGES"]) for key, value in env.items()}
-    env.pop("PATH")
-    data_dir = tmp_path_factory.mktemp("data")
-    env.update({EnvVar.DATA_DIR: str(data_dir), EnvVar.HOST: "127.0.0.1", EnvVar.PORT: str(free_port())})
-    env.update({EnvVar.WORKERS: "1", EnvVar.LOG_LEVEL: "warning"})
-    return {**os.environ, **{str(key): value for key, value in env.items()}}
-
-
-@pytest.fixture(scope="module")
-def service(image_env: dict[str, str]) -> Iterator[int]:
-    stages = parse_dockerfile(REPO / "Dockerfile").stages
-    entrypoint = stages["production"].all("ENTRYPOINT")[0].exec_form() or []
-    command = stages["production"].all("CMD")[0].exec_form() or []
-    process = subprocess.Popen(
-        [str(BIN / entrypoint[0]), *entrypoint[1:], *command],
-        env=image_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    port = int(image_env[EnvVar.PORT])
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}{LIVENESS_PATH}", timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    process.kill()
-                    pytest.fail(f"the service did not start: {process.communicate(timeout=10)[1][-2000:]}")
-                time.sleep(0.2)
-        yield port
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def run_check(command: list[str], env: dict[str, str]) -> int:

@@ -221,8 +221,9 @@ class OcrPipeline:
         finally:
             document.close()
         result = self.assemble(pages, language=options.lang, sha256=info.sha256, total_ms=_ms(started))
+        # Serialising or merging a long document takes milliseconds: never on the event loop.
         if options.format is OutputFormat.JSON:
-            body = _json_body(result)
+            body = await asyncio.to_thread(_json_body, result)
         else:
             body = await asyncio.to_thread(
                 self.combine, pages, options.format, language=options.lang, sha256=info.sha256
@@ -371,7 +372,8 @@ def _page_work(
         if remaining_ms <= 0:
             raise RecognitionTimeout(f"page {number}: the time limit passed before recognition started")
         scale = float(report.get("scale", 1.0) or 1.0) if report else 1.0
-        dpi = round(page.dpi * scale) if page.dpi else ASSUMED_DPI
+        # Rescaling changes pixels per inch, not inches: PDF pages keep their physical size.
+        dpi = round((page.dpi or ASSUMED_DPI) * scale)
         request = RecognitionRequest(number, options.lang, options.psm, options.oem, dpi, formats, remaining_ms)
         render = recognizer.recognize(pixels, request)
         recognized = time.perf_counter()

@@ -48,7 +48,7 @@ def test_every_single_page_input_format_is_read(pipeline: OcrPipeline, fmt: str)
     assert outcome.result.confidence > 80
 
 
-@pytest.mark.parametrize("fmt", ["TIFF", "PDF"])
+@pytest.mark.parametrize("fmt", ["TIFF", "PDF", "GIF"])
 def test_every_page_of_multipage_documents_is_read_in_order(pipeline: OcrPipeline, fmt: str) -> None:
     data = multipage([text_image(lines) for lines in PAGE_TEXTS], fmt)
     outcome = run(pipeline, data, options())
@@ -320,3 +320,14 @@ def test_rotated_page_is_read_and_boxes_land_on_the_page_the_client_sent(pipelin
         assert h > w or len(word.text) <= 2  # upright words become tall boxes on the rotated page
     # reading order along the first line goes up the page
     assert [w.bbox[1] for w in first_line] == sorted((w.bbox[1] for w in first_line), reverse=True)
+
+
+def test_parallel_requests_each_get_their_own_text(pipeline: OcrPipeline) -> None:
+    texts = [f"Order {n} paid with card {1000 + n * 37}" for n in range(8)]  # fits workers + queue
+
+    async def all_at_once() -> list[OcrOutcome]:
+        return list(await asyncio.gather(*(pipeline.run(encode(text_image([t]), "PNG"), options()) for t in texts)))
+
+    outcomes = asyncio.run(all_at_once())
+    assert [o.result.text for o in outcomes] == texts
+    assert pipeline.stats().busy == 0 and pipeline.stats().queued == 0

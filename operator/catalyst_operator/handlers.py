@@ -17,7 +17,6 @@ progress and last-handled-configuration annotations — no `kopf.zalando.org` ke
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -28,13 +27,13 @@ from catalyst_operator.discovery import ApiDiscovery
 from catalyst_operator.reconcile import Report, Runtime, reconcile
 from catalyst_operator.resources import CHILD_RESOURCES, SECRETS, ApiResource
 from catalyst_operator.secrets import secret_digest
-from catalyst_operator.settings import OperatorSettings
+from catalyst_operator.settings import OperatorSettings, resync_seconds_from_env
 
 RUNTIME_KEY: Final = "runtime"
 """Where the operator's `Runtime` lives in kopf's memo (tests put their own there before start)."""
 
 FINALIZER: Final = f"{constants.GROUP}/finalizer"
-RESYNC_SECONDS: Final = float(os.environ.get("CATALYST_OPERATOR_RESYNC_SECONDS") or 60.0)
+RESYNC_SECONDS: Final = resync_seconds_from_env()
 """kopf needs the timer interval when handlers are registered, i.e. at import."""
 
 _OCR: Final = (constants.GROUP, constants.VERSION, constants.PLURAL)

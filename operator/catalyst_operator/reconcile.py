@@ -93,6 +93,8 @@ class Runtime:
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
     _desired: dict[ChildKey, Manifest] = field(default_factory=dict)
     _deployment_seen: dict[tuple[str, str], str] = field(default_factory=dict)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Guards the two caches above: reconciles and event handlers run in several threads."""
 
     def lock_for(self, namespace: str, name: str) -> threading.Lock:
         with self._locks_guard:
@@ -107,7 +109,9 @@ class Runtime:
         """
         metadata = child.get("metadata") or {}
         key = (resource, str(metadata.get("namespace")), str(metadata.get("name")))
-        desired = self._desired.get(key)
+        with self._cache_lock:
+            desired = self._desired.get(key)
+            seen = self._deployment_seen.get((key[1], key[2]))
         if desired is None:
             return False
         if event_type == "DELETED":
@@ -115,7 +119,7 @@ class Runtime:
         if not matches(desired, child):
             return True
         if resource == DEPLOYMENTS:
-            return self._deployment_seen.get((key[1], key[2])) != _deployment_fingerprint(child)
+            return seen != _deployment_fingerprint(child)
         return False
 
     def remember_desired(self, namespace: str, manifest: Mapping[str, Any]) -> None:
@@ -123,21 +127,25 @@ class Runtime:
         resource = resource_for(str(manifest["apiVersion"]), str(manifest["kind"]))
         stamped = with_applied_hash(manifest)
         stamped["metadata"].setdefault("namespace", namespace)
-        self._desired[(resource, namespace, str(stamped["metadata"]["name"]))] = stamped
+        with self._cache_lock:
+            self._desired[(resource, namespace, str(stamped["metadata"]["name"]))] = stamped
 
     def forget_child(self, key: ChildKey) -> None:
-        self._desired.pop(key, None)
+        with self._cache_lock:
+            self._desired.pop(key, None)
 
     def saw_deployment(self, deployment: Mapping[str, Any]) -> None:
         metadata = deployment.get("metadata") or {}
-        self._deployment_seen[(str(metadata.get("namespace")), str(metadata.get("name")))] = _deployment_fingerprint(
-            deployment
-        )
+        fingerprint = _deployment_fingerprint(deployment)
+        with self._cache_lock:
+            self._deployment_seen[(str(metadata.get("namespace")), str(metadata.get("name")))] = fingerprint
 
     def forget(self, namespace: str, name: str) -> None:
         self.secret_refs.forget(namespace, name)
-        for key in [k for k in self._desired if k[1] == namespace and _owner_of(self._desired[k]) == name]:
-            del self._desired[key]
+        with self._cache_lock:
+            for key in [k for k, v in self._desired.items() if k[1] == namespace and _owner_of(v) == name]:
+                del self._desired[key]
+            self._deployment_seen.pop((namespace, name), None)
 
 
 def reconcile(runtime: Runtime, namespace: str, name: str) -> Report:

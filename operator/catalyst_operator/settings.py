@@ -59,10 +59,17 @@ class OperatorSettings:
         return cls(
             default_image=env.get("CATALYST_OPERATOR_DEFAULT_IMAGE") or f"{DEFAULT_IMAGE}:{package_version()}",
             metrics_port=_number(env, "CATALYST_OPERATOR_METRICS_PORT", 8080, 0, 65535, int),
-            resync_seconds=_number(env, "CATALYST_OPERATOR_RESYNC_SECONDS", 60.0, 1.0, 86400.0, float),
+            resync_seconds=resync_seconds_from_env(env),
             discovery_ttl_seconds=_number(env, "CATALYST_OPERATOR_DISCOVERY_TTL_SECONDS", 10.0, 0.0, 3600.0, float),
             watch_server_timeout=_number(env, "CATALYST_OPERATOR_WATCH_SERVER_TIMEOUT", 300.0, 10.0, 3600.0, float),
         )
+
+
+def resync_seconds_from_env(environ: Mapping[str, str] | None = None) -> float:
+    """The resync period alone: kopf needs it when the handlers are registered, before `from_env` runs."""
+    return _number(
+        os.environ if environ is None else environ, "CATALYST_OPERATOR_RESYNC_SECONDS", 60.0, 1.0, 86400.0, float
+    )
 
 
 def _number(env: Mapping[str, str], name: str, default: N, low: N, high: N, kind: type[N]) -> N:

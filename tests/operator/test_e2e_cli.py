@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import sys
@@ -18,7 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from catalyst_operator import metrics
 from catalyst_operator.resources import DEPLOYMENTS
+from catalyst_operator.settings import ENV_VARS
 from catalyst_operator.testing import eventually
 
 pytestmark = [pytest.mark.xdist_group("kmock"), pytest.mark.timeout(120)]
@@ -105,3 +108,11 @@ async def test_cli_refuses_a_bad_setting_before_connecting_anywhere(tmp_path):
     _, errors = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 2
     assert "CATALYST_OPERATOR_METRICS_PORT='eighty' is not an integer" in errors.decode()
+
+
+def test_operations_guide_documents_every_setting_and_metric():
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "operator-operations.md").read_text()
+    documented = set(re.findall(r"`(CATALYST_OPERATOR_[A-Z_]+)`", guide))
+    assert documented == set(ENV_VARS)
+    exported = {family.name + ("_total" if family.type == "counter" else "") for family in metrics.REGISTRY.collect()}
+    assert set(re.findall(r"`(catalyst_operator_[a-z_]+)`", guide)) == exported

@@ -261,17 +261,22 @@ class Document:
         return self._pdf
 
     def _render_pdf_page(self, number: int) -> PixelArray:
+        # Every pdfium object is released inside the lock: left to the garbage collector, a bitmap
+        # would be destroyed on whatever thread drops it, racing another thread's render.
         with PDFIUM_LOCK:
             try:
                 page = self._pdf_document()[number - 1]
                 try:
                     bitmap = page.render(scale=self.dpi / 72)
-                    image = bitmap.to_pil()
+                    try:
+                        pixels = _to_uint8(bitmap.to_pil())  # copies out of pdfium's buffer
+                    finally:
+                        bitmap.close()
                 finally:
                     page.close()
             except pdfium.PdfiumError as exc:
                 raise UndecodableDocument(f"page {number} of the PDF could not be rendered: {exc}") from None
-        return _to_uint8(image)
+        return pixels
 
 
 def open_document(data: bytes, settings: Settings, dpi: int | None = None) -> Document:

@@ -121,3 +121,13 @@ async def test_missing_secret_degrades_then_rolls_out_once_the_secret_appears(k8
     await eventually(has_condition(k8s, "wait", "Degraded", "False", "AsExpected"))
     secret_values = "postgresql://db/ocr"
     assert secret_values not in str(k8s.cr("wait")) and all(secret_values not in str(e) for e in k8s.events())
+
+
+async def test_a_deleted_secret_degrades_but_keeps_the_running_deployment(k8s, operator):
+    url = base64.b64encode(b"postgresql://db/ocr").decode()
+    await k8s.create(SECRETS, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "data": {"url": url}})
+    await k8s.create_cr("kept", {"database": {"urlSecretRef": {"name": "db", "key": "url"}}})
+    deployment = await eventually(lambda: k8s.stored(DEPLOYMENTS, "kept"))
+    await k8s.delete(SECRETS, "db")
+    await eventually(has_condition(k8s, "kept", "Degraded", "True", "SecretNotFound"))
+    assert k8s.stored(DEPLOYMENTS, "kept")["metadata"]["uid"] == deployment["metadata"]["uid"]

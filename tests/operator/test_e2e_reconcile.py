@@ -238,3 +238,16 @@ async def test_nothing_changed_means_no_write(k8s, operator, runtime, start_oper
     await k8s.settle()
     assert len(k8s.requests()) > reads_before + 10  # the operator did look
     assert [f"{r.method} {r.url.path}" for r in k8s.writes()[writes_before:]] == []
+
+
+async def test_deleting_the_resource_releases_the_finalizer_and_touches_no_child(k8s, operator):
+    await k8s.create_cr("omega")
+    await eventually(lambda: (k8s.cr("omega") or {}).get("status"))
+    await eventually(lambda: k8s.cr("omega")["metadata"].get("finalizers"))
+    await k8s.settle()
+    writes_before = len(k8s.writes())
+    await k8s.delete(OCR_DEPLOYMENTS, "omega")
+    await eventually(lambda: k8s.cr("omega") is None)  # the operator removed its finalizer
+    await k8s.settle()
+    later = [f"{r.method.value} {r.url.path}" for r in k8s.writes()[writes_before:]]
+    assert all("/ocrdeployments/omega" in write for write in later), later  # children are the GC's job

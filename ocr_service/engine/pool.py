@@ -105,6 +105,12 @@ class WorkerPool:
             return await asyncio.wait_for(waiting, remaining)
         except TimeoutError:
             raise RecognitionTimeout("recognition did not finish within the time limit") from None
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._closed and current is not None and current.cancelling() == 0:
+                # `close()` cancelled this queued page, not our caller: say why, as a 503.
+                raise ServiceUnavailable("the service shut down before this page was recognised") from None
+            raise
 
     async def _acquire_slot(self, deadline: float | None, wait: bool) -> None:
         loop = asyncio.get_running_loop()

@@ -164,7 +164,7 @@ async def test_closed_pool_refuses_work_and_cancels_the_queue() -> None:
     release.set()
     await closing
     assert await running == "a"
-    with pytest.raises(asyncio.CancelledError):
+    with pytest.raises(ServiceUnavailable, match="shut down"):
         await queued
     assert ran == ["a"]
 

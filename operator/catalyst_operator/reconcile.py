@@ -180,11 +180,7 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str) -> Report:
     try:
         spec = parse_spec(cr)
     except SpecError as error:
-        observed = Observed(namespace=namespace, generation=generation, spec_error=str(error))
-        new_status = compute_status(observed, previous, runtime.clock())
-        written = _write_status(api, namespace, name, new_status, previous)
-        events = _transition_events(previous, new_status, created=(), updated=())
-        return Report(Outcome.INVALID_SPEC, cr, spec_error=str(error), status_written=written, events=events)
+        return _invalid_spec(runtime, cr, previous, error)
 
     secrets = read_secrets(api, namespace, referenced_secrets(spec))
     runtime.secret_refs.remember(namespace, name, secrets.seen)
@@ -194,7 +190,10 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str) -> Report:
         monitoring_available=monitoring_available,
         secret_hash=secrets.digest,
     )
-    desired = build_children(cr, spec, context)
+    try:
+        desired = build_children(cr, spec, context)
+    except SpecError as error:  # what only the builders can judge (e.g. a resource without a uid)
+        return _invalid_spec(runtime, cr, previous, error)
     selector = selector_string(selector_labels(spec.name))
     base = Observed(
         namespace=namespace,
@@ -245,6 +244,18 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str) -> Report:
         updated=[f"{c.action.value} {c.resource.kind} {c.name}" for c in updated],
     )
     return Report(_outcome(new_status), cr, applied=applied, status_written=written, events=events)
+
+
+def _invalid_spec(runtime: Runtime, cr: Manifest, previous: Mapping[str, Any] | None, error: SpecError) -> Report:
+    """Say so in the status (and, on a change, in a Warning Event); touch no child."""
+    metadata = cr.get("metadata") or {}
+    namespace, name = str(metadata["namespace"]), str(metadata["name"])
+    generation = int(metadata.get("generation") or 1)
+    observed = Observed(namespace=namespace, generation=generation, spec_error=str(error))
+    new_status = compute_status(observed, previous, runtime.clock())
+    written = _write_status(runtime.api, namespace, name, new_status, previous)
+    events = _transition_events(previous, new_status, created=(), updated=())
+    return Report(Outcome.INVALID_SPEC, cr, spec_error=str(error), status_written=written, events=events)
 
 
 def _write_status(

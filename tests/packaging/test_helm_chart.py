@@ -76,6 +76,16 @@ FULL_VALUES: dict[str, Any] = {
 }
 
 
+BRING_YOUR_OWN: dict[str, Any] = {
+    "rbac": {"create": False},
+    "serviceAccount": {"create": False, "name": "existing-operator-account"},
+    "metrics": {"enabled": False},
+}
+"""RBAC and ServiceAccount managed elsewhere, no metrics: the smallest install."""
+VALUE_VARIANTS = [None, FULL_VALUES, {"rbac": {"scope": "namespace"}}, BRING_YOUR_OWN]
+VARIANT_IDS = ["default", "full", "ns", "bring-your-own"]
+
+
 @pytest.fixture(scope="module")
 def chart() -> Iterator[helm.Chart]:
     with helm.Chart.load(CHART_DIR) as loaded:
@@ -96,7 +106,7 @@ def rule_set(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 
 
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
-@pytest.mark.parametrize("values", [None, FULL_VALUES, {"rbac": {"scope": "namespace"}}], ids=["default", "full", "ns"])
+@pytest.mark.parametrize("values", VALUE_VARIANTS, ids=VARIANT_IDS)
 def test_helm_lint_strict_passes(kube_version: str, values: dict[str, Any] | None) -> None:
     report = helm.lint(CHART_DIR, values, strict=True, namespace=NAMESPACE, kube_version=kube_version)
     problems = [m for m in report["messages"] if m["severity"] >= 2]
@@ -153,7 +163,7 @@ def test_every_values_key_is_declared_in_the_schema(chart: helm.Chart) -> None:
 # --- rendered objects -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("values", [None, FULL_VALUES, {"rbac": {"scope": "namespace"}}], ids=["default", "full", "ns"])
+@pytest.mark.parametrize("values", VALUE_VARIANTS, ids=VARIANT_IDS)
 def test_every_rendered_object_validates(chart: helm.Chart, values: dict[str, Any] | None) -> None:
     objects, _ = render(chart, values)
     assert objects
@@ -224,6 +234,13 @@ def test_full_values_reach_the_deployment(chart: helm.Chart) -> None:
     assert pod["imagePullSecrets"] == [{"name": "registry-credentials"}]
     assert pod["priorityClassName"] == "system-cluster-critical"
     assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+
+
+def test_bring_your_own_account_installs_only_the_deployment(chart: helm.Chart) -> None:
+    objects, _ = render(chart, BRING_YOUR_OWN)
+    assert kinds(objects) == ["Deployment"]
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "existing-operator-account"
 
 
 def test_metrics_disabled_means_port_zero_and_no_service(chart: helm.Chart) -> None:

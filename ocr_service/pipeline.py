@@ -212,7 +212,7 @@ class OcrPipeline:
         """Recognise the selected pages of `data` and render `options.format` (see the module docstring)."""
         started = time.perf_counter()
         deadline = time.monotonic() + (timeout or self.settings.timeout_seconds)
-        self._pool_or_fail()
+        self._pool_or_fail().check_capacity()  # a full pool answers 429 before any decoding
         options = self.validate(options)
         document, info = await asyncio.to_thread(self._open, data, options)
         try:

@@ -112,6 +112,21 @@ class WorkerPool:
                 raise ServiceUnavailable("the service shut down before this page was recognised") from None
             raise
 
+    def check_capacity(self) -> None:
+        """Raise `Overloaded` now if no slot is free: lets callers refuse before doing any other work.
+
+        Advisory (a slot may be taken before `submit`), which is fine: `submit` checks again.
+        """
+        with self._lock:
+            full = self._used >= self.capacity or bool(self._waiters)
+        if full:
+            raise self._overloaded()
+
+    def _overloaded(self) -> Overloaded:
+        return Overloaded(
+            f"all {self.workers} workers are busy and {self.queue_size} pages are queued; retry shortly", retry_after=1
+        )
+
     async def _acquire_slot(self, deadline: float | None, wait: bool) -> None:
         loop = asyncio.get_running_loop()
         with self._lock:
@@ -121,10 +136,7 @@ class WorkerPool:
                 self._used += 1
                 return
             if not wait:
-                raise Overloaded(
-                    f"all {self.workers} workers are busy and {self.queue_size} pages are queued; retry shortly",
-                    retry_after=1,
-                )
+                raise self._overloaded()
             granted: asyncio.Future[None] = loop.create_future()
             entry = (loop, granted)
             self._waiters.append(entry)

@@ -75,6 +75,8 @@ async def test_full_pool_answers_429_immediately_and_recovers(pool: WorkerPool) 
     queued = asyncio.create_task(pool.submit(blocker(release, ran, "b")))
     await wait_for(lambda: pool.stats.busy == 1 and pool.stats.queued == 1)
     assert pool.stats.capacity == 2 and pool.stats.queue_capacity == 1
+    with pytest.raises(Overloaded):
+        pool.check_capacity()
     started = time.monotonic()
     with pytest.raises(Overloaded) as caught:
         await pool.submit(blocker(release, ran, "c"))
@@ -83,6 +85,7 @@ async def test_full_pool_answers_429_immediately_and_recovers(pool: WorkerPool) 
     release.set()
     assert await running == "a" and await queued == "b"
     assert ran == ["a", "b"]
+    pool.check_capacity()  # free again
     assert await pool.submit(lambda r: "again") == "again"
     await wait_for(lambda: pool.stats.busy == 0 and pool.stats.queued == 0)
 

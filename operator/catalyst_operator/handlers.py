@@ -79,7 +79,11 @@ def runtime_of(memo: Mapping[str, Any]) -> Runtime:
 def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     if not isinstance(memo.get(RUNTIME_KEY), Runtime):
         operator_settings = OperatorSettings.from_env()
-        memo[RUNTIME_KEY] = build_runtime(operator_settings, kube.KubeApi(kube.load_configuration()))
+        try:
+            configuration = kube.load_configuration()
+        except kube.CredentialsError as error:
+            raise kopf.PermanentError(str(error)) from error  # stops the operator: nothing to talk to
+        memo[RUNTIME_KEY] = build_runtime(operator_settings, kube.KubeApi(configuration))
         metrics.serve(operator_settings.metrics_port)
     configure_kopf(settings, runtime_of(memo).settings)
 

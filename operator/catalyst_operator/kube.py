@@ -9,6 +9,7 @@ the same endpoint and credentials to kopf, so both clients always talk to one cl
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -22,6 +23,10 @@ FIELD_MANAGER: Final = "catalyst-ocr-operator"
 REQUEST_TIMEOUT_SECONDS: Final = 30.0
 
 Manifest = dict[str, Any]
+
+
+class CredentialsError(Exception):
+    """Neither an in-cluster service account nor a usable kubeconfig."""
 
 
 class KubeApiError(Exception):
@@ -47,9 +52,13 @@ def load_configuration(kubeconfig: str | None = None, context: str | None = None
             return configuration
         except k8s_config.ConfigException:
             pass
-    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=kubeconfig, context=context, client_configuration=configuration
-    )
+    try:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
+    except (k8s_config.ConfigException, OSError) as error:
+        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise CredentialsError(f"no cluster credentials: not running in a pod, and {where}: {error}") from error
     return configuration
 
 

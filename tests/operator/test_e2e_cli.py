@@ -116,3 +116,14 @@ def test_operations_guide_documents_every_setting_and_metric():
     assert documented == set(ENV_VARS)
     exported = {family.name + ("_total" if family.type == "counter" else "") for family in metrics.REGISTRY.collect()}
     assert set(re.findall(r"`(catalyst_operator_[a-z_]+)`", guide)) == exported
+
+
+async def test_cli_without_credentials_stops_with_a_clear_message(tmp_path):
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "absent"), "KUBERNETES_SERVICE_HOST": ""}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "catalyst_operator", "run", "--standalone", "-A",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode != 0
+    assert f"no cluster credentials: not running in a pod, and {tmp_path / 'absent'}" in output.decode()

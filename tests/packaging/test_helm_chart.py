@@ -141,7 +141,9 @@ def test_schema_accepts_the_defaults_and_the_full_values(chart: helm.Chart) -> N
     chart.validate_schema(FULL_VALUES)
 
 
-def test_every_values_key_is_declared_in_the_schema(chart: helm.Chart) -> None:
+def test_values_yaml_and_the_schema_declare_the_same_keys(chart: helm.Chart) -> None:
+    """Every key in values.yaml is in the schema (closed objects), and every key the schema allows
+    has a documented default in values.yaml (Helm's own `global` excepted)."""
     schema = chart.schema
     assert schema is not None and schema["additionalProperties"] is False
 
@@ -152,6 +154,8 @@ def test_every_values_key_is_declared_in_the_schema(chart: helm.Chart) -> None:
         if properties is None:
             return
         assert node.get("additionalProperties") is False, f"{where or 'values'} is open to typos"
+        undocumented = set(properties) - set(values) - {"global"}
+        assert not undocumented, f"{where or 'values'}: {sorted(undocumented)} have no default in values.yaml"
         for key, value in values.items():
             assert key in properties, f"{where}.{key} is not in values.schema.json"
             if isinstance(value, dict):

@@ -78,10 +78,13 @@ def matches(desired: Any, live: Any) -> bool:
     """Whether `live` holds every field of `desired` with the same value (extra live fields are fine).
 
     Extra fields are what the API server defaults or other managers own; they are not ours to
-    compare. Lists must match element by element. Quantities compare by value ("0.5" == "500m").
+    compare. An empty map or list we set may be stored as absent. Lists must match element by
+    element. Quantities compare by value ("0.5" == "500m").
     """
     if isinstance(desired, Mapping):
-        return isinstance(live, Mapping) and all(k in live and matches(v, live[k]) for k, v in desired.items())
+        return isinstance(live, Mapping) and all(
+            matches(v, live[k]) if k in live else v in ({}, []) for k, v in desired.items()
+        )
     if isinstance(desired, list):
         return isinstance(live, list) and len(desired) == len(live) and all(map(matches, desired, live))
     if isinstance(desired, bool) or isinstance(live, bool):

@@ -4,12 +4,14 @@ Argument parsing only. Everything after the optional `run` goes to `kopf run` un
 kopf's usual flags work as documented by kopf: `--standalone`, `-n/--namespace` (repeatable,
 globs allowed), `-A/--all-namespaces`, `-L/--liveness URL`, `-P/--peering NAME`,
 `-p/--priority N`, `--dev`, `-v/--verbose`, `-d/--debug`, `-q/--quiet`, `--log-format`.
-Operator settings come from `CATALYST_OPERATOR_*` environment variables (`settings.ENV_VARS`);
+Operator settings come from `CATALYST_OPERATOR_*` environment variables (`settings.ENV_VARS`;
+`--metrics-port N` is a shorthand for `CATALYST_OPERATOR_METRICS_PORT`);
 cluster credentials from the in-cluster service account, else KUBECONFIG / ~/.kube/config.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -26,13 +28,27 @@ HANDLERS_MODULE: Final = "catalyst_operator.handlers"
 def usage() -> str:
     settings = "\n".join(f"  {name:<42} {meaning}" for name, meaning in ENV_VARS.items())
     return (
-        f"usage: {PROG} [run] [kopf run options...]\n"
+        f"usage: {PROG} [run] [--metrics-port N] [kopf run options...]\n"
         f"       {PROG} --version\n\n"
         "Runs the Catalyst OCR operator (reconciles OcrDeployment resources) under kopf.\n"
         "Cluster credentials: in-cluster service account, else KUBECONFIG or ~/.kube/config.\n\n"
         f"settings (environment):\n{settings}\n\n"
         "kopf run options (passed through):"
     )
+
+
+def _take_metrics_port(args: list[str]) -> list[str]:
+    """`--metrics-port N` is ours, not kopf's: it sets CATALYST_OPERATOR_METRICS_PORT and is removed."""
+    rest: list[str] = []
+    iterator = iter(args)
+    for arg in iterator:
+        if arg == "--metrics-port":
+            os.environ["CATALYST_OPERATOR_METRICS_PORT"] = next(iterator, "")
+        elif arg.startswith("--metrics-port="):
+            os.environ["CATALYST_OPERATOR_METRICS_PORT"] = arg.partition("=")[2]
+        else:
+            rest.append(arg)
+    return rest
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -42,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args[:1] in (["--version"], ["version"]):
         print(f"{PROG} {package_version()} (kopf {metadata.version('kopf')})")
         return
+    args = _take_metrics_port(args)
     if args[:1] in (["-h"], ["--help"], ["help"]):
         print(usage())
         args = ["--help"]

@@ -121,6 +121,8 @@ async def test_prunes_only_owned_labelled_children_of_kinds_no_longer_desired(cl
         ({"memory": "1G"}, {"memory": "1Gi"}, False),
         ({"flag": True}, {"flag": 1}, False),
         ({"replicas": 2}, {"replicas": "2"}, True),
+        ({"nodeSelector": {}, "tolerations": []}, {}, True),
+        ({"nodeSelector": {"a": "b"}}, {}, False),
     ],
 )
 def test_matches_compares_only_our_fields_and_quantities_by_value(desired, live, expected):

@@ -54,13 +54,12 @@ async def test_cli_runs_the_operator_from_kubeconfig_with_liveness_and_metrics(k
     env = {
         **os.environ,
         "KUBECONFIG": str(kubeconfig(tmp_path / "config", str(cluster.url).rstrip("/"))),
-        "CATALYST_OPERATOR_METRICS_PORT": str(metrics_port),
         "CATALYST_OPERATOR_DEFAULT_IMAGE": "registry.example/ocr:cli",
         "KUBERNETES_SERVICE_HOST": "",  # never mistake the test runner for a pod
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "catalyst_operator", "run", "--standalone", "--all-namespaces",
-        "--liveness", f"http://127.0.0.1:{liveness_port}/healthz", "--verbose",
+        sys.executable, "-m", "catalyst_operator", "run", "--metrics-port", str(metrics_port),
+        "--standalone", "--all-namespaces", "--liveness", f"http://127.0.0.1:{liveness_port}/healthz", "--verbose",
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     try:

@@ -32,6 +32,7 @@ MEDIA_TYPES: dict[OutputFormat, str] = {
 PREPROCESS_STEPS: tuple[str, ...] = (
     "orientation",
     "deskew",
+    "invert",
     "denoise",
     "illumination",
     "contrast",

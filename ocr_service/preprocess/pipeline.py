@@ -1,7 +1,8 @@
 """The runner: takes a page through the steps in order, timing and reporting each.
 
-Order matters and is fixed: noise, lighting and contrast are repaired first (every later
-measurement reads better on a clean page), then the text is brought to a readable size and
+Order matters and is fixed: a light-on-dark page is inverted first (every step assumes dark
+ink), noise, lighting and contrast are repaired next (every later measurement reads better on a
+clean page; grain that flattening a shadow amplifies is smoothed there), then the text is brought to a readable size and
 sharpened, turned upright and straightened, and only then thresholded and cleaned. For each step the runner asks
 the options (forced on/off, or `mode=none`) and otherwise `policy` (for `auto`), so a step the page
 does not need costs only its measurement.
@@ -25,6 +26,7 @@ from ocr_service.preprocess import (
     deskew,
     illumination,
     orientation,
+    polarity,
     policy,
     rescale,
     sharpen,
@@ -47,6 +49,8 @@ class Page:
     orientation: dict[str, object] | None = None
     rotate: int = 0
     skew: float = 0.0
+    grain_smoothed: bool = False
+    """The denoise step smoothed grain: soft edges are its doing, not blur to sharpen."""
     skew_estimate: tuple[int, float, float] | None = None
     """(id of the image it was measured on, angle, confidence), shared by orientation and deskew."""
     _char_height: tuple[int, float | None] | None = None
@@ -82,6 +86,14 @@ StepFunction = Callable[[Page, bool], StepRun]
 """A step adapter: (page, forced) -> run; `forced` skips the policy and always acts."""
 
 
+def _invert(page: Page, forced: bool) -> StepRun:
+    dark_fraction, dark_frame = polarity.dark_paper(page.image)
+    decision = policy.invert(dark_fraction, dark_frame)
+    outcome = polarity.invert(page.image) if decision.run or forced else None
+    measures: Params = {"dark_fraction": round(dark_fraction, 3), "dark_frame": round(dark_frame, 3)}
+    return StepRun(outcome, measures, "forced" if forced else decision.reason)
+
+
 def _denoise(page: Page, forced: bool) -> StepRun:
     density = denoise.impulse_density(page.image)
     impulses = policy.denoise_impulses(density)
@@ -94,6 +106,7 @@ def _denoise(page: Page, forced: bool) -> StepRun:
     grain = policy.denoise_grain(sigma)
     if grain.run or (forced and sigma > 3.0):
         smoothed = denoise.smooth_grain(page.image)
+        page.grain_smoothed = True
         outcome = Outcome(smoothed.image, {**(outcome.params if outcome else {}), **smoothed.params})
         page.take(outcome)
         residual = float(str(smoothed.params["residual_grain"]))
@@ -108,8 +121,18 @@ def _denoise(page: Page, forced: bool) -> StepRun:
 def _illumination(page: Page, forced: bool) -> StepRun:
     unevenness = illumination.unevenness(page.image)
     decision = policy.illumination(unevenness)
-    outcome = illumination.flatten(page.image) if decision.run or forced else None
-    return StepRun(outcome, {"unevenness": round(unevenness, 3)}, "forced" if forced else decision.reason)
+    measures: Params = {"unevenness": round(unevenness, 3)}
+    if not (decision.run or forced):
+        return StepRun(None, measures, decision.reason)
+    outcome = illumination.flatten(page.image)
+    # Dividing by a dark background multiplies the grain inside the shadow along with the ink.
+    grain = denoise.grain_sigma(outcome.image)
+    measures["grain_after"] = round(grain, 2)
+    if policy.denoise_grain(grain).run:
+        smoothed = denoise.smooth_grain(outcome.image)
+        outcome = Outcome(smoothed.image, {**outcome.params, "then": smoothed.params})
+        page.grain_smoothed = True
+    return StepRun(outcome, measures, "forced" if forced else decision.reason)
 
 
 def _contrast(page: Page, forced: bool) -> StepRun:
@@ -136,7 +159,7 @@ def _upscale(page: Page, forced: bool) -> StepRun:
 def _sharpen(page: Page, forced: bool) -> StepRun:
     steepness = sharpen.sharpness(page.image)
     sigma = sharpen.blur_sigma(steepness)
-    decision = policy.sharpen(steepness)
+    decision = policy.sharpen(steepness, smoothed=page.grain_smoothed)
     outcome = sharpen.unsharp(page.image, max(sigma, 1.0)) if decision.run or forced else None
     return StepRun(outcome, {"sharpness": round(steepness, 3), "blur_sigma": round(sigma, 2)}, decision.reason)
 
@@ -199,6 +222,7 @@ def _border(page: Page, forced: bool) -> StepRun:
 
 
 STEPS: tuple[tuple[str, StepFunction], ...] = (
+    ("invert", _invert),
     ("denoise", _denoise),
     ("illumination", _illumination),
     ("contrast", _contrast),

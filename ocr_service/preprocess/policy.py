@@ -17,6 +17,8 @@ class Decision:
     reason: str
 
 
+DARK_PAPER = 0.6
+"""A page is light-on-dark when this share of it, and of its outer frame, is on the dark side."""
 IMPULSE_DENSITY = 0.005
 """Isolated salt/pepper dots above this fraction of pixels call for the switching median. Clean scans
 have almost none and dusty ones a few per thousand, which Tesseract's own blob filter ignores."""
@@ -48,6 +50,12 @@ BLURRED = 0.45
 """Edge steepness below which text is blurred enough to sharpen (about a 1-pixel Gaussian blur or worse)."""
 SHARPNESS = 0.6
 """Edge steepness below which a threshold would merge strokes: the page stays grey for Tesseract."""
+
+
+def invert(dark_fraction: float, dark_frame: float) -> Decision:
+    light_text = dark_fraction > DARK_PAPER and dark_frame > DARK_PAPER
+    reason = f"dark share of page {dark_fraction:.2f}, of its frame {dark_frame:.2f} vs {DARK_PAPER}"
+    return Decision(light_text, reason)
 
 
 def denoise_impulses(density: float) -> Decision:
@@ -111,7 +119,10 @@ def deskew(angle: float, confidence: float) -> Decision:
     return Decision(abs(angle) >= SKEW_DEGREES, f"skew {angle:.2f} deg vs {SKEW_DEGREES}")
 
 
-def sharpen(sharpness: float) -> Decision:
+def sharpen(sharpness: float, *, smoothed: bool) -> Decision:
+    """Sharpen blurred text, but not a page whose soft edges come from smoothing its grain (it would return)."""
+    if smoothed:
+        return Decision(False, f"sharpness {sharpness:.2f}, but the page was smoothed for grain")
     return Decision(sharpness < BLURRED, f"sharpness {sharpness:.2f} vs {BLURRED}")
 
 

@@ -101,3 +101,22 @@ def test_small_print_is_upscaled(read: Callable[[Gray], str]) -> None:
     assert report["scale"] > 1.5  # type: ignore[operator]
     assert image.shape[0] > small.shape[0] * 1.5
     assert cer(read(image), truth()) <= cer(read(small), truth())
+
+
+def test_light_text_on_dark_is_inverted(page: Gray, read: Callable[[Gray], str]) -> None:
+    dark_mode = 255 - page
+
+    image, report = preprocess(dark_mode, PreprocessOptions())
+
+    assert applied(report) == ["invert"]
+    assert np.array_equal(image, page)
+    assert cer(read(image), truth()) < 0.02
+
+
+def test_black_scanner_border_is_not_mistaken_for_a_dark_page(page: Gray, read: Callable[[Gray], str]) -> None:
+    framed = np.asarray(cv2.copyMakeBorder(page, 40, 40, 60, 60, cv2.BORDER_CONSTANT, value=0), dtype=np.uint8)
+
+    image, report = preprocess(framed, PreprocessOptions())
+
+    assert "invert" not in applied(report)
+    assert cer(read(image), truth()) <= cer(read(framed), truth())

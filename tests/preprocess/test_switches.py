@@ -9,7 +9,7 @@ from preprocess_pages import Gray
 from ocr_service.options import PREPROCESS_STEPS, PreprocessOptions
 from ocr_service.preprocess import STEP_NAMES, preprocess
 
-ALWAYS_ACTS_WHEN_FORCED = ("denoise", "illumination", "contrast", "sharpen", "binarize", "border", "upscale")
+ALWAYS_ACTS_WHEN_FORCED = ("invert", "denoise", "illumination", "contrast", "sharpen", "binarize", "border", "upscale")
 """Steps that change the page whenever forced on (orientation and deskew only act on what they find)."""
 
 

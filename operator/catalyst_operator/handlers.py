@@ -17,6 +17,7 @@ progress and last-handled-configuration annotations — no `kopf.zalando.org` ke
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -63,6 +64,7 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSetti
     # Our own Events are explicit; of kopf's log lines only warnings and errors become Events.
     kopf_settings.posting.level = logging.WARNING
     kopf_settings.posting.reporting_component = constants.OPERATOR_NAME
+    kopf_settings.posting.reporting_instance = socket.gethostname()  # the pod's name in a cluster
     kopf_settings.posting.event_name_prefix = f"{constants.OPERATOR_NAME}-"
     # Sync handlers run in this pool; the per-resource lock keeps one reconcile per resource at a time.
     kopf_settings.execution.max_workers = 8

@@ -5,7 +5,8 @@
   thread keeps its own warm recognizer (`EngineBackend.new_recognizer`, made lazily in the thread).
 - Admission: a task holds a SLOT from submission until it finishes; there are
   `workers + queue_size` slots (`queue_size` 0 -> 4 per worker). `submit(wait_for_slot=False)`
-  raises `Overloaded` at once when none is free, so memory never piles up behind busy workers.
+  raises `Overloaded` at once when none is free, so memory never piles up behind busy workers;
+  its Retry-After is how long the queue takes to drain at the recent mean page time.
   `wait_for_slot=True` is for the later pages of a document already admitted: they queue for a
   slot (in arrival order) instead of failing the request half-way.
 - Deadlines: a task carries an absolute `time.monotonic()` deadline. The engine gets the time
@@ -22,6 +23,7 @@ import asyncio
 import collections
 import concurrent.futures
 import logging
+import math
 import queue
 import threading
 import time
@@ -79,6 +81,7 @@ class WorkerPool:
         self._waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = collections.deque()
         self._closed = False
         self._idle = threading.Condition(self._lock)
+        self._mean_task_seconds = 0.0  # moving average of recent tasks, for Retry-After
 
     @property
     def stats(self) -> PoolStats:
@@ -123,8 +126,12 @@ class WorkerPool:
             raise self._overloaded()
 
     def _overloaded(self) -> Overloaded:
+        """429 with Retry-After = about how long the current queue takes to drain (1-60 s)."""
+        drain = self._mean_task_seconds * (self.queue_size + self.workers) / self.workers
+        retry_after = max(1, min(60, math.ceil(drain)))
         return Overloaded(
-            f"all {self.workers} workers are busy and {self.queue_size} pages are queued; retry shortly", retry_after=1
+            f"all {self.workers} workers are busy and {self.queue_size} pages are queued; retry in {retry_after} s",
+            retry_after=retry_after,
         )
 
     async def _acquire_slot(self, deadline: float | None, wait: bool) -> None:
@@ -195,6 +202,7 @@ class WorkerPool:
                     continue
                 with self._lock:
                     self._busy += 1
+                started = time.monotonic()
                 try:
                     if recognizer is None:
                         recognizer = self.backend.new_recognizer()
@@ -203,8 +211,11 @@ class WorkerPool:
                     outcome: tuple[bool, object] = (False, exc)
                 else:
                     outcome = (True, result)
+                duration = time.monotonic() - started
                 with self._lock:
                     self._busy -= 1
+                    mean = self._mean_task_seconds
+                    self._mean_task_seconds = duration if mean == 0 else 0.8 * mean + 0.2 * duration
                 self._release()
                 if outcome[0]:
                     task.future.set_result(outcome[1])

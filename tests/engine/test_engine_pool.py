@@ -270,3 +270,15 @@ def test_stats_and_engine_info(settings: Settings) -> None:
     assert pipeline.stats().workers == 0
     with pytest.raises(ServiceUnavailable):
         asyncio.run(pipeline.run(b"\x89PNG\r\n\x1a\n", OcrOptions()))
+
+
+async def test_retry_after_follows_the_recent_page_time(pool: WorkerPool) -> None:
+    await pool.submit(lambda r: time.sleep(1.2))  # the mean page now takes 1.2 s
+    release, ran = threading.Event(), []
+    tasks = [asyncio.create_task(pool.submit(blocker(release, ran, name))) for name in "ab"]
+    await wait_for(lambda: pool.stats.busy == 1 and pool.stats.queued == 1)
+    with pytest.raises(Overloaded) as caught:
+        await pool.submit(blocker(release, ran, "c"))
+    assert caught.value.headers["Retry-After"] == "3"  # 1.2 s x (1 queued + 1 running) / 1 worker, rounded up
+    release.set()
+    await asyncio.gather(*tasks)

@@ -1,18 +1,60 @@
-"""Kubernetes Events about an `OcrDeployment`, posted through kopf's event queue.
+"""Kubernetes Events about an `OcrDeployment`: which ones a reconcile warrants, and posting them.
 
-kopf posts them in the background (batched, retried) and attributes them to the operator
-(`reportingComponent`). A reconcile decides *which* events to post (only on transitions, so a
-quiet resync writes nothing); this module only hands them over.
+Only what changed is worth an Event — children written, a problem appearing or changing, the
+resource becoming Ready — so a quiet resync posts nothing (posting is a write). Posting goes
+through kopf's event queue, which batches and retries in the background and attributes the
+Events to the operator (`reportingComponent`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
 
-from catalyst_operator.reconcile import EventToPost
+from catalyst_operator import constants
+from catalyst_operator.status import FALSE, TRUE, condition
+
+
+@dataclass(frozen=True)
+class EventToPost:
+    type: str
+    reason: str
+    message: str
+
+
+def transition_events(
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any],
+    *,
+    created: Sequence[str],
+    updated: Sequence[str],
+) -> tuple[EventToPost, ...]:
+    """Events for what changed in this reconcile only: a quiet resync posts nothing (posting is a write)."""
+    events: list[EventToPost] = []
+    if created:
+        events.append(EventToPost("Normal", "Created", "created " + ", ".join(created)))
+    if updated:
+        events.append(EventToPost("Normal", "Updated", ", ".join(updated)))
+    for condition_type, notable_status, event_type in (
+        (constants.CONDITION_DEGRADED, TRUE, "Warning"),
+        (constants.CONDITION_MONITORING_READY, FALSE, "Warning"),
+        (constants.CONDITION_READY, TRUE, "Normal"),
+    ):
+        after = condition(new, condition_type)
+        before = condition(old, condition_type)
+        if after is None or after.get("status") != notable_status:
+            continue
+        if before is not None and (before.get("status"), before.get("reason"), before.get("message")) == (
+            after.get("status"),
+            after.get("reason"),
+            after.get("message"),
+        ):
+            continue
+        events.append(EventToPost(event_type, str(after.get("reason")), str(after.get("message"))))
+    return tuple(events)
 
 
 def post(cr: Mapping[str, Any], events: Iterable[EventToPost]) -> None:

@@ -25,8 +25,9 @@ import kopf
 
 from catalyst_operator import constants, events, kube, metrics
 from catalyst_operator.discovery import ApiDiscovery
-from catalyst_operator.reconcile import Report, Runtime, reconcile
+from catalyst_operator.reconcile import Report, reconcile
 from catalyst_operator.resources import CHILD_RESOURCES, SECRETS, ApiResource
+from catalyst_operator.runtime import Runtime
 from catalyst_operator.secrets import secret_digest
 from catalyst_operator.settings import OperatorSettings, resync_seconds_from_env
 

@@ -1,4 +1,4 @@
-"""One reconcile of one `OcrDeployment`, top to bottom, with no kopf in sight.
+"""One reconcile of one `OcrDeployment`, top to bottom, callable without kopf running.
 
 Read the custom resource fresh (under a per-resource lock, so concurrent triggers — its own
 change, a child's event, a Secret's rotation, the resync timer — queue instead of racing) →
@@ -10,19 +10,16 @@ changed. The Kubernetes Events worth posting are returned, not posted, so that t
 
 from __future__ import annotations
 
-import datetime
-import json
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 from catalyst_operator import constants, metrics
-from catalyst_operator.apply import ApplyResult, apply_children, matches, with_applied_hash
+from catalyst_operator.apply import ApplyResult, apply_children
 from catalyst_operator.builders import BuildContext, build_children, service_url
-from catalyst_operator.discovery import ApiDiscovery
+from catalyst_operator.events import EventToPost, transition_events
 from catalyst_operator.kube import KubeApi, Manifest
 from catalyst_operator.labels import selector_labels
 from catalyst_operator.resources import (
@@ -30,14 +27,11 @@ from catalyst_operator.resources import (
     DEPLOYMENTS,
     MONITORING_RESOURCES,
     OCR_DEPLOYMENTS,
-    ApiResource,
-    resource_for,
 )
-from catalyst_operator.secrets import SecretReferences, read_secrets
-from catalyst_operator.settings import OperatorSettings
+from catalyst_operator.runtime import Runtime
+from catalyst_operator.secrets import read_secrets
 from catalyst_operator.spec import SpecError, parse_spec, referenced_secrets
 from catalyst_operator.status import (
-    FALSE,
     TRUE,
     Observed,
     compute_status,
@@ -60,13 +54,6 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
-class EventToPost:
-    type: str
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
 class Report:
     outcome: Outcome
     cr: Manifest | None = None
@@ -74,78 +61,6 @@ class Report:
     applied: ApplyResult | None = None
     status_written: bool = False
     events: tuple[EventToPost, ...] = ()
-
-
-ChildKey = tuple[ApiResource, str, str]
-"""(resource, namespace, name) of a child object."""
-
-
-@dataclass
-class Runtime:
-    """What every reconcile shares: settings, the API, caches. One per operator process."""
-
-    settings: OperatorSettings
-    api: KubeApi
-    discovery: ApiDiscovery
-    secret_refs: SecretReferences = field(default_factory=SecretReferences)
-    clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
-    _locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
-    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
-    _desired: dict[ChildKey, Manifest] = field(default_factory=dict)
-    _deployment_seen: dict[tuple[str, str], str] = field(default_factory=dict)
-    _cache_lock: threading.Lock = field(default_factory=threading.Lock)
-    """Guards the two caches above: reconciles and event handlers run in several threads."""
-
-    def lock_for(self, namespace: str, name: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault((namespace, name), threading.Lock())
-
-    def child_needs_reconcile(self, resource: ApiResource, event_type: str | None, child: Mapping[str, Any]) -> bool:
-        """Whether a child's watch event means drift (or news) rather than the echo of our own write.
-
-        Deleted → yes. Edited so a field we own differs from what we applied → yes. A Deployment
-        whose status moved since the last reconcile → yes (the custom resource's status follows it).
-        A child this process has not reconciled yet → no: the resume of its owner covers it.
-        """
-        metadata = child.get("metadata") or {}
-        key = (resource, str(metadata.get("namespace")), str(metadata.get("name")))
-        with self._cache_lock:
-            desired = self._desired.get(key)
-            seen = self._deployment_seen.get((key[1], key[2]))
-        if desired is None:
-            return False
-        if event_type == "DELETED":
-            return True
-        if not matches(desired, child):
-            return True
-        if resource == DEPLOYMENTS:
-            return seen != _deployment_fingerprint(child)
-        return False
-
-    def remember_desired(self, namespace: str, manifest: Mapping[str, Any]) -> None:
-        """Record what is about to be applied, before applying it, so its watch echo is recognised."""
-        resource = resource_for(str(manifest["apiVersion"]), str(manifest["kind"]))
-        stamped = with_applied_hash(manifest)
-        stamped["metadata"].setdefault("namespace", namespace)
-        with self._cache_lock:
-            self._desired[(resource, namespace, str(stamped["metadata"]["name"]))] = stamped
-
-    def forget_child(self, key: ChildKey) -> None:
-        with self._cache_lock:
-            self._desired.pop(key, None)
-
-    def saw_deployment(self, deployment: Mapping[str, Any]) -> None:
-        metadata = deployment.get("metadata") or {}
-        fingerprint = _deployment_fingerprint(deployment)
-        with self._cache_lock:
-            self._deployment_seen[(str(metadata.get("namespace")), str(metadata.get("name")))] = fingerprint
-
-    def forget(self, namespace: str, name: str) -> None:
-        self.secret_refs.forget(namespace, name)
-        with self._cache_lock:
-            for key in [k for k, v in self._desired.items() if k[1] == namespace and _owner_of(v) == name]:
-                del self._desired[key]
-            self._deployment_seen.pop((namespace, name), None)
 
 
 def reconcile(runtime: Runtime, namespace: str, name: str) -> Report:
@@ -211,7 +126,7 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str) -> Report:
         observed = replace(base, missing_secrets=secrets.missing, deployment=live_deployment)
         new_status = compute_status(observed, previous, runtime.clock())
         written = _write_status(api, namespace, name, new_status, previous)
-        events = _transition_events(previous, new_status, created=(), updated=())
+        events = transition_events(previous, new_status, created=(), updated=())
         return Report(Outcome.SECRET_MISSING, cr, status_written=written, events=events)
 
     for manifest in desired:
@@ -237,7 +152,7 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str) -> Report:
     written = _write_status(api, namespace, name, new_status, previous)
     created = [c for c in applied.written if c.action.value == "created"]
     updated = [c for c in applied.written if c.action.value != "created"]
-    events = _transition_events(
+    events = transition_events(
         previous,
         new_status,
         created=[f"{c.resource.kind} {c.name}" for c in created],
@@ -254,7 +169,7 @@ def _invalid_spec(runtime: Runtime, cr: Manifest, previous: Mapping[str, Any] | 
     observed = Observed(namespace=namespace, generation=generation, spec_error=str(error))
     new_status = compute_status(observed, previous, runtime.clock())
     written = _write_status(runtime.api, namespace, name, new_status, previous)
-    events = _transition_events(previous, new_status, created=(), updated=())
+    events = transition_events(previous, new_status, created=(), updated=())
     return Report(Outcome.INVALID_SPEC, cr, spec_error=str(error), status_written=written, events=events)
 
 
@@ -271,60 +186,9 @@ def _write_status(
     return True
 
 
-def _transition_events(
-    old: Mapping[str, Any] | None,
-    new: Mapping[str, Any],
-    *,
-    created: Sequence[str],
-    updated: Sequence[str],
-) -> tuple[EventToPost, ...]:
-    """Events for what changed in this reconcile only: a quiet resync posts nothing (posting is a write)."""
-    events: list[EventToPost] = []
-    if created:
-        events.append(EventToPost("Normal", "Created", "created " + ", ".join(created)))
-    if updated:
-        events.append(EventToPost("Normal", "Updated", ", ".join(updated)))
-    for condition_type, notable_status, event_type in (
-        (constants.CONDITION_DEGRADED, TRUE, "Warning"),
-        (constants.CONDITION_MONITORING_READY, FALSE, "Warning"),
-        (constants.CONDITION_READY, TRUE, "Normal"),
-    ):
-        after = condition(new, condition_type)
-        before = condition(old, condition_type)
-        if after is None or after.get("status") != notable_status:
-            continue
-        if before is not None and (before.get("status"), before.get("reason"), before.get("message")) == (
-            after.get("status"),
-            after.get("reason"),
-            after.get("message"),
-        ):
-            continue
-        events.append(EventToPost(event_type, str(after.get("reason")), str(after.get("message"))))
-    return tuple(events)
-
-
 def _outcome(status: Mapping[str, Any]) -> Outcome:
     if (condition(status, constants.CONDITION_DEGRADED) or {}).get("status") == TRUE:
         return Outcome.DEGRADED
     if (condition(status, constants.CONDITION_READY) or {}).get("status") == TRUE:
         return Outcome.READY
     return Outcome.PROGRESSING
-
-
-def _deployment_fingerprint(deployment: Mapping[str, Any]) -> str:
-    """What of a Deployment the custom resource's status depends on."""
-    return json.dumps(
-        {
-            "generation": (deployment.get("metadata") or {}).get("generation"),
-            "replicas": (deployment.get("spec") or {}).get("replicas"),
-            "status": deployment.get("status") or {},
-        },
-        sort_keys=True,
-    )
-
-
-def _owner_of(child: Mapping[str, Any]) -> str | None:
-    for ref in (child.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("kind") == constants.KIND:
-            return str(ref.get("name"))
-    return None

@@ -37,8 +37,8 @@ import kmock
 import kopf
 
 from catalyst_operator import constants, handlers
-from catalyst_operator.reconcile import Runtime
 from catalyst_operator.resources import MONITORING_RESOURCES, OCR_DEPLOYMENTS, ApiResource
+from catalyst_operator.runtime import Runtime
 
 WRITE_METHODS: Final = ("POST", "PUT", "PATCH", "DELETE")
 TEST_CLIENT_AGENT_PREFIX: Final = "kmock/"

@@ -23,7 +23,7 @@ import kubernetes
 import pytest
 from catalyst_operator.handlers import RESYNC_SECONDS, build_runtime
 from catalyst_operator.kube import KubeApi
-from catalyst_operator.reconcile import Runtime
+from catalyst_operator.runtime import Runtime
 from catalyst_operator.settings import OperatorSettings
 from catalyst_operator.testing import ClusterEmulator, Harness, OperatorThread, register_crd
 

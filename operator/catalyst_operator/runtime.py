@@ -1,0 +1,114 @@
+"""What every reconcile in one operator process shares: settings, the API client, caches, locks.
+
+The caches let child watch events be judged cheaply: what was last applied to each child (so the
+echo of our own write is not mistaken for drift) and what each Deployment's status looked like
+(so its progress updates the custom resource's status). They are rebuilt by reconciles after a
+restart — kopf resumes every resource — so losing them costs reads, never correctness.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from catalyst_operator import constants
+from catalyst_operator.apply import matches, with_applied_hash
+from catalyst_operator.discovery import ApiDiscovery
+from catalyst_operator.kube import KubeApi, Manifest
+from catalyst_operator.resources import DEPLOYMENTS, ApiResource, resource_for
+from catalyst_operator.secrets import SecretReferences
+from catalyst_operator.settings import OperatorSettings
+
+ChildKey = tuple[ApiResource, str, str]
+"""(resource, namespace, name) of a child object."""
+
+
+@dataclass
+class Runtime:
+    """What every reconcile shares: settings, the API, caches. One per operator process."""
+
+    settings: OperatorSettings
+    api: KubeApi
+    discovery: ApiDiscovery
+    secret_refs: SecretReferences = field(default_factory=SecretReferences)
+    clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
+    _locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+    _desired: dict[ChildKey, Manifest] = field(default_factory=dict)
+    _deployment_seen: dict[tuple[str, str], str] = field(default_factory=dict)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Guards the two caches above: reconciles and event handlers run in several threads."""
+
+    def lock_for(self, namespace: str, name: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault((namespace, name), threading.Lock())
+
+    def child_needs_reconcile(self, resource: ApiResource, event_type: str | None, child: Mapping[str, Any]) -> bool:
+        """Whether a child's watch event means drift (or news) rather than the echo of our own write.
+
+        Deleted → yes. Edited so a field we own differs from what we applied → yes. A Deployment
+        whose status moved since the last reconcile → yes (the custom resource's status follows it).
+        A child this process has not reconciled yet → no: the resume of its owner covers it.
+        """
+        metadata = child.get("metadata") or {}
+        key = (resource, str(metadata.get("namespace")), str(metadata.get("name")))
+        with self._cache_lock:
+            desired = self._desired.get(key)
+            seen = self._deployment_seen.get((key[1], key[2]))
+        if desired is None:
+            return False
+        if event_type == "DELETED":
+            return True
+        if not matches(desired, child):
+            return True
+        if resource == DEPLOYMENTS:
+            return seen != _deployment_fingerprint(child)
+        return False
+
+    def remember_desired(self, namespace: str, manifest: Mapping[str, Any]) -> None:
+        """Record what is about to be applied, before applying it, so its watch echo is recognised."""
+        resource = resource_for(str(manifest["apiVersion"]), str(manifest["kind"]))
+        stamped = with_applied_hash(manifest)
+        stamped["metadata"].setdefault("namespace", namespace)
+        with self._cache_lock:
+            self._desired[(resource, namespace, str(stamped["metadata"]["name"]))] = stamped
+
+    def forget_child(self, key: ChildKey) -> None:
+        with self._cache_lock:
+            self._desired.pop(key, None)
+
+    def saw_deployment(self, deployment: Mapping[str, Any]) -> None:
+        metadata = deployment.get("metadata") or {}
+        fingerprint = _deployment_fingerprint(deployment)
+        with self._cache_lock:
+            self._deployment_seen[(str(metadata.get("namespace")), str(metadata.get("name")))] = fingerprint
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.secret_refs.forget(namespace, name)
+        with self._cache_lock:
+            for key in [k for k, v in self._desired.items() if k[1] == namespace and _owner_of(v) == name]:
+                del self._desired[key]
+            self._deployment_seen.pop((namespace, name), None)
+
+
+def _deployment_fingerprint(deployment: Mapping[str, Any]) -> str:
+    """What of a Deployment the custom resource's status depends on."""
+    return json.dumps(
+        {
+            "generation": (deployment.get("metadata") or {}).get("generation"),
+            "replicas": (deployment.get("spec") or {}).get("replicas"),
+            "status": deployment.get("status") or {},
+        },
+        sort_keys=True,
+    )
+
+
+def _owner_of(child: Mapping[str, Any]) -> str | None:
+    for ref in (child.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == constants.KIND:
+            return str(ref.get("name"))
+    return None

@@ -7,6 +7,7 @@ import base64
 from typing import Any
 
 import pytest
+from catalyst_operator.discovery import ApiDiscovery
 from catalyst_operator.resources import (
     DEPLOYMENTS,
     OCR_DEPLOYMENTS,
@@ -131,3 +132,15 @@ async def test_a_deleted_secret_degrades_but_keeps_the_running_deployment(k8s, o
     await k8s.delete(SECRETS, "db")
     await eventually(has_condition(k8s, "kept", "Degraded", "True", "SecretNotFound"))
     assert k8s.stored(DEPLOYMENTS, "kept")["metadata"]["uid"] == deployment["metadata"]["uid"]
+
+
+async def test_discovery_answers_are_cached_for_their_ttl_then_refreshed(cluster, runtime):
+    now = [0.0]
+    discovery = ApiDiscovery(runtime.api, ttl_seconds=10.0, clock=lambda: now[0])
+    assert await asyncio.to_thread(discovery.monitoring_available) is False
+    install_monitoring_crds(cluster)
+    now[0] = 9.0
+    assert await asyncio.to_thread(discovery.monitoring_available) is False  # still the cached answer
+    now[0] = 10.5
+    assert await asyncio.to_thread(discovery.monitoring_available) is True
+    assert await asyncio.to_thread(discovery.served, SERVICE_MONITORS) is True

@@ -279,6 +279,7 @@ async def test_retry_after_follows_the_recent_page_time(pool: WorkerPool) -> Non
     await wait_for(lambda: pool.stats.busy == 1 and pool.stats.queued == 1)
     with pytest.raises(Overloaded) as caught:
         await pool.submit(blocker(release, ran, "c"))
-    assert caught.value.headers["Retry-After"] == "3"  # 1.2 s x (1 queued + 1 running) / 1 worker, rounded up
+    # 1.2 s x (1 queued + 1 running) / 1 worker, rounded up (4 if a loaded machine overslept)
+    assert caught.value.headers["Retry-After"] in ("3", "4")
     release.set()
     await asyncio.gather(*tasks)

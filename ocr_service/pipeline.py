@@ -2,7 +2,7 @@
 
 ```python
 pipeline = OcrPipeline(settings)
-await pipeline.start()                       # choose the engine, start the pool, warm one engine
+await pipeline.start()                       # choose the engine, start the pool, warm every worker
 pipeline.installed_languages() -> list[str]  # without osd
 pipeline.resolve_lang("eng+chi-sim") -> str  # normalised, or UnknownLanguage(param="lang")
 pipeline.engine_info() -> dict[str, str]     # name, version (Tesseract), tesseract, leptonica
@@ -128,16 +128,26 @@ class OcrPipeline:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Choose the engine, start the worker pool and warm one engine (idempotent)."""
+        """Choose the engine, start the worker pool (each thread loads the default model) and self-test."""
         async with self._start_lock:
             if self._pool is not None:
                 return
             backend = await asyncio.to_thread(load_backend, self.settings.engine)
             workers = self.settings.workers or available_cpus()
-            pool = WorkerPool(backend, workers, self.settings.queue_size)
+            pool = WorkerPool(backend, workers, self.settings.queue_size, warm=self._warm_worker)
             pool.start()
             self._backend, self._pool = backend, pool
         await self.self_test()
+
+    def _warm_worker(self, recognizer: Recognizer) -> None:
+        """Load the default model in a worker thread as it starts, so no early request pays for it."""
+        try:
+            lang = self.resolve_lang(self.settings.default_lang)
+        except OcrError:
+            return
+        options = OcrOptions(lang=lang, psm=self.settings.default_psm, oem=self.settings.default_oem)
+        request = RecognitionRequest(1, options.lang, options.psm, options.oem, ASSUMED_DPI, frozenset(), 30_000)
+        recognizer.recognize(_self_test_image(), request)
 
     async def aclose(self, grace_seconds: float = 0) -> None:
         """Refuse new work, let admitted pages finish for `grace_seconds`, then stop the workers."""

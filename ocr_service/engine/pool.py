@@ -65,10 +65,20 @@ class _Task(Generic[T]):
 class WorkerPool:
     """See the module docstring. Create, `start()`, `await submit(...)`, `close()`."""
 
-    def __init__(self, backend: EngineBackend, workers: int, queue_size: int = 0, *, name: str = "ocr-worker") -> None:
+    def __init__(
+        self,
+        backend: EngineBackend,
+        workers: int,
+        queue_size: int = 0,
+        *,
+        name: str = "ocr-worker",
+        warm: Callable[[Recognizer], object] | None = None,
+    ) -> None:
+        """`warm(recognizer)` runs once in each thread as it starts (e.g. to load the default model)."""
         if workers < 1:
             raise ValueError("a pool needs at least one worker")
         self.backend = backend
+        self._warm = warm
         self.workers = workers
         self.queue_size = queue_size or QUEUE_PER_WORKER * workers
         self.capacity = workers + self.queue_size
@@ -189,6 +199,12 @@ class WorkerPool:
     def _worker(self) -> None:
         recognizer: Recognizer | None = None
         try:
+            if self._warm is not None:
+                try:
+                    recognizer = self.backend.new_recognizer()
+                    self._warm(recognizer)
+                except Exception:
+                    log.exception("warming a worker failed; its first page will load the model instead")
             while True:
                 task = self._tasks.get()
                 if task is None:

@@ -283,3 +283,22 @@ async def test_retry_after_follows_the_recent_page_time(pool: WorkerPool) -> Non
     assert caught.value.headers["Retry-After"] in ("3", "4")
     release.set()
     await asyncio.gather(*tasks)
+
+
+async def test_every_worker_warms_its_own_recognizer_at_start_and_survives_a_failed_warm_up() -> None:
+    warmed: list[tuple[str, int]] = []
+
+    def warm(recognizer: Recognizer) -> None:
+        warmed.append((threading.current_thread().name, id(recognizer)))
+        if len(warmed) == 1:
+            raise RuntimeError("model missing")
+
+    pool = WorkerPool(IdleBackend(), workers=3, queue_size=1, warm=warm)
+    pool.start()
+    try:
+        await wait_for(lambda: len(warmed) == 3)
+        assert len({name for name, _ in warmed}) == 3 and len({rid for _, rid in warmed}) == 3
+        results = await asyncio.gather(*(pool.submit(lambda r: id(r), wait_for_slot=True) for _ in range(9)))
+        assert set(results) <= {rid for _, rid in warmed}  # tasks use the warmed recognizers
+    finally:
+        pool.close()

@@ -65,34 +65,28 @@ def grain_sigma(gray: Gray) -> float:
 
 
 def remove_impulses(gray: Gray, *, dense: bool) -> Outcome:
-    """Replace isolated outliers by their local median (twice: the first pass uncovers clustered ones).
+    """Replace isolated outliers (single dots and pairs) by their local median.
 
+    One pass: a second would find new "isolated" pixels at the ends of hairlines and eat them.
     Dense noise also leaves dots touching the strokes and holes inside them, which no isolation
-    test can tell from ink; for it (`dense`) a 3x3 median over the whole page follows, safe once
-    the text is large enough for its strokes to be wider than a pixel (the rescaling step's job).
+    test can tell from ink; for it (`dense`) a 3x3 median over the whole page follows. It thins
+    one-pixel strokes, but on a page that noisy Tesseract could not read those anyway.
     """
-    out = gray
-    replaced = 0
-    for _ in range(1 if dense else 2):
-        outliers, median = _impulses(out)
-        count = int(outliers.sum())
-        if count == 0:
-            break
-        out = u8(np.where(outliers, median, out))
-        replaced += count
+    outliers, median = _impulses(gray)
+    out = u8(np.where(outliers, median, gray))
     if dense:
         out = u8(cv2.medianBlur(out, 3))
-    return Outcome(out, {"filter": "switching-median+median-3" if dense else "switching-median", "replaced": replaced})
+    filter_name = "switching-median+median-3" if dense else "switching-median"
+    return Outcome(out, {"filter": filter_name, "replaced": int(outliers.sum())})
 
 
 def smooth_grain(gray: Gray) -> Outcome:
     """A 3x3 median: edge-preserving, about a millisecond per megapixel, and usually enough.
 
-    Tesseract reads text through moderate grain once the pixel-level noise is gone. The grain left
-    afterwards is measured (`residual_grain`) so the policy can decide on non-local means.
+    Tesseract reads text through moderate grain once the pixel-level noise is gone; the grain left
+    afterwards decides on non-local means (see `policy.non_local_means`).
     """
-    out = u8(cv2.medianBlur(gray, 3))
-    return Outcome(out, {"filter": "median-3", "residual_grain": round(grain_sigma(out), 1)})
+    return Outcome(u8(cv2.medianBlur(gray, 3)), {"filter": "median-3"})
 
 
 def non_local_means(gray: Gray, sigma: float) -> Outcome:

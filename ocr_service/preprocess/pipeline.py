@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,24 +52,31 @@ class Page:
     skew: float = 0.0
     grain_smoothed: bool = False
     """The denoise step smoothed grain: soft edges are its doing, not blur to sharpen."""
-    skew_estimate: tuple[int, float, float] | None = None
-    """(id of the image it was measured on, angle, confidence), shared by orientation and deskew."""
-    _char_height: tuple[int, float | None] | None = None
+    version: int = 0
+    """Bumped whenever the image changes; keys the caches below (ids of freed arrays get reused)."""
+    _cache: dict[str, tuple[int, object]] = field(default_factory=dict)
+
+    def _cached(self, name: str, compute: Callable[[Gray], object]) -> object:
+        hit = self._cache.get(name)
+        if hit is None or hit[0] != self.version:
+            hit = (self.version, compute(self.image))
+            self._cache[name] = hit
+        return hit[1]
 
     def char_height(self) -> float | None:
-        """Median character height of the current image (cached until the image changes)."""
-        if self._char_height is None or self._char_height[0] != id(self.image):
-            self._char_height = (id(self.image), character_height(self.image))
-        return self._char_height[1]
+        """Typical letter height of the current image (measured once per image)."""
+        value = self._cached("char_height", character_height)
+        return value if isinstance(value, float) else None
 
     def estimate_skew(self) -> tuple[float, float]:
-        """Skew angle and confidence of the current image (cached until the image changes)."""
-        if self.skew_estimate is None or self.skew_estimate[0] != id(self.image):
-            self.skew_estimate = (id(self.image), *deskew.estimate_skew(self.image))
-        return self.skew_estimate[1], self.skew_estimate[2]
+        """Skew angle and confidence of the current image (shared by orientation and deskew)."""
+        angle, confidence = cast(tuple[float, float], self._cached("skew", deskew.estimate_skew))
+        return angle, confidence
 
     def take(self, outcome: Outcome) -> None:
-        self.image = outcome.image
+        if outcome.image is not self.image:
+            self.image = outcome.image
+            self.version += 1
         if outcome.matrix is not None:
             self.forward = outcome.matrix @ self.forward
 
@@ -107,9 +115,10 @@ def _denoise(page: Page, forced: bool) -> StepRun:
     if grain.run or (forced and sigma > 3.0):
         smoothed = denoise.smooth_grain(page.image)
         page.grain_smoothed = True
-        outcome = Outcome(smoothed.image, {**(outcome.params if outcome else {}), **smoothed.params})
-        page.take(outcome)
-        residual = float(str(smoothed.params["residual_grain"]))
+        page.take(smoothed)
+        residual = denoise.grain_sigma(page.image)
+        params = {**(outcome.params if outcome else {}), **smoothed.params, "residual_grain": round(residual, 2)}
+        outcome = Outcome(smoothed.image, params)
         if policy.non_local_means(residual, page.image.size).run:
             heavy = denoise.non_local_means(page.image, residual)
             outcome = Outcome(heavy.image, {**outcome.params, **heavy.params})
@@ -276,7 +285,7 @@ def run(image: NDArray[np.generic], options: PreprocessOptions, *, dpi: int | No
             continue
         result = function(page, bool(forced))
         if result.outcome is not None and result.outcome.image is not page.image:
-            page.take(result.outcome)
+            page.take(result.outcome)  # steps that chain filters have taken their outcome already
         applied = result.outcome is not None
         if applied:
             page.applied.add(name)

@@ -137,6 +137,9 @@ class PostgresDatabase:
             await transaction.start()
             try:
                 yield _PgTransaction(conn)
+            except asyncio.CancelledError:
+                conn.terminate()  # cancelled mid-statement: the server rolls back; never reuse the connection
+                raise
             except BaseException:
                 await transaction.rollback()
                 raise

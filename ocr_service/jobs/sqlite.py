@@ -108,16 +108,24 @@ class SqliteDatabase:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            await self.call(lambda conn: conn.execute("BEGIN IMMEDIATE"))
+            # A cancelled task still has its statement run by the thread (already submitted), so the
+            # rollback covers BEGIN too, and it runs only if a transaction is really open. The one
+            # thread runs statements in submission order: the rollback precedes any later BEGIN.
             try:
+                await self.call(lambda conn: conn.execute("BEGIN IMMEDIATE"))
                 yield _SqliteTransaction(self)
             except BaseException:
-                await self.call(lambda conn: conn.execute("ROLLBACK"))
+                await self.call(_rollback_if_open)
                 raise
             await self.call(lambda conn: conn.execute("COMMIT"))
 
     def timestamp(self, value: Any) -> datetime:
         return datetime.fromtimestamp(float(value), UTC)
+
+
+def _rollback_if_open(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _migrate(conn: sqlite3.Connection) -> list[int]:

@@ -180,8 +180,14 @@ def start_server(env: dict[str, str]) -> ChildProcess:
     )
 
 
-def start_workers(env: dict[str, str]) -> ChildProcess:
-    return start_child([sys.executable, "-m", "ocr_service.jobs"], env, r"jobs ready on")
+def start_workers(env: dict[str, str], *, wait: bool = True) -> ChildProcess:
+    """A worker-only replica; `wait=False` returns as soon as the process exists (it joins when ready)."""
+    argv = [sys.executable, "-m", "ocr_service.jobs"]
+    if wait:
+        return start_child(argv, env, r"jobs ready on")
+    return ChildProcess(
+        subprocess.Popen(argv, env=child_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    )
 
 
 @contextlib.contextmanager

@@ -68,6 +68,21 @@ async def kill_busy_worker(url: str, workers: list[ChildProcess], within: float 
     return None
 
 
+async def diagnose(url: str, started: list[ChildProcess]) -> str:
+    """What the queue and the processes look like, for a failure message."""
+    conn = await asyncpg.connect(url)
+    try:
+        pages = await conn.fetch(
+            "SELECT state, attempts, lease_owner, lease_expires_at < now() AS expired, count(*) AS n "
+            "FROM ocr_job_pages WHERE state <> 'done' GROUP BY 1, 2, 3, 4"
+        )
+        locks = await conn.fetch("SELECT pid, state, wait_event, left(query, 80) AS q FROM pg_stat_activity")
+    finally:
+        await conn.close()
+    alive = [(c.process.pid, c.process.poll()) for c in started]
+    return f"pages not done: {[dict(r) for r in pages]}\nsessions: {[dict(r) for r in locks]}\nprocesses: {alive}"
+
+
 async def one_final_event_per_job(url: str) -> dict[str, int]:
     conn = await asyncpg.connect(url)
     try:
@@ -97,12 +112,15 @@ async def test_sigkilled_workers_lose_no_page(postgres_url: str, tmp_path: Path)
             if victim is None:
                 break
             kills += 1
-            started.append(start_workers(env))
-        async with asyncio.timeout(120):
-            while (await store.stats()).jobs_by_state["succeeded"] < len(expected):
-                stats = await store.stats()
-                assert stats.jobs_by_state["failed"] == 0 and stats.jobs_by_state["cancelled"] == 0
-                await asyncio.sleep(0.2)
+            started.append(start_workers(env, wait=False))  # a replacement, as an orchestrator would start
+        try:
+            async with asyncio.timeout(120):
+                while (await store.stats()).jobs_by_state["succeeded"] < len(expected):
+                    stats = await store.stats()
+                    assert stats.jobs_by_state["failed"] == 0 and stats.jobs_by_state["cancelled"] == 0
+                    await asyncio.sleep(0.2)
+        except TimeoutError:
+            raise AssertionError(await diagnose(postgres_url, started)) from None
     try:
         assert kills >= 3
         for job_id, want in expected.items():

@@ -17,7 +17,7 @@ import copy
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -102,16 +102,23 @@ def apply_children(
     owner_uid: str,
     owner_labels: Mapping[str, str],
     prunable: Iterable[ApiResource] = (),
+    cached: Callable[[ApiResource, str], Manifest | None] | None = None,
 ) -> ApplyResult:
     """Apply `desired` (skipping the unchanged), then prune owned objects of kinds in `prunable`
-    that `desired` no longer contains."""
+    that `desired` no longer contains.
+
+    `cached(resource, name)` may offer a recent copy of a live object (from a watch): when it
+    already holds the desired fields, no request is sent at all. A cached copy is trusted only to
+    say "unchanged" — any difference is checked against a fresh read before writing.
+    """
     results: list[ChildResult] = []
     desired_names: dict[ApiResource, set[str]] = {}
     for manifest in desired:
         resource = resource_for(str(manifest["apiVersion"]), str(manifest["kind"]))
         name = str(manifest["metadata"]["name"])
         desired_names.setdefault(resource, set()).add(name)
-        results.append(_apply_one(api, namespace, resource, name, manifest))
+        cached_live = cached(resource, name) if cached else None
+        results.append(_apply_one(api, namespace, resource, name, manifest, cached_live))
     for resource in prunable:
         if resource in desired_names:
             continue
@@ -123,10 +130,17 @@ def apply_children(
 
 
 def _apply_one(
-    api: KubeApi, namespace: str, resource: ApiResource, name: str, manifest: Mapping[str, Any]
+    api: KubeApi,
+    namespace: str,
+    resource: ApiResource,
+    name: str,
+    manifest: Mapping[str, Any],
+    cached_live: Manifest | None,
 ) -> ChildResult:
     stamped = with_applied_hash(manifest)
     stamped["metadata"].setdefault("namespace", namespace)
+    if cached_live is not None and matches(stamped, cached_live):
+        return ChildResult(resource, name, Action.UNCHANGED, cached_live)
     path = resource.object_path(namespace, name)
     live = api.get(path)
     if live is not None and matches(stamped, live):

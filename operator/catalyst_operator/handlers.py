@@ -118,6 +118,7 @@ def on_child_event(type: str, body: kopf.Body, memo: Any, namespace: str | None,
     if owner is None or namespace is None or not isinstance(param, ApiResource):
         return
     with runtime.lock_for(namespace, owner):  # judged after any reconcile in flight has recorded its writes
+        runtime.observe_child(param, type, body)
         needed = runtime.child_needs_reconcile(param, type, body)
     if needed:
         _reconcile_and_post(runtime, namespace, owner, f"{type} of {param.kind} {body.get('metadata', {}).get('name')}")

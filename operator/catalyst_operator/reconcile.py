@@ -131,15 +131,18 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str) -> Report:
 
     for manifest in desired:
         runtime.remember_desired(namespace, manifest)
-    prunable = [r for r in CHILD_RESOURCES if monitoring_available or r not in MONITORING_RESOURCES]
+    candidates = [r for r in CHILD_RESOURCES if monitoring_available or r not in MONITORING_RESOURCES]
     applied = apply_children(
         api,
         namespace,
         desired,
         owner_uid=str(metadata.get("uid") or ""),
         owner_labels={constants.LABEL_INSTANCE: name, constants.LABEL_MANAGED_BY: constants.OPERATOR_NAME},
-        prunable=prunable,
+        prunable=runtime.kinds_to_prune(namespace, name, candidates),
+        cached=lambda resource, child_name: runtime.cached_child(resource, namespace, child_name),
     )
+    runtime.observe_applied(namespace, applied)
+    runtime.record_owned(namespace, name, (child.resource for child in applied.children if child.live is not None))
     for child in applied.children:
         if child.live is None:
             runtime.forget_child((child.resource, namespace, child.name))

@@ -8,15 +8,16 @@ restart — kopf resumes every resource — so losing them costs reads, never co
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from catalyst_operator import constants
-from catalyst_operator.apply import matches, with_applied_hash
+from catalyst_operator.apply import ApplyResult, matches, with_applied_hash
 from catalyst_operator.discovery import ApiDiscovery
 from catalyst_operator.kube import KubeApi, Manifest
 from catalyst_operator.resources import DEPLOYMENTS, ApiResource, resource_for
@@ -40,8 +41,12 @@ class Runtime:
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
     _desired: dict[ChildKey, Manifest] = field(default_factory=dict)
     _deployment_seen: dict[tuple[str, str], str] = field(default_factory=dict)
+    _live: dict[ChildKey, Manifest] = field(default_factory=dict)
+    """Children as last seen in a watch event or a write's answer: lets a quiet resync skip reads."""
+    _owned_kinds: dict[tuple[str, str], frozenset[ApiResource]] = field(default_factory=dict)
+    """Kinds each resource owned after its last reconcile; unknown after a restart (then: list all)."""
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
-    """Guards the two caches above: reconciles and event handlers run in several threads."""
+    """Guards the caches above: reconciles and event handlers run in several threads."""
 
     def lock_for(self, namespace: str, name: str) -> threading.Lock:
         with self._locks_guard:
@@ -69,6 +74,41 @@ class Runtime:
             return seen != _deployment_fingerprint(child)
         return False
 
+    def observe_child(self, resource: ApiResource, event_type: str | None, child: Mapping[str, Any]) -> None:
+        """Keep the latest copy of a child from its watch event (dropped when it is deleted)."""
+        metadata = child.get("metadata") or {}
+        key = (resource, str(metadata.get("namespace")), str(metadata.get("name")))
+        snapshot = None if event_type == "DELETED" else copy.deepcopy(dict(child))
+        with self._cache_lock:
+            if snapshot is None:
+                self._live.pop(key, None)
+            else:
+                self._live[key] = snapshot
+
+    def cached_child(self, resource: ApiResource, namespace: str, name: str) -> Manifest | None:
+        with self._cache_lock:
+            return self._live.get((resource, namespace, name))
+
+    def observe_applied(self, namespace: str, result: ApplyResult) -> None:
+        """What a reconcile wrote is the freshest copy there is."""
+        with self._cache_lock:
+            for child in result.written:
+                key = (child.resource, namespace, child.name)
+                if child.live is None:
+                    self._live.pop(key, None)
+                else:
+                    self._live[key] = child.live
+
+    def kinds_to_prune(self, namespace: str, name: str, candidates: Sequence[ApiResource]) -> list[ApiResource]:
+        """Kinds whose stale children must be looked for: those owned last time, or all after a restart."""
+        with self._cache_lock:
+            owned = self._owned_kinds.get((namespace, name))
+        return list(candidates) if owned is None else [kind for kind in candidates if kind in owned]
+
+    def record_owned(self, namespace: str, name: str, kinds: Iterable[ApiResource]) -> None:
+        with self._cache_lock:
+            self._owned_kinds[(namespace, name)] = frozenset(kinds)
+
     def remember_desired(self, namespace: str, manifest: Mapping[str, Any]) -> None:
         """Record what is about to be applied, before applying it, so its watch echo is recognised."""
         resource = resource_for(str(manifest["apiVersion"]), str(manifest["kind"]))
@@ -92,7 +132,9 @@ class Runtime:
         with self._cache_lock:
             for key in [k for k, v in self._desired.items() if k[1] == namespace and _owner_of(v) == name]:
                 del self._desired[key]
+                self._live.pop(key, None)
             self._deployment_seen.pop((namespace, name), None)
+            self._owned_kinds.pop((namespace, name), None)
 
 
 def _deployment_fingerprint(deployment: Mapping[str, Any]) -> str:

@@ -223,11 +223,18 @@ async def test_nothing_changed_means_no_write(k8s, operator, runtime, start_oper
     assert writes_before >= 4  # creating did write: children, status, finalizer, Events
     reads_before = len(k8s.requests())
 
-    # The resync path (what the timer runs), called directly...
+    # The resync path (what the timer runs), called directly: children come from the watch cache.
     for _ in range(2):
+        mark = len(k8s.requests())
         report = await asyncio.to_thread(reconcile, runtime, k8s.namespace, "quiet")
         assert report.applied is not None and not report.applied.written and not report.status_written
         assert not report.events
+        paths = sorted(r.url.path for r in k8s.requests()[mark:])
+        assert paths == sorted([
+            f"/apis/ocr.catalyst.dev/v1alpha1/namespaces/{k8s.namespace}/ocrdeployments/quiet",
+            f"/api/v1/namespaces/{k8s.namespace}/secrets/db",
+            "/apis/monitoring.coreos.com/v1",  # discovery; cached for a few seconds outside tests
+        ])  # fmt: skip
     # ...and by the timer itself (two ticks), a Secret event that changes nothing the pods read,
     # and a restart of the operator (kopf resumes every resource).
     await asyncio.sleep(2 * resync_seconds + 0.5)

@@ -7,7 +7,7 @@ In one run, on the same deterministic images from `benchmarks/_images.py` (small
 crops and full 300-DPI A4 pages, saved as PNG with 300 DPI metadata):
 
 1. raw engine: one warm tesserocr API per CPU this process may use (threads; tesserocr releases
-   the GIL), each looping over pre-decoded pixels: SetImageBytes + Recognize + GetUTF8Text.
+   the GIL), each looping over the PNGs: decode (Pillow) + SetImageBytes + Recognize + GetUTF8Text.
    Images per second with every core busy, and the p50 of one warm recognition on one thread.
 2. service: a real `catalyst-ocr serve` subprocess on a free loopback port (OCR_WORKERS = the
    same CPU count), driven by httpx (async, in this process: the load generator shares the
@@ -19,7 +19,10 @@ crops and full 300-DPI A4 pages, saved as PNG with 300 DPI metadata):
 4. memory: the server's RSS across N receipt requests (after warm-up, at the end, highest) and,
    in the full run, the peak while it recognises one page of OCR_MAX_PIXELS.
 
-Every loop is bounded in count and in time. The figures are printed with ratios to the raw
+Besides images per second, each throughput line gives the CPU time per image (of the raw
+engine's process, or of the server process): on a machine shared with other work, wall-clock
+ratios swing with the neighbours' load, while the CPU-efficiency ratio shows what the service
+itself adds. Every loop is bounded in count and in time. The figures are printed with ratios to the raw
 engine; issue 2's targets are >= 0.95x throughput and <= 1.2x idle p50.
 """
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import os
 import re
 import statistics
@@ -71,7 +75,13 @@ class LoadResult:
     failed: int = 0
     wrong: int = 0
     elapsed: float = 0.0
+    cpu_seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def cpu_ms_per_image(self) -> float:
+        """CPU time spent per finished image (the engine's process, or the server's)."""
+        return self.cpu_seconds * 1000 / self.completed if self.completed else float("nan")
 
     @property
     def per_second(self) -> float:
@@ -101,7 +111,10 @@ def first_words_match(recognised: str, expected: str) -> bool:
 # --- raw engine ------------------------------------------------------------------------------
 
 
-def _recognise(api: tesserocr.PyTessBaseAPI, pixels: np.ndarray) -> str:
+def _recognise(api: tesserocr.PyTessBaseAPI, document: bytes) -> str:
+    """What any OCR of an image file does: decode it (Pillow), then recognise the pixels."""
+    with Image.open(io.BytesIO(document)) as image:
+        pixels = np.asarray(image.convert("L"))
     height, width = pixels.shape[:2]
     api.SetImageBytes(pixels.tobytes(), width, height, 1, width)
     api.SetSourceResolution(DPI)
@@ -115,7 +128,7 @@ def raw_throughput(workload: Workload, threads: int, seconds: float, max_images:
     """Images per second with one warm API per thread, all threads busy until the deadline."""
     apis = [tesserocr.PyTessBaseAPI(lang="eng", psm=3, oem=1) for _ in range(threads)]
     for api in apis:
-        _recognise(api, workload.pixels[0])  # warm: model loaded, caches filled
+        _recognise(api, workload.documents[0])  # warm: model loaded, caches filled
     result = LoadResult()
     lock = threading.Lock()
     counter = iter(range(max_images))
@@ -127,21 +140,23 @@ def raw_throughput(workload: Workload, threads: int, seconds: float, max_images:
                 index = next(counter, None)
             if index is None:
                 return
-            pixels = workload.pixels[index % len(workload.pixels)]
+            document = workload.documents[index % len(workload.documents)]
             started = time.perf_counter()
-            text = _recognise(api, pixels)
+            text = _recognise(api, document)
             with lock:
                 result.latencies_ms.append((time.perf_counter() - started) * 1000)
                 result.completed += 1
                 result.wrong += not first_words_match(text, workload.texts[index % len(workload.texts)])
 
     started = time.perf_counter()
+    cpu_started = time.process_time()
     workers = [threading.Thread(target=work, args=(api,)) for api in apis]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
     result.elapsed = time.perf_counter() - started
+    result.cpu_seconds = time.process_time() - cpu_started
     for api in apis:
         api.End()
     return result
@@ -158,6 +173,11 @@ class Server:
     @property
     def rss_bytes(self) -> int:
         return int(psutil.Process(self.process.pid).memory_info().rss)
+
+    @property
+    def cpu_seconds(self) -> float:
+        times = psutil.Process(self.process.pid).cpu_times()
+        return float(times.user + times.system)
 
 
 @contextmanager
@@ -212,6 +232,7 @@ async def http_load(
     max_requests: int,
     params: dict[str, str],
     on_response: Callable[[], None] | None = None,
+    server: Server | None = None,
 ) -> LoadResult:
     """`concurrency` request loops until the deadline or `max_requests`; in-flight ones are awaited."""
     result = LoadResult()
@@ -238,8 +259,10 @@ async def http_load(
                 on_response()
 
     started = time.perf_counter()
+    cpu_started = server.cpu_seconds if server else 0.0
     await asyncio.gather(*(loop() for _ in range(concurrency)))
     result.elapsed = time.perf_counter() - started
+    result.cpu_seconds = server.cpu_seconds - cpu_started if server else 0.0
     return result
 
 
@@ -280,15 +303,18 @@ def ratio(value: float, reference: float) -> str:
     return f"{value / reference:.2f}x" if reference else "n/a"
 
 
-def report_load(label: str, result: LoadResult, reference: float | None = None) -> None:
+def report_load(label: str, result: LoadResult, reference: LoadResult | None = None) -> None:
     line = (
-        f"  {label:<38} {result.per_second:8.2f} img/s   p50 {result.percentile(0.5):8.1f} ms"
-        f"   p95 {result.percentile(0.95):8.1f} ms   n={result.completed}"
+        f"  {label:<48} {result.per_second:8.2f} img/s   p50 {result.percentile(0.5):8.1f} ms"
+        f"   p95 {result.percentile(0.95):8.1f} ms   cpu {result.cpu_ms_per_image:7.1f} ms/img   n={result.completed}"
     )
     if result.failed or result.wrong:
         line += f"   failed={result.failed} wrong={result.wrong}"
     if reference:
-        line += f"   {ratio(result.per_second, reference)} of raw"
+        line += (
+            f"\n  {'':<48} throughput {ratio(result.per_second, reference.per_second)} of raw, "
+            f"CPU efficiency {ratio(reference.cpu_ms_per_image, result.cpu_ms_per_image)} of raw"
+        )
     print(line, flush=True)
 
 
@@ -312,7 +338,8 @@ async def measure(args: argparse.Namespace, workloads: list[Workload]) -> None:
             print(
                 f"throughput: raw engine ({workers} threads, one warm tesserocr API each) vs the service "
                 f"({workers} workers, {concurrency} requests in flight over loopback HTTP); "
-                f"best of {args.rounds} alternating rounds of {args.seconds:g} s ({3 * args.seconds:g} s for A4 pages)",
+                f"best of {args.rounds} alternating rounds of {args.seconds:g} s"
+                + ("" if args.quick else f" ({3 * args.seconds:g} s for A4 pages)"),
                 flush=True,
             )
             for workload in workloads:
@@ -333,11 +360,12 @@ async def measure(args: argparse.Namespace, workloads: list[Workload]) -> None:
                             seconds=window,
                             max_requests=workload_limit(args, workload),
                             params=SERVICE_QUERY,
+                            server=server,
                         )
                     )
                 raw = best(raw_rounds)
                 report_load(f"{workload.name}: raw engine", raw)
-                report_load(f"{workload.name}: service, text, preprocess=none", best(service_rounds), raw.per_second)
+                report_load(f"{workload.name}: service, text, preprocess=none", best(service_rounds), raw)
                 if args.with_defaults:
                     defaults = await http_load(
                         client,
@@ -346,8 +374,9 @@ async def measure(args: argparse.Namespace, workloads: list[Workload]) -> None:
                         seconds=window,
                         max_requests=workload_limit(args, workload),
                         params={"format": "json", "preprocess": "auto"},
+                        server=server,
                     )
-                    report_load(f"{workload.name}: service, json, preprocess=auto", defaults, raw.per_second)
+                    report_load(f"{workload.name}: service, json, preprocess=auto", defaults, raw)
 
             receipts = workloads[0]
             service_ms, engine_ms = await idle_latencies(client, receipts, args.idle_requests)
@@ -408,7 +437,7 @@ async def idle_latencies(client: httpx.AsyncClient, workload: Workload, count: i
     service: list[float] = []
     engine: list[float] = []
     with tesserocr.PyTessBaseAPI(lang="eng", psm=3, oem=1) as api:
-        _recognise(api, workload.pixels[0])
+        _recognise(api, workload.documents[0])
         for index in range(count):
             document = workload.documents[index % len(workload.documents)]
             started = time.perf_counter()
@@ -416,7 +445,7 @@ async def idle_latencies(client: httpx.AsyncClient, workload: Workload, count: i
             service.append((time.perf_counter() - started) * 1000)
             response.raise_for_status()
             started = time.perf_counter()
-            _recognise(api, workload.pixels[index % len(workload.pixels)])
+            _recognise(api, document)
             engine.append((time.perf_counter() - started) * 1000)
     return statistics.median(service), statistics.median(engine)
 

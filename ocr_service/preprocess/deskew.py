@@ -48,14 +48,15 @@ class InkPoints:
 
 
 def ink_points(gray: Gray) -> InkPoints | None:
-    """The page's ink as points (a seeded sample on busy pages), or None if there is hardly any."""
+    """The page's ink as points (an even sample on busy pages), or None if there is hardly any."""
     small, _ = shrink(gray, _ANALYSIS_SIDE)
     ys, xs = np.nonzero(ink_mask(small))
     if ys.size < 200:
         return None
     if ys.size > _MAX_SAMPLES:
-        pick = np.random.default_rng(0).choice(ys.size, _MAX_SAMPLES, replace=False)
-        ys, xs = ys[pick], xs[pick]
+        # Every k-th ink pixel in raster order: an even sample, and far cheaper than a random one.
+        step = -(-ys.size // _MAX_SAMPLES)
+        ys, xs = ys[::step], xs[::step]
     centre_y, centre_x = small.shape[0] / 2, small.shape[1] / 2
     length = int(np.hypot(*small.shape)) + 2
     return InkPoints(ys.astype(np.float64) - centre_y, xs.astype(np.float64) - centre_x, length)

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ocr_service.preprocess.base import Outcome
-from ocr_service.preprocess.deskew import ink_points, skew_of
+from ocr_service.preprocess.deskew import InkPoints, skew_of
 from ocr_service.preprocess.geometry import Matrix
 from ocr_service.preprocess.measure import Gray, u8
 
@@ -91,14 +91,13 @@ def _ascender_ratio(profile: NDArray[np.float64]) -> float:
     return above / below if below > 0 else (10.0 if above > 0 else 1.0)
 
 
-def line_evidence(gray: Gray, skew: float, along: float) -> LineEvidence | None:
+def line_evidence(points: InkPoints | None, skew: float, along: float) -> LineEvidence | None:
     """Line direction and ascender/descender balance from projection profiles (a few ms).
 
     `skew` and `along` are deskew's estimate for the page (angle and confidence of horizontal
     lines); the same search on the transposed ink gives the confidence of vertical lines, and the
     ascender balance is read along the skew.
     """
-    points = ink_points(gray)
     if points is None:
         return None
     _, across = skew_of(points.transposed(), fine=False)

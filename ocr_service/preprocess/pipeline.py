@@ -68,9 +68,15 @@ class Page:
         value = self._cached("char_height", character_height)
         return value if isinstance(value, float) else None
 
+    def ink_points(self) -> deskew.InkPoints | None:
+        """The current image's ink as points for projection profiles (shared by orientation and deskew)."""
+        return cast(deskew.InkPoints | None, self._cached("points", deskew.ink_points))
+
     def estimate_skew(self) -> tuple[float, float]:
-        """Skew angle and confidence of the current image (shared by orientation and deskew)."""
-        angle, confidence = cast(tuple[float, float], self._cached("skew", deskew.estimate_skew))
+        """Skew angle and confidence of the current image's text lines."""
+        points = self.ink_points()
+        skew = self._cached("skew", lambda _: (0.0, 0.0) if points is None else deskew.skew_of(points))
+        angle, confidence = cast(tuple[float, float], skew)
         return angle, confidence
 
     def take(self, outcome: Outcome) -> None:
@@ -174,7 +180,7 @@ def _sharpen(page: Page, forced: bool) -> StepRun:
 
 
 def _orientation(page: Page, forced: bool) -> StepRun:
-    evidence = orientation.line_evidence(page.image, *page.estimate_skew())
+    evidence = orientation.line_evidence(page.ink_points(), *page.estimate_skew())
     lines = "unclear" if evidence is None else evidence.direction
     ratio = 1.0 if evidence is None else evidence.ascender_ratio
     measures: Params = {"lines": lines, "ascender_ratio": round(ratio, 2)}

@@ -1,24 +1,31 @@
 """Page preprocessing before recognition: one module per step, `policy` decides for `auto`.
 
-The engine calls `preprocess` once per page inside a worker thread (it holds no shared state
-except each thread's warm OSD engine) and recognises the image it returns. The report says what
-happened, for the response's JSON::
+Steps, in the order they run (`STEP_NAMES`): invert, denoise, illumination, contrast, upscale,
+sharpen, orientation, deskew, binarize, border. Under `auto` each measures the page and runs only
+if `policy` says the page needs it; `options.steps` forces a step on (True) or off (False), and
+`mode="none"` turns off every step not forced on.
+
+The engine calls `preprocess` once per page inside a worker thread (nothing is shared between
+calls except each thread's warm OSD engine) and recognises the image it returns. The report says
+what happened, for the response's JSON::
 
     {"mode": "auto",
      "steps": [{"name": "deskew", "applied": true, "decision": "auto", "reason": "skew 3.20 deg vs 0.4",
-                "params": {"skew": 3.2, "confidence": 1.7, "angle": 3.2}, "ms": 4.1}, ...],
+                "params": {"skew": 3.2, "confidence": 17.5, "angle": 3.2}, "ms": 4.1}, ...],
      "orientation": {"angle": 90, "script": "Latin", "confidence": 7.1} | None,
      "scale": 2.0,
-     "transform": {"rotate": 90, "deskew": 3.2, "scale": 2.0, "size": [w, h], "source_size": [w0, h0],
+     "transform": {"rotate": 270, "deskew": 3.2, "scale": 2.0, "size": [w, h], "source_size": [w0, h0],
                    "to_source": [[a, b, c], [d, e, f], [0, 0, 1]]},
      "ms": 12.5}
 
-`steps` lists every step in the order it runs, including those that were off (`decision: "off"`)
-or not needed (`applied: false`, with the measured `reason`). `orientation` is OSD's answer when it
-ran (the page content was turned `angle` degrees clockwise; `transform.rotate` is the clockwise
-turn applied to correct it). `transform.to_source` maps a point (x, y, 1) of the returned image to
-the page the client sent; `map_bbox(bbox, transform["to_source"], transform["source_size"])`
-turns a word box into page coordinates.
+`steps` lists every step, including those that were off (`decision: "off"`) or not needed
+(`applied: false`, with the measured `reason`). `orientation` is OSD's answer when it ran: the page
+content was turned `angle` degrees clockwise; `transform.rotate` is the clockwise quarter turn
+applied to correct it, `transform.deskew` the skew (degrees, counter-clockwise positive) rotated
+away, `transform.scale` the overall scale factor. `transform.to_source` maps a point (x, y, 1) of
+the returned image to the page the client sent, and
+`map_bbox(bbox, transform["to_source"], transform["source_size"])` turns a word box into page
+coordinates.
 """
 
 from __future__ import annotations

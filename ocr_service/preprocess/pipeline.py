@@ -1,11 +1,12 @@
 """The runner: takes a page through the steps in order, timing and reporting each.
 
-Order matters and is fixed: a light-on-dark page is inverted first (every step assumes dark
-ink), noise, lighting and contrast are repaired next (every later measurement reads better on a
-clean page; grain that flattening a shadow amplifies is smoothed there), then the text is brought to a readable size and
-sharpened, turned upright and straightened, and only then thresholded and cleaned. For each step the runner asks
-the options (forced on/off, or `mode=none`) and otherwise `policy` (for `auto`), so a step the page
-does not need costs only its measurement.
+Order matters and is fixed. A light-on-dark page is inverted first (every step assumes dark
+ink). Noise, lighting and contrast are repaired next, since every later measurement reads better
+on a clean page (grain that flattening a shadow amplifies is smoothed there too). Then the text
+is brought to a readable size and sharpened, turned upright and straightened, and only then
+thresholded and cleaned. For each step the runner asks the options (forced on/off, or
+`mode=none`) and otherwise `policy` (for `auto`), so a step the page does not need costs only its
+measurement.
 """
 
 from __future__ import annotations
@@ -176,7 +177,8 @@ def _sharpen(page: Page, forced: bool) -> StepRun:
     sigma = sharpen.blur_sigma(steepness)
     decision = policy.sharpen(steepness, smoothed=page.grain_smoothed)
     outcome = sharpen.unsharp(page.image, max(sigma, 1.0)) if decision.run or forced else None
-    return StepRun(outcome, {"sharpness": round(steepness, 3), "blur_sigma": round(sigma, 2)}, decision.reason)
+    measures: Params = {"sharpness": round(steepness, 3), "blur_sigma": round(sigma, 2)}
+    return StepRun(outcome, measures, "forced" if forced else decision.reason)
 
 
 def _orientation(page: Page, forced: bool) -> StepRun:

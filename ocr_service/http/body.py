@@ -104,7 +104,9 @@ async def _read_multipart(request: Request, max_bytes: int) -> ReceivedDocument:
                     raise InvalidParameter(f"Send the document in the form field `file`, not {name!r}.", param=name)
                 document = await value.read()
             elif name == "file":
-                document = value.encode("utf-8")
+                raise InvalidParameter(
+                    "The `file` field must be a file part (with a filename), e.g. curl -F file=@scan.png.", param="file"
+                )
             elif name in options:
                 raise InvalidParameter(f"Option {name!r} is given more than once.", param=name)
             else:

@@ -133,6 +133,17 @@ async def test_option_in_query_and_body_is_ambiguous(api: httpx.AsyncClient) -> 
             "file",
         ),
         (b"--xyz--\r\n", "multipart/form-data; boundary=xyz", "file"),
+        (
+            b'--xyz\r\nContent-Disposition: form-data; name="file"\r\n\r\nabc\r\n--xyz--\r\n',
+            "multipart/form-data; boundary=xyz",
+            "file",
+        ),
+        (
+            b'--xyz\r\nContent-Disposition: form-data; name="upload"; filename="a.png"\r\n\r\nabc\r\n--xyz--\r\n',
+            "multipart/form-data; boundary=xyz",
+            "upload",
+        ),
+        (b'{"content": "' + base64.b64encode(b"x" * 10) + b'", "psm": "6"}', "application/json", "psm"),
         (b"{not json", "application/json", "content"),
         (b"[1, 2]", "application/json", "content"),
         (b'{"lang": "eng"}', "application/json", "content"),
@@ -142,6 +153,9 @@ async def test_option_in_query_and_body_is_ambiguous(api: httpx.AsyncClient) -> 
     ids=[
         "multipart-no-boundary",
         "multipart-without-file",
+        "multipart-file-not-a-file-part",
+        "multipart-file-under-another-name",
+        "json-option-as-string",
         "json-syntax",
         "json-array",
         "json-no-content",

@@ -290,6 +290,8 @@ def open_document(data: bytes, settings: Settings, dpi: int | None = None) -> Do
             pdf = _open_pdf(data)
             count = len(pdf)
         if count < 1:
+            with PDFIUM_LOCK:
+                pdf.close()
             raise UndecodableDocument("the PDF has no pages")
         document = Document(data, kind, count, settings, dpi)
         document._pdf = pdf
@@ -299,10 +301,11 @@ def open_document(data: bytes, settings: Settings, dpi: int | None = None) -> Do
         document._check_pixels(1, *document.page_size(1))
     if count > settings.max_pages:
         document.close()
+        # Image frames are counted only up to one past the limit; a PDF knows its exact count.
         raise TooManyPages(
-            f"the document has more than {settings.max_pages} pages (the limit)"
-            if count > settings.max_pages + 1 or kind is DocumentKind.GIF
-            else f"the document has {count} pages; the limit is {settings.max_pages}"
+            f"the document has {count} pages; the limit is {settings.max_pages}"
+            if kind is DocumentKind.PDF
+            else f"the document has more than {settings.max_pages} pages (the limit)"
         )
     return document
 

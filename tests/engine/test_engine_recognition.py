@@ -237,7 +237,9 @@ def test_page_limit_applies_to_the_pipeline(pipeline: OcrPipeline) -> None:
 # -- both engines agree --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", [OutputFormat.JSON, OutputFormat.TSV, OutputFormat.HOCR, OutputFormat.TEXT])
+@pytest.mark.parametrize(
+    "fmt", [OutputFormat.JSON, OutputFormat.TSV, OutputFormat.HOCR, OutputFormat.TEXT, OutputFormat.ALTO]
+)
 def test_cli_engine_gives_the_same_result(pipeline: OcrPipeline, cli_pipeline: OcrPipeline, fmt: OutputFormat) -> None:
     data = multipage([text_image(PAGE_TEXTS[0]), text_image(LINES)], "TIFF")
     warm, cli = run(pipeline, data, options(fmt)), run(cli_pipeline, data, options(fmt))

@@ -127,6 +127,11 @@ class JobWorkers:
                 log.warning("job worker %s cannot reach the job store: %s", owner, exc.detail)
                 await asyncio.sleep(STORE_RETRY_SECONDS)
                 continue
+            except Exception:
+                # Never let one unexpected error end this worker for the life of the replica.
+                log.exception("job worker %s failed to claim a page; retrying", owner)
+                await asyncio.sleep(STORE_RETRY_SECONDS)
+                continue
             if page is None:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -140,6 +145,9 @@ class JobWorkers:
                 metrics.JOB_STORE_ERRORS.inc()
                 log.warning("job store lost while finishing page %d of job %s: %s", page.page_number, page.job_id, exc)
                 await asyncio.sleep(STORE_RETRY_SECONDS)
+            except Exception:
+                log.exception("job worker %s failed on page %d of job %s", owner, page.page_number, page.job_id)
+                await asyncio.sleep(STORE_RETRY_SECONDS)  # the page's lease expires and it is tried again
             finally:
                 self.busy -= 1
 

@@ -10,6 +10,11 @@ pages. Claiming locks only a page and marks the job running in a second transact
 transactions ever wait on each other in opposite orders. Every move to a final state is an
 `UPDATE ... WHERE status IN ('queued', 'running')` inside the transaction holding the job row,
 so a job reaches exactly one final state and records exactly one final event.
+
+Every event of a job is inserted by a transaction that holds that job's row lock (creating,
+marking running, completing, failing, reclaiming, cancelling all lock or update the job row),
+so a job's event ids are assigned in commit order: a reader following `id > last_seen` (the
+SSE stream) never skips an event that commits late.
 """
 
 from __future__ import annotations

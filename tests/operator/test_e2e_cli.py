@@ -24,7 +24,7 @@ from catalyst_operator.resources import DEPLOYMENTS
 from catalyst_operator.settings import ENV_VARS
 from catalyst_operator.testing import eventually
 
-pytestmark = [pytest.mark.xdist_group("kmock"), pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)  # each test has its own emulated cluster and operator: no xdist group
 
 
 def free_port() -> int:

@@ -18,7 +18,7 @@ from catalyst_operator.resources import (
 )
 from catalyst_operator.testing import eventually, install_monitoring_crds
 
-pytestmark = [pytest.mark.xdist_group("kmock"), pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)  # each test has its own emulated cluster and operator: no xdist group
 
 MONITORED = {"monitoring": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}}
 

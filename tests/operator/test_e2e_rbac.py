@@ -133,7 +133,6 @@ def secret(name: str, **data: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": encoded}
 
 
-@pytest.mark.xdist_group("kmock")
 @pytest.mark.timeout(120)
 async def test_every_request_of_a_full_scenario_is_allowed_by_both_roles(k8s, cluster, start_operator):
     install_monitoring_crds(cluster)

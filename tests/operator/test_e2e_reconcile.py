@@ -28,7 +28,7 @@ from catalyst_operator.testing import eventually
 
 from ocr_service.contract import HTTP_PORT, LIVENESS_PATH, READINESS_PATH, EnvVar
 
-pytestmark = [pytest.mark.xdist_group("kmock"), pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)  # each test has its own emulated cluster and operator: no xdist group
 
 
 def secret(name: str, **data: str) -> dict[str, Any]:

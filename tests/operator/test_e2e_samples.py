@@ -14,7 +14,7 @@ from catalyst_operator.reconcile import reconcile
 from catalyst_operator.resources import DEPLOYMENTS, OCR_DEPLOYMENTS, SECRETS
 from catalyst_operator.testing import eventually, install_monitoring_crds
 
-pytestmark = [pytest.mark.xdist_group("kmock"), pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)  # each test has its own emulated cluster and operator: no xdist group
 
 SAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "samples"
 

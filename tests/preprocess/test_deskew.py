@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from preprocess_pages import Gray, cer, truth
+from preprocess_pages import TEXT_LINES, Gray, cer, render, truth
 
 from ocr_service.options import PreprocessOptions
 from ocr_service.preprocess import preprocess
@@ -51,6 +52,16 @@ def test_skewed_page_is_straightened_and_reads_correctly(
     assert cer(read(image), truth()) < 0.02
 
 
+@pytest.mark.parametrize("degrees", [0.0, 3.0])
+def test_skew_of_a_busy_page_is_measured_on_a_sample_without_artefacts(degrees: float) -> None:
+    busy = render(TEXT_LINES * 6)  # far more ink pixels than the search samples
+    assert int((busy < 128).sum()) > 100_000
+
+    angle, _ = estimate_skew(skew(busy, degrees) if degrees else busy)
+
+    assert angle == pytest.approx(degrees, abs=0.3)
+
+
 def test_straight_page_is_not_rotated(page: Gray) -> None:
     image, report = preprocess(page, PreprocessOptions())
 
@@ -61,3 +72,13 @@ def test_straight_page_is_not_rotated(page: Gray) -> None:
 
 def test_blank_page_has_no_skew() -> None:
     assert estimate_skew(np.full((300, 400), 255, np.uint8)) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("name", ["8071_093.3B.tif", "8087_054.3B.tif"])
+def test_real_busy_scans_are_measured_nearly_straight(corpus_dir: Path, name: str) -> None:
+    """Full 300-DPI pages with columns and rules: a sampling artefact once read one as 11 deg."""
+    scan = np.asarray(cv2.imread(str(corpus_dir / name), cv2.IMREAD_GRAYSCALE), dtype=np.uint8)
+
+    angle, _ = estimate_skew(scan)
+
+    assert abs(angle) < 1.0

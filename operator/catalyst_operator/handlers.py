@@ -27,7 +27,7 @@ from catalyst_operator import constants, events, kube, metrics
 from catalyst_operator.discovery import ApiDiscovery
 from catalyst_operator.reconcile import Report, reconcile
 from catalyst_operator.resources import CHILD_RESOURCES, SECRETS, ApiResource
-from catalyst_operator.runtime import Runtime
+from catalyst_operator.runtime import Runtime, owner_of
 from catalyst_operator.secrets import secret_digest
 from catalyst_operator.settings import OperatorSettings, resync_seconds_from_env
 
@@ -114,7 +114,7 @@ def resync(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
 def on_child_event(type: str, body: kopf.Body, memo: Any, namespace: str | None, param: Any = None, **_: Any) -> None:
     """A child changed: reconcile its owner if this is drift or Deployment progress, not our own echo."""
     runtime = runtime_of(memo)
-    owner = _controlling_owner(body)
+    owner = owner_of(body)
     if owner is None or namespace is None or not isinstance(param, ApiResource):
         return
     with runtime.lock_for(namespace, owner):  # judged after any reconcile in flight has recorded its writes
@@ -159,10 +159,3 @@ def _reconcile_and_post(runtime: Runtime, namespace: str, name: str, trigger: st
             ", ".join(f"{c.action.value} {c.resource.kind} {c.name}" for c in report.applied.written),
         )
     return report
-
-
-def _controlling_owner(child: Mapping[str, Any]) -> str | None:
-    for ref in (child.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("kind") == constants.KIND and ref.get("apiVersion") == constants.API_VERSION:
-            return str(ref.get("name"))
-    return None

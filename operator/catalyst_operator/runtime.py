@@ -130,7 +130,7 @@ class Runtime:
     def forget(self, namespace: str, name: str) -> None:
         self.secret_refs.forget(namespace, name)
         with self._cache_lock:
-            for key in [k for k, v in self._desired.items() if k[1] == namespace and _owner_of(v) == name]:
+            for key in [k for k, v in self._desired.items() if k[1] == namespace and owner_of(v) == name]:
                 del self._desired[key]
                 self._live.pop(key, None)
             self._deployment_seen.pop((namespace, name), None)
@@ -149,8 +149,9 @@ def _deployment_fingerprint(deployment: Mapping[str, Any]) -> str:
     )
 
 
-def _owner_of(child: Mapping[str, Any]) -> str | None:
+def owner_of(child: Mapping[str, Any]) -> str | None:
+    """The name of the `OcrDeployment` that owns `child` (its ownerReference), if any."""
     for ref in (child.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("kind") == constants.KIND:
+        if ref.get("kind") == constants.KIND and ref.get("apiVersion") == constants.API_VERSION:
             return str(ref.get("name"))
     return None

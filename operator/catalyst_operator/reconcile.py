@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from catalyst_operator import constants, metrics
-from catalyst_operator.apply import ApplyResult, apply_children
+from catalyst_operator.apply import Action, ApplyResult, apply_children
 from catalyst_operator.builders import BuildContext, build_children, service_url
 from catalyst_operator.events import EventToPost, transition_events
 from catalyst_operator.kube import KubeApi, Manifest
@@ -122,7 +122,9 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str) -> Report:
 
     if secrets.missing:
         # Rolling out pods that cannot start helps nobody: keep what runs, report, wait for the Secret.
-        live_deployment = api.get(DEPLOYMENTS.object_path(namespace, spec.name))
+        live_deployment = runtime.cached_child(DEPLOYMENTS, namespace, spec.name) or api.get(
+            DEPLOYMENTS.object_path(namespace, spec.name)
+        )
         observed = replace(base, missing_secrets=secrets.missing, deployment=live_deployment)
         new_status = compute_status(observed, previous, runtime.clock())
         written = _write_status(api, namespace, name, new_status, previous)
@@ -153,8 +155,8 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str) -> Report:
     observed = replace(base, deployment=deployment)
     new_status = compute_status(observed, previous, runtime.clock())
     written = _write_status(api, namespace, name, new_status, previous)
-    created = [c for c in applied.written if c.action.value == "created"]
-    updated = [c for c in applied.written if c.action.value != "created"]
+    created = [c for c in applied.written if c.action is Action.CREATED]
+    updated = [c for c in applied.written if c.action is not Action.CREATED]
     events = transition_events(
         previous,
         new_status,

@@ -87,7 +87,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         except kube.CredentialsError as error:
             raise kopf.PermanentError(str(error)) from error  # stops the operator: nothing to talk to
         memo[RUNTIME_KEY] = build_runtime(operator_settings, kube.KubeApi(configuration))
-        metrics.serve(operator_settings.metrics_port)
+        metrics.serve(operator_settings.metrics_port, operator_settings.metrics_address)
     configure_kopf(settings, runtime_of(memo).settings)
 
 

@@ -27,6 +27,7 @@ def package_version() -> str:
 ENV_VARS: Final = {
     "CATALYST_OPERATOR_DEFAULT_IMAGE": "image for OcrDeployments that name none (default: the release image)",
     "CATALYST_OPERATOR_METRICS_PORT": "port of the operator's /metrics (default 8080; 0 disables)",
+    "CATALYST_OPERATOR_METRICS_ADDRESS": "address /metrics listens on (default 0.0.0.0, all interfaces)",
     "CATALYST_OPERATOR_RESYNC_SECONDS": "period of the full re-check of every OcrDeployment (default 60)",
     "CATALYST_OPERATOR_DISCOVERY_TTL_SECONDS": "how long an API discovery answer is reused (default 10)",
     "CATALYST_OPERATOR_WATCH_SERVER_TIMEOUT": "seconds a watch request asks the API server to keep open (default 300)",
@@ -44,6 +45,7 @@ class SettingsError(ValueError):
 class OperatorSettings:
     default_image: str
     metrics_port: int = 8080
+    metrics_address: str = "0.0.0.0"
     resync_seconds: float = 60.0
     discovery_ttl_seconds: float = 10.0
     watch_server_timeout: float = 300.0
@@ -59,6 +61,7 @@ class OperatorSettings:
         return cls(
             default_image=env.get("CATALYST_OPERATOR_DEFAULT_IMAGE") or f"{DEFAULT_IMAGE}:{package_version()}",
             metrics_port=_number(env, "CATALYST_OPERATOR_METRICS_PORT", 8080, 0, 65535, int),
+            metrics_address=env.get("CATALYST_OPERATOR_METRICS_ADDRESS") or "0.0.0.0",
             resync_seconds=resync_seconds_from_env(env),
             discovery_ttl_seconds=_number(env, "CATALYST_OPERATOR_DISCOVERY_TTL_SECONDS", 10.0, 0.0, 3600.0, float),
             watch_server_timeout=_number(env, "CATALYST_OPERATOR_WATCH_SERVER_TIMEOUT", 300.0, 10.0, 3600.0, float),

@@ -55,6 +55,7 @@ async def test_cli_runs_the_operator_from_kubeconfig_with_liveness_and_metrics(k
         **os.environ,
         "KUBECONFIG": str(kubeconfig(tmp_path / "config", str(cluster.url).rstrip("/"))),
         "CATALYST_OPERATOR_DEFAULT_IMAGE": "registry.example/ocr:cli",
+        "CATALYST_OPERATOR_METRICS_ADDRESS": "127.0.0.1",
         "KUBERNETES_SERVICE_HOST": "",  # never mistake the test runner for a pod
     }
     process = await asyncio.create_subprocess_exec(

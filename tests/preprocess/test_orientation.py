@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -11,7 +12,7 @@ import pytest
 from preprocess_pages import TEXT_LINES, Gray, cer, render, truth
 
 from ocr_service.options import PreprocessOptions
-from ocr_service.preprocess import preprocess
+from ocr_service.preprocess import orientation, policy, preprocess
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +102,31 @@ def test_real_scan_turned_reads_like_the_upright_scan(corpus_dir: Path, read: Ca
 
     assert _step(report, "orientation")["applied"] is True
     assert cer(read(image), expected) < 0.02
+
+
+def test_cli_fallback_reads_the_same_orientation(longer_page: Gray) -> None:
+    """Without tesserocr the `tesseract --psm 0` CLI answers through pytesseract."""
+    turned = np.ascontiguousarray(cv2.rotate(longer_page, cv2.ROTATE_90_COUNTERCLOCKWISE))
+
+    found = orientation._detect_cli(turned)
+
+    assert found is not None
+    assert found.angle == 270
+    assert found.correction == 90
+    assert found.confidence > policy.ORIENTATION_CONFIDENCE
+
+
+def test_threads_each_get_their_own_warm_osd_engine(longer_page: Gray) -> None:
+    """The engine calls preprocess from several worker threads at once."""
+    pages = [
+        np.ascontiguousarray(cv2.rotate(longer_page, code))
+        for code in (cv2.ROTATE_180, cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE) * 2
+    ]
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda page: preprocess(page, PreprocessOptions()), pages))
+
+    for image, report in results:
+        assert report["orientation"] is not None
+        assert image.shape == longer_page.shape
+        assert np.abs(image.astype(int) - longer_page.astype(int)).mean() < 1.0  # upright again, pixel for pixel

@@ -154,7 +154,11 @@ async def job_events(request: Request) -> Response:
             if idle >= SSE_KEEPALIVE_SECONDS:
                 idle = 0.0
                 yield b": keep-alive\n\n"
-                if await runtime.store.get_job(job_id) is None:
+                try:
+                    if await runtime.store.get_job(job_id) is None:
+                        return  # deleted (retention) while nobody was looking
+                except StoreUnavailable as exc:
+                    yield _sse("error", {"detail": exc.detail}, None)
                     return
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

@@ -130,6 +130,8 @@ def test_ocr_service_image_build_and_settings(services: dict[str, Any]) -> None:
     assert environment[EnvVar.DATA_DIR] == CONTAINER_DATA_DIR
     assert "@postgres:5432/" in environment[EnvVar.DATABASE_URL]
     assert interpolation_default(environment[EnvVar.REDIS_URL], "OCR_REDIS_URL") == "redis://redis:6379/0"
+    grace = int(ocr["stop_grace_period"].removesuffix("s"))
+    assert grace > float(SETTING_DEFAULTS[EnvVar.SHUTDOWN_GRACE_SECONDS]), "in-flight work may finish before SIGKILL"
     check = " ".join(ocr["healthcheck"]["test"])
     assert f"127.0.0.1:{HTTP_PORT}{HEALTH_PATH}" in check or f"127.0.0.1:{HTTP_PORT}{READINESS_PATH}" in check
 

@@ -80,10 +80,10 @@ class SqliteDatabase:
             raise
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-jobs")
 
         def connect() -> sqlite3.Connection:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
@@ -93,7 +93,15 @@ class SqliteDatabase:
             _migrate(conn)
             return conn
 
-        self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+        try:
+            self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+        except (OSError, sqlite3.Error) as exc:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise StoreUnavailable(
+                f"cannot open the SQLite job store at {self.path}: {exc}; point OCR_DATA_DIR at a writable "
+                "directory, or set OCR_DATABASE_URL"
+            ) from exc
 
     async def close(self) -> None:
         if self._conn is not None and self._executor is not None:

@@ -4,13 +4,15 @@ one final state per job, idempotency, cancel, events, retention and migrations."
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import asyncpg
 import pytest
 
-from ocr_service.jobs.errors import IdempotencyConflict
+from ocr_service.jobs.errors import IdempotencyConflict, StoreUnavailable
 from ocr_service.jobs.models import JobStatus, NewJob
 from ocr_service.jobs.postgres import PostgresDatabase, migrate
+from ocr_service.jobs.sqlite import SqliteDatabase
 from ocr_service.jobs.sqlstore import SqlJobStore
 from ocr_service.options import OcrOptions, OutputFormat
 
@@ -191,3 +193,11 @@ async def test_migrations_are_versioned_and_applied_once(postgres_url: str) -> N
     finally:
         for c in conns:
             await c.close()
+
+
+async def test_an_unusable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    store = SqlJobStore(SqliteDatabase(blocker / "jobs.sqlite3"))
+    with pytest.raises(StoreUnavailable, match="OCR_DATA_DIR"):
+        await store.open()

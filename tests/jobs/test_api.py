@@ -262,3 +262,22 @@ async def test_an_undecodable_page_fails_its_job_with_a_problem(client: httpx.As
     assert [kind for kind, _ in events].count("failed") == 1 and "retry" not in [kind for kind, _ in events]
     result = await client.get(f"/v1/jobs/{job['id']}/result")
     assert result.status_code == 409 and "failed" in result.json()["detail"]
+
+
+async def test_multipart_submissions_carry_options_and_callback_url_as_fields(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/jobs",
+        files={"file": ("scan.pdf", pdf(1, start=9), "application/pdf")},
+        data={"format": "hocr", "psm": "6", "callback_url": "http://127.0.0.1:9/unused"},
+    )
+    assert response.status_code == 202, response.text
+    created = response.json()
+    assert created["options"]["format"] == "hocr" and created["options"]["psm"] == 6
+    assert created["callback_url"] == "http://127.0.0.1:9/unused"
+    job = await wait_final(client, created["id"])
+    result = await client.get(f"/v1/jobs/{job['id']}/result")
+    assert result.headers["content-type"].startswith("text/html") and "India" in result.text
+    both = await client.post(
+        "/v1/jobs", files={"file": ("scan.pdf", pdf(1), "application/pdf")}, data={"psm": "6"}, params={"psm": "6"}
+    )
+    assert both.status_code == 400 and both.json()["param"] == "psm"

@@ -134,28 +134,36 @@ def _denoise(page: Page, forced: bool) -> StepRun:
     return StepRun(outcome, measures, "forced" if forced else f"{impulses.reason}; {grain.reason}")
 
 
+def _smooth_amplified_grain(page: Page, outcome: Outcome, measures: Params) -> Outcome:
+    """Flattening a shadow or stretching faint contrast multiplies the grain along with the ink:
+    measure it again and smooth it if it now exceeds what the denoise step would have let pass."""
+    grain = denoise.grain_sigma(outcome.image)
+    measures["grain_after"] = round(grain, 2)
+    if not policy.denoise_grain(grain).run:
+        return outcome
+    smoothed = denoise.smooth_grain(outcome.image)
+    page.grain_smoothed = True
+    return Outcome(smoothed.image, {**outcome.params, "then": smoothed.params}, outcome.matrix)
+
+
 def _illumination(page: Page, forced: bool) -> StepRun:
     unevenness = illumination.unevenness(page.image)
     decision = policy.illumination(unevenness)
     measures: Params = {"unevenness": round(unevenness, 3)}
     if not (decision.run or forced):
         return StepRun(None, measures, decision.reason)
-    outcome = illumination.flatten(page.image)
-    # Dividing by a dark background multiplies the grain inside the shadow along with the ink.
-    grain = denoise.grain_sigma(outcome.image)
-    measures["grain_after"] = round(grain, 2)
-    if policy.denoise_grain(grain).run:
-        smoothed = denoise.smooth_grain(outcome.image)
-        outcome = Outcome(smoothed.image, {**outcome.params, "then": smoothed.params})
-        page.grain_smoothed = True
+    outcome = _smooth_amplified_grain(page, illumination.flatten(page.image), measures)
     return StepRun(outcome, measures, "forced" if forced else decision.reason)
 
 
 def _contrast(page: Page, forced: bool) -> StepRun:
     low, high = contrast.contrast_span(page.image)
     decision = policy.contrast(low, high)
-    outcome = contrast.stretch(page.image) if decision.run or forced else None
-    return StepRun(outcome, {"low": round(low, 1), "high": round(high, 1)}, "forced" if forced else decision.reason)
+    measures: Params = {"low": round(low, 1), "high": round(high, 1)}
+    if not (decision.run or forced):
+        return StepRun(None, measures, decision.reason)
+    outcome = _smooth_amplified_grain(page, contrast.stretch(page.image), measures)
+    return StepRun(outcome, measures, "forced" if forced else decision.reason)
 
 
 def _upscale(page: Page, forced: bool) -> StepRun:

@@ -103,6 +103,7 @@ def apply_children(
     owner_labels: Mapping[str, str],
     prunable: Iterable[ApiResource] = (),
     cached: Callable[[ApiResource, str], Manifest | None] | None = None,
+    new_owner: bool = False,
 ) -> ApplyResult:
     """Apply `desired` (skipping the unchanged), then prune owned objects of kinds in `prunable`
     that `desired` no longer contains.
@@ -110,6 +111,8 @@ def apply_children(
     `cached(resource, name)` may offer a recent copy of a live object (from a watch): when it
     already holds the desired fields, no request is sent at all. A cached copy is trusted only to
     say "unchanged" — any difference is checked against a fresh read before writing.
+    `new_owner`: the owner was just created, so none of its children can exist yet: apply
+    without reading first.
     """
     results: list[ChildResult] = []
     desired_names: dict[ApiResource, set[str]] = {}
@@ -118,7 +121,7 @@ def apply_children(
         name = str(manifest["metadata"]["name"])
         desired_names.setdefault(resource, set()).add(name)
         cached_live = cached(resource, name) if cached else None
-        results.append(_apply_one(api, namespace, resource, name, manifest, cached_live))
+        results.append(_apply_one(api, namespace, resource, name, manifest, cached_live, read_first=not new_owner))
     for resource in prunable:
         if resource in desired_names:
             continue
@@ -136,13 +139,15 @@ def _apply_one(
     name: str,
     manifest: Mapping[str, Any],
     cached_live: Manifest | None,
+    *,
+    read_first: bool = True,
 ) -> ChildResult:
     stamped = with_applied_hash(manifest)
     stamped["metadata"].setdefault("namespace", namespace)
     if cached_live is not None and matches(stamped, cached_live):
         return ChildResult(resource, name, Action.UNCHANGED, cached_live)
     path = resource.object_path(namespace, name)
-    live = api.get(path)
+    live = api.get(path) if read_first else None
     if live is not None and matches(stamped, live):
         return ChildResult(resource, name, Action.UNCHANGED, live)
     applied = api.apply(path, stamped)

@@ -101,7 +101,9 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 @kopf.on.create(*_OCR)
 @kopf.on.update(*_OCR)
 def reconcile_on_change(namespace: str | None, name: str, memo: Any, reason: str, **_: Any) -> None:
-    report = _reconcile_and_post(runtime_of(memo), namespace or "default", name, f"{reason} of the resource")
+    report = _reconcile_and_post(
+        runtime_of(memo), namespace or "default", name, f"{reason} of the resource", created=reason == "create"
+    )
     if report.spec_error is not None:
         raise kopf.PermanentError(report.spec_error)
 
@@ -146,9 +148,9 @@ def on_secret_event(type: str, body: kopf.Body, name: str, namespace: str | None
         _reconcile_and_post(runtime, namespace, owner, f"{type or 'event'} of Secret {name}")
 
 
-def _reconcile_and_post(runtime: Runtime, namespace: str, name: str, trigger: str) -> Report:
+def _reconcile_and_post(runtime: Runtime, namespace: str, name: str, trigger: str, *, created: bool = False) -> Report:
     logger.debug("reconciling %s/%s (trigger: %s)", namespace, name, trigger)
-    report = reconcile(runtime, namespace, name)
+    report = reconcile(runtime, namespace, name, created=created)
     if report.cr is not None and report.events:
         events.post(report.cr, report.events)
     if report.applied is not None and report.applied.written:

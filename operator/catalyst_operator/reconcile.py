@@ -63,12 +63,16 @@ class Report:
     events: tuple[EventToPost, ...] = ()
 
 
-def reconcile(runtime: Runtime, namespace: str, name: str) -> Report:
-    """Bring the named `OcrDeployment` and its children in line; see the module docstring."""
+def reconcile(runtime: Runtime, namespace: str, name: str, *, created: bool = False) -> Report:
+    """Bring the named `OcrDeployment` and its children in line; see the module docstring.
+
+    `created`: the resource is new (kopf's create), so it owns nothing yet — its children are
+    applied without reading them first and no leftovers are looked for.
+    """
     started = time.perf_counter()
     with runtime.lock_for(namespace, name):
         try:
-            report = _reconcile_locked(runtime, namespace, name)
+            report = _reconcile_locked(runtime, namespace, name, created)
         except Exception:
             metrics.RECONCILES.labels(Outcome.ERROR.value).inc()
             raise
@@ -82,7 +86,7 @@ def reconcile(runtime: Runtime, namespace: str, name: str) -> Report:
     return report
 
 
-def _reconcile_locked(runtime: Runtime, namespace: str, name: str) -> Report:
+def _reconcile_locked(runtime: Runtime, namespace: str, name: str, created: bool) -> Report:
     api = runtime.api
     cr = api.get(OCR_DEPLOYMENTS.object_path(namespace, name))
     if cr is None or (cr.get("metadata") or {}).get("deletionTimestamp"):
@@ -133,6 +137,8 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str) -> Report:
 
     for manifest in desired:
         runtime.remember_desired(namespace, manifest)
+    if created:
+        runtime.record_owned(namespace, name, ())
     candidates = [r for r in CHILD_RESOURCES if monitoring_available or r not in MONITORING_RESOURCES]
     applied = apply_children(
         api,
@@ -142,6 +148,7 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str) -> Report:
         owner_labels={constants.LABEL_INSTANCE: name, constants.LABEL_MANAGED_BY: constants.OPERATOR_NAME},
         prunable=runtime.kinds_to_prune(namespace, name, candidates),
         cached=lambda resource, child_name: runtime.cached_child(resource, namespace, child_name),
+        new_owner=created,
     )
     runtime.observe_applied(namespace, applied)
     runtime.record_owned(namespace, name, (child.resource for child in applied.children if child.live is not None))
@@ -155,13 +162,13 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str) -> Report:
     observed = replace(base, deployment=deployment)
     new_status = compute_status(observed, previous, runtime.clock())
     written = _write_status(api, namespace, name, new_status, previous)
-    created = [c for c in applied.written if c.action is Action.CREATED]
-    updated = [c for c in applied.written if c.action is not Action.CREATED]
+    made = [c for c in applied.written if c.action is Action.CREATED]
+    changed = [c for c in applied.written if c.action is not Action.CREATED]
     events = transition_events(
         previous,
         new_status,
-        created=[f"{c.resource.kind} {c.name}" for c in created],
-        updated=[f"{c.action.value} {c.resource.kind} {c.name}" for c in updated],
+        created=[f"{c.resource.kind} {c.name}" for c in made],
+        updated=[f"{c.action.value} {c.resource.kind} {c.name}" for c in changed],
     )
     return Report(_outcome(new_status), cr, applied=applied, status_written=written, events=events)
 

@@ -132,6 +132,10 @@ async def test_create_applies_every_child_with_owner_labels_probes_and_secret_en
     assert created[0]["type"] == "Normal" and "Deployment alpha" in created[0]["message"]
     assert not any("kopf.zalando.org" in key for key in (k8s.cr("alpha")["metadata"].get("annotations") or {}))
     assert k8s.cr("alpha")["metadata"]["finalizers"] == [f"{constants.GROUP}/finalizer"]
+    # A new resource owns nothing yet: its children were applied without reading them first.
+    await k8s.settle()
+    child_paths = [p.object_path(k8s.namespace, "alpha") for p in (SERVICES, DEPLOYMENTS, HORIZONTAL_POD_AUTOSCALERS)]
+    assert not [r for r in k8s.requests() if r.method.value == "GET" and r.url.path in child_paths]
 
 
 async def test_seeded_deployment_status_makes_the_resource_ready_with_current_generation(k8s, operator):

@@ -136,13 +136,16 @@ async def test_sigkilled_workers_lose_no_page(postgres_url: str, tmp_path: Path)
 
 
 async def test_two_service_processes_split_one_document(postgres_url: str, tmp_path: Path) -> None:
+    """The replica that took the submission starts at once; the other finds the pages at its next
+    poll (0.5 s), so the document must outlast one poll even on a fast machine."""
+    pages = 30
     env = worker_env(postgres_url, tmp_path, OCR_JOB_WORKERS="1")
     with children() as started:
         started += [start_server(env), start_server(env)]
         first, second = started
         async with httpx.AsyncClient(timeout=30) as client:
             response = await client.post(
-                f"{first.base_url}/v1/jobs", content=pdf(12), headers={"content-type": "application/pdf"}
+                f"{first.base_url}/v1/jobs", content=pdf(pages), headers={"content-type": "application/pdf"}
             )
             assert response.status_code == 202
             job_id = response.json()["id"]
@@ -153,7 +156,7 @@ async def test_two_service_processes_split_one_document(postgres_url: str, tmp_p
                     assert job["status"] in ("queued", "running")
                     await asyncio.sleep(0.2)
             text = (await client.get(f"{second.base_url}/v1/jobs/{job_id}/result", params={"format": "text"})).text
-    assert words(text) == [w for n in range(1, 13) for w in words(page_words(n))]
+    assert words(text) == [w for n in range(1, pages + 1) for w in words(page_words(n))]
     conn = await asyncpg.connect(postgres_url)
     finishers = [row["finished_by"] for row in await conn.fetch("SELECT finished_by FROM ocr_job_pages")]
     await conn.close()

@@ -186,7 +186,7 @@ async def test_twenty_page_pdf_with_progress_while_workers_are_killed(postgres_u
                 kills = 0
                 for _ in range(3):
                     workers = [c for c in started if c is not server]
-                    if await kill_busy_worker(postgres_url, workers, within=10) is None:
+                    if events_task.done() or await kill_busy_worker(postgres_url, workers, within=5) is None:
                         break
                     kills += 1
                     started.append(start_workers(env))

@@ -9,6 +9,7 @@ kopf first lists namespaces, which kmock cannot answer (gap 5 of the kmock notes
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import re
 import signal
@@ -20,7 +21,7 @@ import httpx
 import pytest
 import yaml
 from catalyst_operator import metrics
-from catalyst_operator.resources import DEPLOYMENTS
+from catalyst_operator.resources import DEPLOYMENTS, SECRETS
 from catalyst_operator.settings import ENV_VARS
 from catalyst_operator.testing import eventually
 
@@ -49,6 +50,9 @@ def kubeconfig(path: Path, server: str) -> Path:
     return path
 
 
+SECRET_VALUE = "postgresql://ocr:S3cr3t-Never-Logged@db/ocr"
+
+
 async def test_cli_runs_the_operator_from_kubeconfig_with_liveness_and_metrics(k8s, cluster, tmp_path):
     metrics_port, liveness_port = free_port(), free_port()
     env = {
@@ -60,11 +64,15 @@ async def test_cli_runs_the_operator_from_kubeconfig_with_liveness_and_metrics(k
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "catalyst_operator", "run", "--metrics-port", str(metrics_port),
-        "--standalone", "--all-namespaces", "--liveness", f"http://127.0.0.1:{liveness_port}/healthz", "--verbose",
+        "--standalone", "--all-namespaces", "--liveness", f"http://127.0.0.1:{liveness_port}/healthz", "--debug",
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     try:
-        await k8s.create_cr("cli")
+        encoded = base64.b64encode(SECRET_VALUE.encode()).decode()
+        await k8s.create(
+            SECRETS, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "data": {"url": encoded}}
+        )
+        await k8s.create_cr("cli", {"database": {"urlSecretRef": {"name": "db", "key": "url"}}})
         deployment = await eventually(lambda: k8s.stored(DEPLOYMENTS, "cli"), within=30)
         assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/ocr:cli"
         assert any(
@@ -85,6 +93,9 @@ async def test_cli_runs_the_operator_from_kubeconfig_with_liveness_and_metrics(k
             process.kill()
             output, _ = await process.communicate()
     assert process.returncode == 0, output.decode(errors="replace")[-3000:]
+    log = output.decode(errors="replace")
+    assert "reconcil" in log.lower() or "created" in log.lower()  # it did log its work
+    assert SECRET_VALUE not in log and encoded not in log  # never a Secret's value, not even encoded
 
 
 async def test_cli_help_lists_the_settings_and_kopfs_flags():

@@ -98,10 +98,18 @@ async def test_cli_runs_the_operator_from_kubeconfig_with_liveness_and_metrics(k
     assert SECRET_VALUE not in log and encoded not in log  # never a Secret's value, not even encoded
 
 
-async def test_cli_help_lists_the_settings_and_kopfs_flags():
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "catalyst_operator", "--help", stdout=asyncio.subprocess.PIPE
-    )
+CONSOLE_SCRIPT = Path(sys.executable).parent / "catalyst-ocr-operator"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[sys.executable, "-m", "catalyst_operator"], [str(CONSOLE_SCRIPT)]],
+    ids=["python-m", "console-script"],
+)
+async def test_cli_help_lists_the_settings_and_kopfs_flags(command):
+    if not Path(command[0]).exists():
+        pytest.skip(f"{command[0]} is not installed (pip install -e .)")
+    process = await asyncio.create_subprocess_exec(*command, "--help", stdout=asyncio.subprocess.PIPE)
     output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
     text = output.decode()
     assert process.returncode == 0

@@ -35,7 +35,7 @@ async def test_parallel_requests_each_get_their_own_answer(tmp_path: Path) -> No
 
 
 async def test_full_queue_answers_429_with_retry_after(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, workers=1, queue_size=1)
+    settings = make_settings(tmp_path, workers=1, queue_size=1, cache_ttl_seconds=0)  # every request must queue
     document = png([" ".join(WORDS)] * 8, size=32)
     async with running_app(settings) as client:
         responses = await asyncio.wait_for(

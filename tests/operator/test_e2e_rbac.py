@@ -105,8 +105,16 @@ def kustomized() -> list[dict[str, Any]]:
 def test_kustomization_installs_the_cluster_wide_variant_and_every_object_is_valid():
     objects = kustomized()
     assert [obj["kind"] for obj in objects] == [
-        "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment",
+        "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment",
     ]  # fmt: skip
+    (deployment,) = [obj for obj in objects if obj["kind"] == "Deployment"]
+    (service,) = [obj for obj in objects if obj["kind"] == "Service"]
+    pod = deployment["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    ports = {port["name"]: port["containerPort"] for port in pod["spec"]["containers"][0]["ports"]}
+    env = {item["name"]: item.get("value") for item in pod["spec"]["containers"][0]["env"]}
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    assert ports["metrics"] == int(env["CATALYST_OPERATOR_METRICS_PORT"]) == service["spec"]["ports"][0]["port"]
     for obj in [*objects, *documents("rbac-namespaced.yaml")]:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 

@@ -9,6 +9,7 @@ The document's real type is sniffed from its bytes later (`documents`), not take
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -19,7 +20,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
-from ocr_service.errors import InvalidParameter, PayloadTooLarge, UnsupportedMediaType
+from ocr_service.errors import InvalidParameter, OcrError, PayloadTooLarge, UnsupportedMediaType
 from ocr_service.http.params import RawValue, check_json_types
 
 MAX_FORM_FIELDS = 64
@@ -39,8 +40,26 @@ class ReceivedDocument:
     options: Mapping[str, RawValue]
 
 
-async def read_document(request: Request, max_bytes: int) -> ReceivedDocument:
-    """Read the document from whichever of the three body styles the request uses."""
+class BodyTimeout(OcrError):  # noqa: N818 - named like its siblings in errors.py
+    """The body did not arrive within the time limit (a stalled or trickling client)."""
+
+    status, slug, title = 408, "request-timeout", "The request body arrived too slowly"
+
+
+async def read_document(request: Request, max_bytes: int, *, time_limit: float | None = None) -> ReceivedDocument:
+    """Read the document from whichever of the three body styles the request uses.
+
+    With `time_limit`, a body still incomplete after that many seconds is a 408 and the
+    connection is closed, so a client trickling bytes cannot hold a connection for ever.
+    """
+    try:
+        async with asyncio.timeout(time_limit):
+            return await _read_document(request, max_bytes)
+    except TimeoutError:
+        raise BodyTimeout(f"The body was not complete within {time_limit:g} s.", headers=CLOSE) from None
+
+
+async def _read_document(request: Request, max_bytes: int) -> ReceivedDocument:
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
     try:

@@ -35,7 +35,9 @@ class OcrEndpoint:
         self.pipeline = pipeline
 
     async def recognize(self, request: Request) -> Response:
-        received = await read_document(request, self.settings.max_upload_bytes)
+        received = await read_document(
+            request, self.settings.max_upload_bytes, time_limit=self.settings.timeout_seconds
+        )
         options = self.options(request, received.options)
         cache: ResultCache = request.app.state.cache
         digest = hashlib.sha256(received.data).hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import os
@@ -223,3 +224,20 @@ async def test_service_survives_all_of_it_without_a_500(api: httpx.AsyncClient) 
     assert has_words(response.text, LINE_ONE)
     exposition = (await api.get("/metrics")).text
     assert metric_value(exposition, "ocr_rejected_requests_total", reason="internal-error") == 0
+
+
+async def test_trickling_body_is_cut_off_with_408(tmp_path: Path) -> None:
+    sent = 0
+
+    async def trickle() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(200):  # 20 s if nobody stopped it
+            sent += 1
+            yield b"\0" * 16
+            await asyncio.sleep(0.1)
+
+    async with running_app(make_settings(tmp_path, timeout_seconds=0.5)) as limited:
+        response = await limited.post("/v1/ocr", content=trickle())
+        assert_problem(response, 408, "request-timeout")
+        assert response.headers["connection"] == "close"
+    assert sent < 50

@@ -201,3 +201,18 @@ async def test_an_unusable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
     store = SqlJobStore(SqliteDatabase(blocker / "jobs.sqlite3"))
     with pytest.raises(StoreUnavailable, match="OCR_DATA_DIR"):
         await store.open()
+
+
+async def test_the_sqlite_store_runs_in_wal_mode(tmp_path: Path) -> None:
+    """WAL lets readers (status polls, SSE) proceed while a worker writes, and survives crashes."""
+    import sqlite3
+
+    store = SqlJobStore(SqliteDatabase(tmp_path / "jobs.sqlite3"))
+    await store.open()
+    try:
+        await store.create_job(new_job())
+        with sqlite3.connect(tmp_path / "jobs.sqlite3") as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("SELECT count(*) FROM ocr_jobs").fetchone()[0] == 1  # committed, visible outside
+    finally:
+        await store.close()

@@ -141,7 +141,7 @@ def _smooth_amplified_grain(page: Page, outcome: Outcome, measures: Params) -> O
     measures["grain_after"] = round(grain, 2)
     if not policy.denoise_grain(grain).run:
         return outcome
-    smoothed = denoise.smooth_grain(outcome.image)
+    smoothed = denoise.soften_grain(outcome.image)
     page.grain_smoothed = True
     return Outcome(smoothed.image, {**outcome.params, "then": smoothed.params}, outcome.matrix)
 

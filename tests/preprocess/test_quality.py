@@ -120,3 +120,18 @@ def test_black_scanner_border_is_not_mistaken_for_a_dark_page(page: Gray, read: 
 
     assert "invert" not in applied(report)
     assert cer(read(image), truth()) <= cer(read(framed), truth())
+
+
+def test_grain_amplified_by_the_contrast_stretch_is_smoothed(read: Callable[[Gray], str]) -> None:
+    small = render(size=22, margin=30)
+    rng = np.random.default_rng(13)
+    faint = np.clip(150 + small.astype(np.float64) * 16 / 255 + rng.normal(0, 4, small.shape), 0, 255).astype(np.uint8)
+    raw_cer = cer(read(faint), truth())
+    assert raw_cer > 0.2
+
+    image, report = preprocess(faint, PreprocessOptions())
+
+    contrast_step = next(step for step in report["steps"] if step["name"] == "contrast")  # type: ignore[union-attr]
+    assert contrast_step["applied"] is True
+    assert "then" in contrast_step["params"]  # the stretched grain was smoothed
+    assert cer(read(image), truth()) < raw_cer / 4

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pypdfium2 as pdfium
+import pytest
 from service_support import CATALYST_OCR, LINE_ONE, LINE_TWO, has_words, multipage, png
+
+from ocr_service.app import create_app
 
 ENV = {**os.environ, "OMP_THREAD_LIMIT": "1", "OCR_WORKERS": "1"}
 
@@ -77,3 +81,19 @@ def test_python_dash_m_and_invalid_settings(tmp_path: Path) -> None:
     )
     assert broken.returncode == 2
     assert b"OCR_MAX_PAGES must be an integer" in broken.stderr
+
+
+def test_uvicorn_factory_reads_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`uvicorn --factory ocr_service.app:create_app` gets the same settings the CLI would."""
+    monkeypatch.setenv("OCR_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("OCR_MAX_PAGES", "7")
+    monkeypatch.setenv("OCR_API_KEYS", "k1,k2")
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        app = create_app()
+    finally:
+        root.handlers, root.level = handlers, level  # create_app configures logging; undo it for other tests
+    assert app.state.settings.max_pages == 7
+    assert app.state.api_keys.configured
+    assert app.state.settings.data_dir == str(tmp_path)

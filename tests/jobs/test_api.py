@@ -281,3 +281,18 @@ async def test_multipart_submissions_carry_options_and_callback_url_as_fields(cl
         "/v1/jobs", files={"file": ("scan.pdf", pdf(1), "application/pdf")}, data={"psm": "6"}, params={"psm": "6"}
     )
     assert both.status_code == 400 and both.json()["param"] == "psm"
+
+
+async def test_sync_ocr_answers_repeats_from_the_cache(client: httpx.AsyncClient) -> None:
+    image = png("Mike November 7")
+    headers = {"content-type": "image/png"}
+    first = await client.post("/v1/ocr", content=image, headers=headers)
+    second = await client.post("/v1/ocr", content=image, headers=headers)
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
+    assert first.json()["cached"] is False and second.json()["cached"] is True
+    assert second.json()["text"] == first.json()["text"] and words(first.json()["text"]) == ["mike", "november", "7"]
+    other_options = await client.post("/v1/ocr", content=image, headers=headers, params={"psm": "7"})
+    assert other_options.headers["x-cache"] == "miss"  # options are part of the key
+    as_text = await client.post("/v1/ocr", content=image, headers=headers, params={"format": "text"})
+    again = await client.post("/v1/ocr", content=image, headers=headers, params={"format": "text"})
+    assert (as_text.headers["x-cache"], again.headers["x-cache"]) == ("miss", "hit") and again.text == as_text.text

@@ -50,49 +50,68 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     """kmock's emulator with object metadata stamped the way an API server would."""
 
     _revisions: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
-    _archive: list[kmock.Request] = attrs.field(factory=list, init=False)
+    _log: list[kmock.Request] = attrs.field(factory=list, init=False)
+    _in_flight: list[kmock.Request] = attrs.field(factory=list, init=False)
 
     def history(self) -> list[kmock.Request]:
-        """Every request received, oldest first (the archived ones, then the few in kmock's own log)."""
-        return [*self._archive, *self._requests]
+        """Every request received, in arrival order (rewritten ones in the form that was served)."""
+        return list(self._log)
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
-        original = request
-        resource = request.resource
-        if resource is not None and isinstance(request.data, dict):
-            if request.action == kmock.action.CREATE:
-                request = attrs.evolve(request, data=self._stamp_new(request.data, request.namespace))
-            elif request.action == kmock.action.UPDATE and request.name is not None:
-                current = await self._current(resource, request.namespace, request.name)
-                if current is None and _is_apply(request):
-                    data = self._stamp_new(request.data, request.namespace)
-                    request = attrs.evolve(request, action=kmock.action.CREATE, data=data)
-                elif current is not None:
-                    patch = request.data
-                    if request.subresource == "status":
-                        patch = {"status": patch.get("status")}
-                    merged = merge_patch(current, patch)
-                    if _comparable(merged) == _comparable(current):
-                        return aiohttp.web.json_response(current)
-                    patch = copy.deepcopy(patch)
-                    stamps = patch.setdefault("metadata", {}) if isinstance(patch.get("metadata"), dict | None) else {}
-                    stamps["resourceVersion"] = str(next(self._revisions))
-                    if _spec_part(merged) != _spec_part(current):
-                        stamps["generation"] = int((current.get("metadata") or {}).get("generation") or 1) + 1
-                    patch["metadata"] = stamps
-                    request = attrs.evolve(request, data=patch)
-        self._archive_all_but(original, request)
-        return await super()._handle(request)
+        # Runs synchronously up to the first await right after kmock logged the request: no gap.
+        position = len(self._log)
+        self._log.append(request)
+        self._in_flight.append(request)
+        try:
+            served = await self._rewrite(request)
+            if isinstance(served, aiohttp.web.StreamResponse):
+                return served
+            self._log[position] = served
+            self._keep_only_in_flight(request, served)
+            return await super()._handle(served)
+        finally:
+            self._in_flight[:] = [r for r in self._in_flight if r is not request]
 
-    def _archive_all_but(self, original: kmock.Request, current: kmock.Request) -> None:
-        """Keep only the request being served (in its rewritten form) in kmock's own log.
+    def _keep_only_in_flight(self, original: kmock.Request, served: kmock.Request) -> None:
+        """Trim kmock's own log to the requests still being served, the rewritten one in place.
 
-        kmock routes a request only if it is in its log, and finds it there by a linear scan of
-        the whole history — quadratic over a test or a benchmark. Older requests move to
-        `_archive`; `history()` returns them all in order (`list(cluster)` only the latest ones).
+        kmock routes a request only if it is in its log, and finds it there by a linear scan — over
+        the whole history, which made a test or a benchmark quadratic. Requests in flight (long
+        watches included) stay, so their routing never misses; `history()` keeps everything.
         """
-        self._archive.extend(r for r in self._requests if r is not original)
-        self._requests[:] = [current]
+        kept = [r for r in self._requests if any(r is f for f in self._in_flight)]
+        self._requests[:] = [served if r is original else r for r in kept]
+        if not any(r is served for r in self._requests):
+            self._requests.append(served)
+
+    async def _rewrite(self, request: kmock.Request) -> kmock.Request | aiohttp.web.StreamResponse:
+        """Stamp metadata, turn an apply of a missing object into a create, answer no-op patches."""
+        resource = request.resource
+        if resource is None or not isinstance(request.data, dict):
+            return request
+        if request.action == kmock.action.CREATE:
+            return attrs.evolve(request, data=self._stamp_new(request.data, request.namespace))
+        if request.action != kmock.action.UPDATE or request.name is None:
+            return request
+        current = await self._current(resource, request.namespace, request.name)
+        if current is None:
+            if _is_apply(request):
+                data = self._stamp_new(request.data, request.namespace)
+                return attrs.evolve(request, action=kmock.action.CREATE, data=data)
+            return request
+        patch = request.data
+        if request.subresource == "status":
+            patch = {"status": patch.get("status")}
+        merged = merge_patch(current, patch)
+        if _comparable(merged) == _comparable(current):
+            return aiohttp.web.json_response(current)
+        patch = copy.deepcopy(patch)
+        stamps = patch.setdefault("metadata", {}) if isinstance(patch.get("metadata"), dict | None) else {}
+        stamps["resourceVersion"] = str(next(self._revisions))
+        if _spec_part(merged) != _spec_part(current):
+            stamps["generation"] = int((current.get("metadata") or {}).get("generation") or 1) + 1
+        patch["metadata"] = stamps
+        return attrs.evolve(request, data=patch)
 
     async def _current(self, resource: kmock.resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         key = (resource, namespace, name)

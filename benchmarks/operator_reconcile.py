@@ -193,6 +193,9 @@ async def run(count: int) -> None:
             timer_reads, timer_writes = operator_requests(k8s, mark)
             peak_rss = max(operator.peak_rss, resync.peak_rss)
             await resync.stop()
+        broken = [e for e in cluster.errors if not (isinstance(e, kmock.KubernetesError) and e.status < 500)]
+        if broken:
+            raise SystemExit(f"the emulated API server failed {len(broken)} times, e.g. {broken[0]!r}")
 
     print(f"## Operator reconcile benchmark: {count} OcrDeployments against KMock\n")
     print("| phase | wall time | reads / resource | writes / resource | writes total |")

@@ -133,12 +133,16 @@ async def test_cli_refuses_a_bad_setting_before_connecting_anywhere(tmp_path):
     assert "CATALYST_OPERATOR_METRICS_PORT='eighty' is not an integer" in errors.decode()
 
 
-def test_operations_guide_documents_every_setting_and_metric():
+def test_operations_guide_documents_every_setting_and_metric_and_names_only_existing_files():
     guide = (Path(__file__).resolve().parents[2] / "docs" / "operator-operations.md").read_text()
     documented = set(re.findall(r"`(CATALYST_OPERATOR_[A-Z_]+)`", guide))
     assert documented == set(ENV_VARS)
     exported = {family.name + ("_total" if family.type == "counter" else "") for family in metrics.REGISTRY.collect()}
     assert set(re.findall(r"`(catalyst_operator_[a-z_]+)`", guide)) == exported
+    repo = Path(__file__).resolve().parents[2]
+    paths = set(re.findall(r"(?<![\w/.-])((?:manifests|charts|operator|tests|benchmarks|docs)/[\w./-]*\w/?)", guide))
+    assert paths, "the guide names files"
+    assert [path for path in sorted(paths) if not (repo / path).exists()] == []
 
 
 async def test_cli_without_credentials_stops_with_a_clear_message(tmp_path):

@@ -108,10 +108,4 @@ PERMISSIONS: Final = (
     *(Permission(r.group, r.plural, _CHILD_VERBS) for r in CHILD_RESOURCES),
 )
 """What the operator's own code and kopf need. `manifests/operator/` grants these and no more
-(plus kopf's peering objects, which only a non-standalone operator uses)."""
-
-PEERING_PERMISSIONS: Final = (
-    Permission("kopf.dev", "clusterkopfpeerings", ("get", "list", "watch", "patch")),
-    Permission("kopf.dev", "kopfpeerings", ("get", "list", "watch", "patch")),
-)
-"""kopf's peering (only without `--standalone`): operators see each other through these objects."""
+(kopf's peering objects are not included: the operator runs `--standalone`)."""

@@ -123,9 +123,6 @@ class KubeApi:
     def merge_patch(self, path: str, patch: Mapping[str, Any]) -> Manifest:
         return self._request("PATCH", path, body=patch, content_type="application/merge-patch+json")
 
-    def create(self, path: str, manifest: Mapping[str, Any]) -> Manifest:
-        return self._request("POST", path, body=manifest, content_type="application/json")
-
     def delete(self, path: str, uid: str | None = None) -> None:
         """Delete in the background (the garbage collector takes dependents); only this very object."""
         body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}

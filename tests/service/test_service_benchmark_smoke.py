@@ -1,0 +1,33 @@
+"""`benchmarks/service_throughput.py --quick` runs end to end: every measurement printed, every answer right."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("service-process")]
+
+
+def test_service_benchmark_quick_run(repo_root: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, str(repo_root / "benchmarks" / "service_throughput.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "OMP_THREAD_LIMIT": "1"},
+        check=True,
+    )
+    out = completed.stdout
+    for workload in ("receipt lines", "A4 pages, 300 DPI"):
+        assert re.search(rf"^  {workload}: raw engine\s+[\d.]+ img/s", out, re.M), out
+        assert re.search(rf"^  {workload}: service, text, preprocess=none\s+[\d.]+ img/s", out, re.M), out
+    assert len(re.findall(r"throughput [\d.]+x of raw, CPU efficiency [\d.]+x of raw", out)) == 2, out
+    assert re.search(r"service p50 [\d.]+ ms vs one warm recognition [\d.]+ ms = [\d.]+x", out), out
+    assert re.search(r"growth [+-][\d.]+ MiB", out), out
+    assert "failed=" not in out.replace("failed=0", ""), "every request must succeed with the right text"
+    assert "wrong=" not in out, "every answer must contain the text drawn"

@@ -36,6 +36,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -182,13 +183,15 @@ class Server:
 
 @contextmanager
 def running_server(workers: int, queue_size: int) -> Iterator[Server]:
+    """`catalyst-ocr serve` on a free loopback port (learned from its start-up line), data in a temp dir."""
+    data_dir = tempfile.TemporaryDirectory(prefix="catalyst-bench-")
     env = {
         **os.environ,
         "OMP_THREAD_LIMIT": "1",
         "OCR_WORKERS": str(workers),
         "OCR_QUEUE_SIZE": str(queue_size),
         "OCR_LOG_FORMAT": "json",
-        "OCR_DATA_DIR": str(Path(os.environ.get("TMPDIR", "/tmp")) / f"catalyst-bench-{os.getpid()}"),
+        "OCR_DATA_DIR": data_dir.name,
         "OCR_CACHE_TTL_SECONDS": "0",  # measure recognition, not the result cache
     }
     process = subprocess.Popen(
@@ -221,6 +224,7 @@ def running_server(workers: int, queue_size: int) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        data_dir.cleanup()
 
 
 async def http_load(

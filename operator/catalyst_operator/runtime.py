@@ -42,7 +42,7 @@ class Runtime:
     _desired: dict[ChildKey, Manifest] = field(default_factory=dict)
     _deployment_seen: dict[tuple[str, str], str] = field(default_factory=dict)
     _live: dict[ChildKey, Manifest] = field(default_factory=dict)
-    """Children as last seen in a watch event or a write's answer: lets a quiet resync skip reads."""
+    """Children as last seen in a watch event: lets a quiet resync skip reads."""
     _owned_kinds: dict[tuple[str, str], frozenset[ApiResource]] = field(default_factory=dict)
     """Kinds each resource owned after its last reconcile; unknown after a restart (then: list all)."""
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -90,14 +90,15 @@ class Runtime:
             return self._live.get((resource, namespace, name))
 
     def observe_applied(self, namespace: str, result: ApplyResult) -> None:
-        """What a reconcile wrote is the freshest copy there is."""
+        """Forget cached copies of what a reconcile wrote: only a watch event may refill them.
+
+        A copy is trusted to say "unchanged" only if a watch keeps it current; for a kind that is
+        not watched (e.g. ServiceMonitors whose CRD appeared after start-up) nothing refills it,
+        so every resync reads the object and a hand edit is still noticed.
+        """
         with self._cache_lock:
             for child in result.written:
-                key = (child.resource, namespace, child.name)
-                if child.live is None:
-                    self._live.pop(key, None)
-                else:
-                    self._live[key] = child.live
+                self._live.pop((child.resource, namespace, child.name), None)
 
     def kinds_to_prune(self, namespace: str, name: str, candidates: Sequence[ApiResource]) -> list[ApiResource]:
         """Kinds whose stale children must be looked for: those owned last time, or all after a restart."""

@@ -18,12 +18,15 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocr_service import metrics
+from ocr_service.contract import HEALTH_PATH, LIVENESS_PATH, METRICS_PATH, READINESS_PATH
 from ocr_service.http.problems import internal_error_response
 from ocr_service.logs import REQUEST_ID
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 
+QUIET_ROUTES = frozenset({LIVENESS_PATH, READINESS_PATH, HEALTH_PATH, METRICS_PATH})
+"""Polled every few seconds by the kubelet and Prometheus: their successes are logged at debug level only."""
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 access_logger = logging.getLogger("catalyst_ocr.access")
@@ -80,7 +83,9 @@ class RequestContextMiddleware:
             method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
             metrics.HTTP_REQUESTS.labels(route=route, method=method, status=str(status)).inc()
             metrics.HTTP_REQUEST_DURATION.labels(route=route, method=method).observe(elapsed)
-            access_logger.info(
+            level = logging.DEBUG if route in QUIET_ROUTES and status < 400 else logging.INFO
+            access_logger.log(
+                level,
                 "%s %s %d",
                 method,
                 route,

@@ -91,9 +91,10 @@ def character_height(gray: Gray) -> float | None:
     The height at which blob heights, weighted by the blobs' ink, peak: most letters of Latin
     text are x-height high and carry most of the ink, so the peak sits at the x-height, while
     noise specks spread thinly over many heights (a plain median would be dragged down by them on
-    a grainy page). Blobs too big to be letters (pictures, rules, frames) are ignored. Large pages
-    are measured on their central 1600 x 1600 pixels at full resolution: enough letters, and small
-    print stays measurable (shrinking the page would not keep it so).
+    a grainy page). Blobs too big or too wide to be letters (rules, frames) are ignored, and no
+    blob weighs more than the 90th percentile of ink, so a picture cannot pass for the text.
+    Large pages are measured on their central 1600 x 1600 pixels at full resolution: enough
+    letters, and small print stays measurable (shrinking the page would not keep it so).
     """
     gray = central_crop(gray, 1600)
     mask = ink_mask(gray)
@@ -103,7 +104,7 @@ def character_height(gray: Gray) -> float | None:
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
     widths = stats[1:, cv2.CC_STAT_WIDTH]
     areas = stats[1:, cv2.CC_STAT_AREA]
-    height_limit = max(8, gray.shape[0] // 8)
+    height_limit = max(8, gray.shape[0] // 3)
     plausible = (
         (heights >= 4)
         & (heights <= height_limit)
@@ -114,6 +115,9 @@ def character_height(gray: Gray) -> float | None:
     )
     if int(plausible.sum()) < 8:
         return None
-    ink_by_height = np.bincount(heights[plausible], weights=areas[plausible].astype(np.float64))
+    # Each blob weighs its ink, capped so that one big blob (a photo, a logo) cannot outweigh the text.
+    weights = areas[plausible].astype(np.float64)
+    np.minimum(weights, np.percentile(weights, 90), out=weights)
+    ink_by_height = np.bincount(heights[plausible], weights=weights)
     smoothed = np.convolve(ink_by_height, [1.0, 2.0, 1.0], mode="same")
     return float(np.argmax(smoothed))

@@ -95,3 +95,12 @@ def test_polarity_tells_dark_pages_from_dark_borders(page: Gray) -> None:
     assert polarity.dark_paper(255 - page)[0] > 0.8
     assert polarity.dark_paper(page)[0] < 0.2
     assert polarity.dark_paper(framed)[0] < 0.6
+
+
+def test_character_height_is_not_fooled_by_a_picture() -> None:
+    line = render(("The quick brown fox jumps",))
+    with_picture = line.copy()
+    with_picture[8:63, 520:650] = 40  # a dark block with more ink than the whole line of text
+
+    assert int((with_picture[8:63, 520:650] < 128).sum()) > int((line < 128).sum())
+    assert character_height(with_picture) == pytest.approx(character_height(line), abs=2)

@@ -135,3 +135,14 @@ def test_grain_amplified_by_the_contrast_stretch_is_smoothed(read: Callable[[Gra
     assert contrast_step["applied"] is True
     assert "then" in contrast_step["params"]  # the stretched grain was smoothed
     assert cer(read(image), truth()) < raw_cer / 4
+
+
+def test_huge_print_is_scaled_down(read: Callable[[Gray], str]) -> None:
+    huge = render(("The quick brown fox", "jumps over the lazy dog."), size=220, margin=100)
+
+    image, report = preprocess(huge, PreprocessOptions())
+
+    assert "upscale" in applied(report)
+    assert report["scale"] < 0.5  # type: ignore[operator]
+    assert image.size < huge.size / 4
+    assert cer(read(image), "The quick brown fox jumps over the lazy dog.") < 0.05

@@ -36,7 +36,7 @@ error_logger = logging.getLogger("catalyst_ocr.errors")
 def request_id_from(headers: Headers) -> str:
     """The client's `X-Request-ID` when it is a sane token, else a fresh random one."""
     given = headers.get(REQUEST_ID_HEADER, "").strip()
-    return given if _VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
+    return given if _VALID_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 def route_template(scope: Scope) -> str:

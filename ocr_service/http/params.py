@@ -106,7 +106,7 @@ def check_json_types(raw: Mapping[str, RawValue]) -> None:
 def parse_lang(value: RawValue, resolve_lang: LanguageResolver) -> str:
     """`eng`, `eng+deu`, `chi-sim` (users type `-` for Tesseract's `_`), checked by the resolver."""
     text = _text("lang", value)
-    if not LANG_PATTERN.match(text):
+    if not LANG_PATTERN.fullmatch(text):
         raise InvalidParameter(f"lang must be codes joined by '+', e.g. 'eng+deu'; got {text[:40]!r}.", param="lang")
     return resolve_lang(text.replace("-", "_"))
 
@@ -115,7 +115,7 @@ def parse_int(name: str, value: RawValue, low: int, high: int) -> int:
     if isinstance(value, bool | float) or value is None:
         raise InvalidParameter(f"{name} must be an integer from {low} to {high}; got {value!r}.", param=name)
     text = str(value)
-    if not INTEGER_PATTERN.match(text):
+    if not INTEGER_PATTERN.fullmatch(text):
         raise InvalidParameter(f"{name} must be an integer from {low} to {high}; got {text[:40]!r}.", param=name)
     number = int(text)
     if not low <= number <= high:
@@ -132,7 +132,7 @@ def parse_pages(value: RawValue) -> tuple[int, ...]:
     text = _text("pages", value)
     if len(text) > MAX_PAGE_SPEC_LENGTH:
         raise InvalidParameter(f"pages is longer than {MAX_PAGE_SPEC_LENGTH} characters.", param="pages")
-    if not PAGES_PATTERN.match(text):
+    if not PAGES_PATTERN.fullmatch(text):
         raise InvalidParameter(f"pages must look like '1-3,7' (no spaces); got {text[:40]!r}.", param="pages")
     too_high = [number for number in re.findall(r"[0-9]+", text) if int(number) > MAX_PAGE_NUMBER]
     if too_high:

@@ -56,6 +56,9 @@ def test_every_option_parses(settings: Settings) -> None:
     [
         ({"psm": " 6"}, "psm"),
         ({"psm": "+6"}, "psm"),
+        ({"psm": "6\n"}, "psm"),
+        ({"pages": "1\n"}, "pages"),
+        ({"lang": "eng\n"}, "lang"),
         ({"psm": ""}, "psm"),
         ({"psm": 6.0}, "psm"),
         ({"oem": True}, "oem"),

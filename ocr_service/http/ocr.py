@@ -9,7 +9,6 @@ Errors become problem+json in `problems.py`; nothing here catches them.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 
 from starlette.requests import Request
@@ -17,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ocr_service import metrics
-from ocr_service.cache import ResultCache, engine_version, mark_cached, result_key
+from ocr_service.cache import ResultCache, document_digest, engine_version, mark_cached, result_key
 from ocr_service.errors import InvalidParameter
 from ocr_service.http.body import read_document
 from ocr_service.http.negotiation import negotiate_format
@@ -40,7 +39,7 @@ class OcrEndpoint:
         )
         options = self.options(request, received.options)
         cache: ResultCache = request.app.state.cache
-        digest = hashlib.sha256(received.data).hexdigest()
+        digest = await document_digest(received.data)
         key = result_key(digest, options, options.format.value, engine_version(self.pipeline.engine_info()))
         hit = await cache.get(key)
         if hit is not None:

@@ -63,10 +63,10 @@ def options_from_json(text: str) -> OcrOptions:
     )
 
 
-def request_fingerprint(document: bytes, options: OcrOptions, callback_url: str | None) -> str:
+def request_fingerprint(document_sha256: str, options: OcrOptions, callback_url: str | None) -> str:
     """What makes two submissions "the same request" for `Idempotency-Key` purposes."""
     digest = hashlib.sha256()
-    digest.update(hashlib.sha256(document).digest())
+    digest.update(document_sha256.encode())
     digest.update(options_to_json(options).encode())
     digest.update((callback_url or "").encode())
     return digest.hexdigest()
@@ -74,7 +74,11 @@ def request_fingerprint(document: bytes, options: OcrOptions, callback_url: str 
 
 @dataclass(frozen=True)
 class NewJob:
-    """A validated submission: the document, its selected pages and how to recognise them."""
+    """A validated submission: the document, its selected pages and how to recognise them.
+
+    `document_sha256` is computed here when not given; callers that hashed the document off
+    the event loop already (the pipeline's `inspect` does) pass it in.
+    """
 
     document: bytes
     options: OcrOptions
@@ -82,14 +86,15 @@ class NewJob:
     filename: str = ""
     callback_url: str | None = None
     idempotency_key: str | None = None
+    document_sha256: str = ""
 
-    @property
-    def document_sha256(self) -> str:
-        return hashlib.sha256(self.document).hexdigest()
+    def __post_init__(self) -> None:
+        if not self.document_sha256:
+            object.__setattr__(self, "document_sha256", hashlib.sha256(self.document).hexdigest())
 
     @property
     def fingerprint(self) -> str:
-        return request_fingerprint(self.document, self.options, self.callback_url)
+        return request_fingerprint(self.document_sha256, self.options, self.callback_url)
 
 
 @dataclass(frozen=True)

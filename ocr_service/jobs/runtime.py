@@ -140,7 +140,7 @@ class JobRuntime:
         if callback_url is not None:
             check_callback_url(callback_url, self.settings.callback_allowed_hosts)
         info = await asyncio.to_thread(self.pipeline.inspect, data, options)
-        new = NewJob(data, options, info.pages, filename, callback_url, idempotency_key)
+        new = NewJob(data, options, info.pages, filename, callback_url, idempotency_key, info.sha256)
         job, created = await self.store.create_job(new)
         if created and self.workers is not None:
             self.workers.wake()

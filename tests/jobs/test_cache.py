@@ -10,7 +10,7 @@ import pytest
 from jobs_servers import RedisServer
 
 from ocr_service import metrics
-from ocr_service.cache import MemoryCache, RedisCache, build_cache, result_key
+from ocr_service.cache import MemoryCache, RedisCache, build_cache, mark_cached, result_key
 from ocr_service.options import OcrOptions, OutputFormat, PreprocessOptions
 from ocr_service.settings import Settings
 
@@ -107,3 +107,16 @@ def test_build_cache_follows_the_settings(redis_server: RedisServer) -> None:
     assert build_cache(Settings(cache_ttl_seconds=0)).backend == "disabled"
     assert build_cache(Settings()).backend == "memory"
     assert build_cache(Settings(redis_url=redis_server.url)).backend == "redis"
+
+
+def test_mark_cached_flags_json_only() -> None:
+    import json
+
+    body = json.dumps({"text": "a", "pages": [{"n": 1}]}).encode()
+    assert json.loads(mark_cached(body, OutputFormat.JSON, cached=True)) == {
+        "cached": True,
+        "text": "a",
+        "pages": [{"n": 1}],
+    }
+    assert json.loads(mark_cached(b"{}", OutputFormat.JSON, cached=False)) == {"cached": False}
+    assert mark_cached(b"plain text", OutputFormat.TEXT, cached=True) == b"plain text"

@@ -168,6 +168,18 @@ def _jpeg(image: Gray, rng: np.random.Generator, index: int) -> tuple[Gray, str]
     return np.asarray(decoded, dtype=np.uint8), f"quality {quality} at 150 DPI"
 
 
+def _phone_photo(image: Gray, rng: np.random.Generator, index: int) -> tuple[Gray, str]:
+    """Several at once, as a hand-held photo of a page shows them: tilt, shading, grain, compression."""
+    angle = (2.0, -3.5, 5.0)[index % 3]
+    tilted = _rotate(image, angle)
+    shaded, _ = _uneven_light(tilted, rng, index)
+    grainy = np.clip(shaded.astype(np.float32) + rng.normal(0.0, 12.0, shaded.shape), 0, 255).astype(np.uint8)
+    ok, data = cv2.imencode(".jpg", grainy, [cv2.IMWRITE_JPEG_QUALITY, 35])
+    assert ok
+    photo = np.asarray(cv2.imdecode(data, cv2.IMREAD_GRAYSCALE), dtype=np.uint8)
+    return photo, f"{angle:+.1f} deg, shading, grain sigma 12, jpeg 35"
+
+
 Degradation = Callable[[Gray, np.random.Generator, int], tuple[Gray, str]]
 
 FAMILIES: dict[str, Degradation | None] = {
@@ -182,6 +194,7 @@ FAMILIES: dict[str, Degradation | None] = {
     "uneven light": _uneven_light,
     "jpeg artefacts": _jpeg,
     "150 dpi": None,
+    "phone photo (combined)": _phone_photo,
 }
 """Family name -> degradation of a clean 300-DPI page (`150 dpi` renders at 150 DPI instead)."""
 

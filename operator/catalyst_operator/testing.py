@@ -243,7 +243,7 @@ def install_monitoring_crds(cluster: kmock.KubernetesEmulator) -> None:
         )
 
 
-async def eventually(check: Callable[[], Any], within: float = 15.0, interval: float = 0.05) -> Any:
+async def eventually(check: Callable[[], Any], within: float = 30.0, interval: float = 0.05) -> Any:
     """Poll `check` until it returns something truthy (and return it), or fail after `within` seconds."""
     deadline = time.monotonic() + within
     last: Any = None
@@ -294,7 +294,7 @@ class Harness:
                     found.append(event)
         return sorted(found, key=lambda event: str(event.get("eventTime") or ""))
 
-    async def settle(self, quiet: float = 1.0, within: float = 30.0) -> None:
+    async def settle(self, quiet: float = 1.5, within: float = 60.0) -> None:
         """Wait until no request has arrived for `quiet` seconds: the operator is idle."""
         deadline = time.monotonic() + within
         count = len(self.requests())

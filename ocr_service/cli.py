@@ -52,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ocr = commands.add_parser("ocr", help="recognise files and print or write the result")
     ocr.add_argument(
-        "files", nargs="+", type=Path, metavar="FILE", help="image (PNG, JPEG, TIFF, WebP, BMP, GIF) or PDF"
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="image (PNG, JPEG, TIFF, WebP, BMP, GIF) or PDF; - reads standard input",
     )
     ocr.add_argument("--lang", help="language(s), e.g. eng or eng+deu (default OCR_DEFAULT_LANG)")
     ocr.add_argument("--psm", help="page segmentation mode 0-13")
@@ -159,6 +163,12 @@ async def _recognize_all(settings: Settings, raw: dict[str, RawValue], files: li
 
 
 def _read(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes (`-` is standard input), refusing anything over the upload limit."""
+    if str(path) == "-":
+        data = sys.stdin.buffer.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise UnreadableFile(f"standard input exceeds the limit of {max_bytes} bytes (OCR_MAX_UPLOAD_BYTES)")
+        return data
     try:
         size = path.stat().st_size
         if size > max_bytes:
@@ -181,5 +191,6 @@ def _write(body: bytes, source: Path, output_format: OutputFormat, output: Path 
             sys.stdout.buffer.write(b"\n")
         sys.stdout.buffer.flush()
         return
-    target = output / (source.stem + FILE_EXTENSIONS[output_format]) if output.is_dir() else output
+    stem = "stdin" if str(source) == "-" else source.stem
+    target = output / (stem + FILE_EXTENSIONS[output_format]) if output.is_dir() else output
     target.write_bytes(body)

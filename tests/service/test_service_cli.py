@@ -35,6 +35,19 @@ def test_ocr_prints_text_and_json(tmp_path: Path) -> None:
     assert result["pages"][0]["number"] == 1
 
 
+def test_ocr_reads_standard_input(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [str(CATALYST_OCR), "ocr", "-", "--format", "text"],
+        input=png([LINE_TWO]),
+        env=ENV,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert has_words(completed.stdout.decode(), LINE_TWO)
+
+
 def test_ocr_writes_one_file_per_input_into_a_directory(tmp_path: Path) -> None:
     (tmp_path / "first.png").write_bytes(png([LINE_ONE]))
     (tmp_path / "second.pdf").write_bytes(multipage("PDF", [[LINE_TWO], [LINE_ONE]]))

@@ -65,11 +65,15 @@ class _PgTransaction(Transaction):
 
 
 class PostgresDatabase:
-    """A lazily connected asyncpg pool that applies migrations on first successful contact."""
+    """A lazily connected asyncpg pool that applies migrations on first successful contact.
+
+    Connections are held only for one short transaction each (workers, housekeeping, callbacks,
+    API requests and SSE polls all share the pool), so a modest pool serves many clients.
+    """
 
     backend = "postgresql"
 
-    def __init__(self, url: str, max_connections: int = 10, connect_timeout: float = 5.0) -> None:
+    def __init__(self, url: str, max_connections: int = 20, connect_timeout: float = 5.0) -> None:
         self._url = url
         self._max = max_connections
         self._timeout = connect_timeout

@@ -25,10 +25,11 @@ have almost none and dusty ones a few per thousand, which Tesseract's own blob f
 DENSE_IMPULSES = 0.01
 """Above this, dots also cling to strokes: a 3x3 median over the page follows the switching median."""
 GRAIN_SIGMA = 12.0
-"""Paper grain with a standard deviation above this (grey levels) calls for non-local means. Lower grain
-is harmless to Tesseract, and non-local means costs about as much as recognising the page."""
+"""Paper grain with a standard deviation above this (grey levels, as measured on the blank paper)
+calls for smoothing; lower grain is harmless to Tesseract."""
 HEAVY_GRAIN = 12.0
-"""Grain still left after the median above this calls for non-local means."""
+"""Grain still left after the median above this calls for non-local means, which costs about as much
+as recognising the page."""
 NON_LOCAL_MEANS_MAX_PIXELS = 12_000_000
 """Non-local means takes about a second per 4 megapixels on one core: larger pages do without it."""
 UNEVENNESS = 0.15

@@ -36,7 +36,8 @@ RUNTIME_KEY: Final = "runtime"
 
 FINALIZER: Final = f"{constants.GROUP}/finalizer"
 RESYNC_SECONDS: Final = resync_seconds_from_env()
-"""kopf needs the timer interval when handlers are registered, i.e. at import."""
+"""How often kopf's timer asks whether a resync is due. kopf needs it when the handlers are
+registered (at import); the runtime's `settings.resync_seconds` decides (they agree in production)."""
 
 _OCR: Final = (constants.GROUP, constants.VERSION, constants.PLURAL)
 _MANAGED: Final = {constants.LABEL_MANAGED_BY: constants.OPERATOR_NAME}
@@ -110,7 +111,9 @@ def reconcile_on_change(namespace: str | None, name: str, memo: Any, reason: str
 
 @kopf.timer(*_OCR, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 def resync(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    _reconcile_and_post(runtime_of(memo), namespace or "default", name, "resync timer")
+    runtime = runtime_of(memo)
+    if runtime.due_for_resync(namespace or "default", name):
+        _reconcile_and_post(runtime, namespace or "default", name, "resync timer")
 
 
 def on_child_event(type: str, body: kopf.Body, memo: Any, namespace: str | None, param: Any = None, **_: Any) -> None:

@@ -73,6 +73,7 @@ def reconcile(runtime: Runtime, namespace: str, name: str, *, created: bool = Fa
     with runtime.lock_for(namespace, name):
         try:
             report = _reconcile_locked(runtime, namespace, name, created)
+            runtime.reconciled(namespace, name)
         except Exception:
             metrics.RECONCILES.labels(Outcome.ERROR.value).inc()
             raise

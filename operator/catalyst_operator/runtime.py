@@ -12,6 +12,7 @@ import copy
 import datetime
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,8 +46,25 @@ class Runtime:
     """Children as last seen in a watch event: lets a quiet resync skip reads."""
     _owned_kinds: dict[tuple[str, str], frozenset[ApiResource]] = field(default_factory=dict)
     """Kinds each resource owned after its last reconcile; unknown after a restart (then: list all)."""
+    _last_reconciled: dict[tuple[str, str], float] = field(default_factory=dict)
+    monotonic: Callable[[], float] = time.monotonic
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     """Guards the caches above: reconciles and event handlers run in several threads."""
+
+    def reconciled(self, namespace: str, name: str) -> None:
+        with self._cache_lock:
+            self._last_reconciled[(namespace, name)] = self.monotonic()
+
+    def due_for_resync(self, namespace: str, name: str) -> bool:
+        """Whether `settings.resync_seconds` passed since the resource was last reconciled (by anything).
+
+        kopf's timer only asks; a resource that an event reconciled a moment ago is not re-read.
+        A little slack keeps a timer tick that arrives a hair early from skipping a whole period.
+        """
+        period = self.settings.resync_seconds
+        with self._cache_lock:
+            last = self._last_reconciled.get((namespace, name))
+        return last is None or self.monotonic() - last >= period - min(1.0, period / 10)
 
     def lock_for(self, namespace: str, name: str) -> threading.Lock:
         with self._locks_guard:
@@ -136,6 +154,7 @@ class Runtime:
                 self._live.pop(key, None)
             self._deployment_seen.pop((namespace, name), None)
             self._owned_kinds.pop((namespace, name), None)
+            self._last_reconciled.pop((namespace, name), None)
 
 
 def _deployment_fingerprint(deployment: Mapping[str, Any]) -> str:

@@ -48,13 +48,17 @@ def k8s(cluster: ClusterEmulator) -> Harness:
 
 
 @pytest.fixture
-def operator_settings() -> OperatorSettings:
-    return OperatorSettings(default_image=TEST_IMAGE, metrics_port=0, resync_seconds=3600, discovery_ttl_seconds=0.0)
+def operator_settings(request: pytest.FixtureRequest) -> OperatorSettings:
+    """Resync off (an hour) unless a test asks with `@pytest.mark.resync_seconds(N)`: everything
+    else must happen through watch events, promptly — not because a timer came by."""
+    marker = request.node.get_closest_marker("resync_seconds")
+    resync = float(marker.args[0]) if marker else 3600.0
+    return OperatorSettings(default_image=TEST_IMAGE, metrics_port=0, resync_seconds=resync, discovery_ttl_seconds=0.0)
 
 
 @pytest.fixture
 def resync_seconds() -> float:
-    """The resync timer's interval the running handlers really use."""
+    """How often the running handlers' timer ticks (a test's `resync_seconds` marker should match)."""
     return RESYNC_SECONDS
 
 
@@ -86,5 +90,6 @@ async def operator(start_operator: Callable[[], Awaitable[OperatorThread]]) -> O
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "resync_seconds(n): the operator's resync period in this test (default: off)")
     # kmock 0.8 loads its bundled resource list with a deprecated importlib call.
     config.addinivalue_line("filterwarnings", "ignore:read_binary is deprecated:DeprecationWarning")

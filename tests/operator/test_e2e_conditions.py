@@ -67,6 +67,7 @@ async def test_monitoring_objects_are_created_when_the_crds_exist(k8s, cluster, 
     assert k8s.stored(PROMETHEUS_RULES, "mon") is not None
 
 
+@pytest.mark.resync_seconds(3)
 async def test_monitoring_objects_appear_on_resync_once_the_crds_are_installed(k8s, cluster, operator):
     await k8s.create_cr("late", MONITORED)
     await eventually(has_condition(k8s, "late", "MonitoringReady", "False", "ServiceMonitorCRDMissing"))
@@ -79,6 +80,7 @@ async def test_monitoring_objects_appear_on_resync_once_the_crds_are_installed(k
     await eventually(lambda: k8s.stored(SERVICE_MONITORS, "late")["spec"] == monitor["spec"], within=20)
 
 
+@pytest.mark.resync_seconds(3)
 async def test_invalid_spec_sets_conditions_posts_a_warning_and_does_not_retry(k8s, operator, resync_seconds):
     await k8s.create_cr("bad", {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}})
     degraded = await eventually(has_condition(k8s, "bad", "Degraded", "True", "InvalidSpec"))

@@ -218,6 +218,7 @@ async def test_disabling_autoscaling_deletes_the_hpa_and_gives_replicas_back(k8s
     await eventually(lambda: k8s.stored(DEPLOYMENTS, "zeta")["spec"].get("replicas") == 2)
 
 
+@pytest.mark.resync_seconds(3)
 async def test_nothing_changed_means_no_write(k8s, operator, runtime, start_operator, resync_seconds):
     await k8s.create(SECRETS, secret("db", url="postgresql://one"))
     await k8s.create_cr("quiet", {"database": {"urlSecretRef": {"name": "db", "key": "url"}}})

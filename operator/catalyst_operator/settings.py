@@ -28,7 +28,7 @@ ENV_VARS: Final = {
     "CATALYST_OPERATOR_DEFAULT_IMAGE": "image for OcrDeployments that name none (default: the release image)",
     "CATALYST_OPERATOR_METRICS_PORT": "port of the operator's /metrics (default 8080; 0 disables)",
     "CATALYST_OPERATOR_METRICS_ADDRESS": "address /metrics listens on (default 0.0.0.0, all interfaces)",
-    "CATALYST_OPERATOR_RESYNC_SECONDS": "period of the full re-check of every OcrDeployment (default 60)",
+    "CATALYST_OPERATOR_RESYNC_SECONDS": "re-check an OcrDeployment nothing reconciled for this long (default 60)",
     "CATALYST_OPERATOR_DISCOVERY_TTL_SECONDS": "how long an API discovery answer is reused (default 10)",
     "CATALYST_OPERATOR_WATCH_SERVER_TIMEOUT": "seconds a watch request asks the API server to keep open (default 300)",
 }

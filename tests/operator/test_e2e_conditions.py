@@ -125,6 +125,9 @@ async def test_missing_secret_degrades_then_rolls_out_once_the_secret_appears(k8
 
     await k8s.patch(SECRETS, "db", {"data": {"url": base64.b64encode(b"postgresql://db/ocr").decode()}})
     await eventually(lambda: k8s.stored(DEPLOYMENTS, "wait"))
+    # Reconciled from the Secret's watch event — and its Events are posted from there too.
+    created = await eventually(lambda: events(k8s, "wait", "Created"))
+    assert "Deployment wait" in created[0]["message"]
     await eventually(has_condition(k8s, "wait", "Degraded", "False", "AsExpected"))
     secret_values = "postgresql://db/ocr"
     assert secret_values not in str(k8s.cr("wait")) and all(secret_values not in str(e) for e in k8s.events())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ocr_service.options import PREPROCESS_STEPS
 from ocr_service.settings import SETTINGS_TABLE, Settings
 
 
@@ -35,3 +36,12 @@ def test_readme_settings_table_matches(repo_root: Path) -> None:
         (spec.env.value, f"`{spec.default}`" if spec.default else "(empty)", spec.doc) for spec in SETTINGS_TABLE
     ]
     assert rows == expected
+
+
+def test_docs_name_every_preprocessing_switch(repo_root: Path) -> None:
+    readme = (repo_root / "README.md").read_text(encoding="utf-8")
+    service_section = readme.split("<!-- section:service", 1)[1].split("<!-- section:", 1)[0]
+    api = (repo_root / "docs" / "api.md").read_text(encoding="utf-8")
+    for step in PREPROCESS_STEPS:
+        assert f"`{step}`" in service_section, f"README service section does not mention {step}"
+        assert f"`{step}`" in api, f"docs/api.md does not mention {step}"

@@ -39,37 +39,93 @@ def _default_data_dir() -> str:
 SETTINGS_TABLE: tuple[SettingSpec, ...] = (
     SettingSpec("host", EnvVar.HOST, "0.0.0.0", "Address to listen on."),
     SettingSpec("port", EnvVar.PORT, str(HTTP_PORT), "Port to listen on."),
-    SettingSpec("workers", EnvVar.WORKERS, "0", "Parallel recognitions; 0 = one per CPU the process may use (cgroup-aware)."),
-    SettingSpec("queue_size", EnvVar.QUEUE_SIZE, "0", "Pages that may wait for a worker before requests get 429; 0 = 4 per worker."),
-    SettingSpec("engine", EnvVar.ENGINE, "auto", "`tesserocr` (warm in-process), `pytesseract` (CLI per call) or `auto`."),
-    SettingSpec("timeout_seconds", EnvVar.TIMEOUT_SECONDS, "60", "Time limit of one synchronous request; past it the answer is 504 and the work stops."),
-    SettingSpec("max_upload_bytes", EnvVar.MAX_UPLOAD_BYTES, str(25 * 1024 * 1024), "Largest accepted request body (413 past it)."),
-    SettingSpec("max_pixels", EnvVar.MAX_PIXELS, str(40_000_000), "Largest page in pixels, checked before decoding (413 past it)."),
+    SettingSpec(
+        "workers", EnvVar.WORKERS, "0", "Parallel recognitions; 0 = one per CPU the process may use (cgroup-aware)."
+    ),
+    SettingSpec(
+        "queue_size",
+        EnvVar.QUEUE_SIZE,
+        "0",
+        "Pages that may wait for a worker before requests get 429; 0 = 4 per worker.",
+    ),
+    SettingSpec(
+        "engine", EnvVar.ENGINE, "auto", "`tesserocr` (warm in-process), `pytesseract` (CLI per call) or `auto`."
+    ),
+    SettingSpec(
+        "timeout_seconds",
+        EnvVar.TIMEOUT_SECONDS,
+        "60",
+        "Time limit of one synchronous request; past it the answer is 504 and the work stops.",
+    ),
+    SettingSpec(
+        "max_upload_bytes",
+        EnvVar.MAX_UPLOAD_BYTES,
+        str(25 * 1024 * 1024),
+        "Largest accepted request body (413 past it).",
+    ),
+    SettingSpec(
+        "max_pixels",
+        EnvVar.MAX_PIXELS,
+        str(40_000_000),
+        "Largest page in pixels, checked before decoding (413 past it).",
+    ),
     SettingSpec("max_pages", EnvVar.MAX_PAGES, "50", "Most pages in one document (413 past it)."),
     SettingSpec("pdf_dpi", EnvVar.PDF_DPI, "300", "Default resolution PDF pages are rasterised at."),
     SettingSpec("max_dpi", EnvVar.MAX_DPI, "600", "Highest `dpi` a request may ask for."),
-    SettingSpec("default_lang", EnvVar.DEFAULT_LANG, "eng", "Language(s) used when a request names none, e.g. `eng+deu`."),
+    SettingSpec(
+        "default_lang", EnvVar.DEFAULT_LANG, "eng", "Language(s) used when a request names none, e.g. `eng+deu`."
+    ),
     SettingSpec("default_psm", EnvVar.DEFAULT_PSM, "3", "Default Tesseract page segmentation mode."),
     SettingSpec("default_oem", EnvVar.DEFAULT_OEM, "1", "Default Tesseract engine mode (1 = LSTM)."),
     SettingSpec("default_preprocess", EnvVar.DEFAULT_PREPROCESS, "auto", "Default preprocessing: `auto` or `none`."),
-    SettingSpec("languages", EnvVar.LANGUAGES, "eng", "Languages that must be installed for readiness, `+` or `,` separated."),
+    SettingSpec(
+        "languages", EnvVar.LANGUAGES, "eng", "Languages that must be installed for readiness, `+` or `,` separated."
+    ),
     SettingSpec("api_keys", EnvVar.API_KEYS, "", "Comma-separated API keys; empty (and no file) = no authentication."),
     SettingSpec("api_keys_file", EnvVar.API_KEYS_FILE, "", "File with one API key per line (e.g. a mounted Secret)."),
-    SettingSpec("data_dir", EnvVar.DATA_DIR, "", "Where the service keeps data on disk (SQLite job store); default `$XDG_DATA_HOME/catalyst-ocr`."),
-    SettingSpec("database_url", EnvVar.DATABASE_URL, "", "PostgreSQL URL for jobs; empty = embedded SQLite under the data dir."),
+    SettingSpec(
+        "data_dir",
+        EnvVar.DATA_DIR,
+        "",
+        "Where the service keeps data on disk (SQLite job store); default `$XDG_DATA_HOME/catalyst-ocr`.",
+    ),
+    SettingSpec(
+        "database_url", EnvVar.DATABASE_URL, "", "PostgreSQL URL for jobs; empty = embedded SQLite under the data dir."
+    ),
     SettingSpec("redis_url", EnvVar.REDIS_URL, "", "Redis URL for the result cache; empty = in-memory LRU."),
     SettingSpec("log_level", EnvVar.LOG_LEVEL, "info", "`debug`, `info`, `warning` or `error`."),
     SettingSpec("log_format", EnvVar.LOG_FORMAT, "json", "`json` (one object per line) or `text`."),
-    SettingSpec("shutdown_grace_seconds", EnvVar.SHUTDOWN_GRACE_SECONDS, "30", "On SIGTERM, how long in-flight work may finish."),
-    SettingSpec("cache_ttl_seconds", EnvVar.CACHE_TTL_SECONDS, "86400", "How long a cached result lives; 0 disables the cache."),
+    SettingSpec(
+        "shutdown_grace_seconds", EnvVar.SHUTDOWN_GRACE_SECONDS, "30", "On SIGTERM, how long in-flight work may finish."
+    ),
+    SettingSpec(
+        "cache_ttl_seconds", EnvVar.CACHE_TTL_SECONDS, "86400", "How long a cached result lives; 0 disables the cache."
+    ),
     SettingSpec("cache_max_entries", EnvVar.CACHE_MAX_ENTRIES, "1000", "Entries kept by the in-memory cache."),
-    SettingSpec("cache_max_entry_bytes", EnvVar.CACHE_MAX_ENTRY_BYTES, str(4 * 1024 * 1024), "Largest result stored in the cache."),
-    SettingSpec("job_workers", EnvVar.JOB_WORKERS, "0", "Job pages recognised at once by this replica; 0 = same as workers."),
+    SettingSpec(
+        "cache_max_entry_bytes",
+        EnvVar.CACHE_MAX_ENTRY_BYTES,
+        str(4 * 1024 * 1024),
+        "Largest result stored in the cache.",
+    ),
+    SettingSpec(
+        "job_workers", EnvVar.JOB_WORKERS, "0", "Job pages recognised at once by this replica; 0 = same as workers."
+    ),
     SettingSpec("job_ttl_seconds", EnvVar.JOB_TTL_SECONDS, str(7 * 86400), "How long job inputs and results are kept."),
     SettingSpec("job_max_attempts", EnvVar.JOB_MAX_ATTEMPTS, "3", "Attempts per page before its job fails."),
-    SettingSpec("job_lease_seconds", EnvVar.JOB_LEASE_SECONDS, "30", "Lease on a claimed page; renewed by heartbeats, reclaimed when it expires."),
+    SettingSpec(
+        "job_lease_seconds",
+        EnvVar.JOB_LEASE_SECONDS,
+        "30",
+        "Lease on a claimed page; renewed by heartbeats, reclaimed when it expires.",
+    ),
     SettingSpec("callback_secret", EnvVar.CALLBACK_SECRET, "", "HMAC-SHA256 key that signs job callbacks."),
-    SettingSpec("callback_allowed_hosts", EnvVar.CALLBACK_ALLOWED_HOSTS, "", "Comma-separated hosts callbacks may reach; empty = callbacks refused."),
+    SettingSpec(
+        "callback_allowed_hosts",
+        EnvVar.CALLBACK_ALLOWED_HOSTS,
+        "",
+        "Comma-separated hosts callbacks may reach; empty = callbacks refused.",
+    ),
 )
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -190,17 +246,24 @@ class Settings:
         values = {name: parsers[name](specs[name].env, value) for name, value in raw.items()}
         settings = cls(**values)
         if settings.pdf_dpi > settings.max_dpi:
-            raise SettingsError(f"{EnvVar.PDF_DPI} ({settings.pdf_dpi}) must not exceed {EnvVar.MAX_DPI} ({settings.max_dpi})")
+            raise SettingsError(
+                f"{EnvVar.PDF_DPI} ({settings.pdf_dpi}) must not exceed {EnvVar.MAX_DPI} ({settings.max_dpi})"
+            )
         return settings
 
     def all_api_keys(self) -> frozenset[str]:
-        """Keys from `OCR_API_KEYS` plus those in `OCR_API_KEYS_FILE` (re-read on each call, so a rotated Secret applies)."""
+        """Keys from `OCR_API_KEYS` plus those in `OCR_API_KEYS_FILE`.
+
+        The file is re-read on each call, so a rotated Secret applies without a restart.
+        """
         keys = set(self.api_keys)
         if self.api_keys_file:
             try:
                 text = Path(self.api_keys_file).read_text(encoding="utf-8")
             except OSError as exc:
-                raise SettingsError(f"{EnvVar.API_KEYS_FILE}: cannot read {self.api_keys_file}: {exc.strerror}") from None
+                raise SettingsError(
+                    f"{EnvVar.API_KEYS_FILE}: cannot read {self.api_keys_file}: {exc.strerror}"
+                ) from None
             keys.update(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
         return frozenset(keys)
 

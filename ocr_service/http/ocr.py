@@ -1,9 +1,11 @@
 """`POST /v1/ocr`: one document in, its recognition out, synchronously.
 
-The flow is deliberately straight: read the body (size-limited) -> parse the options (the
-same parser as the CLI) -> ask the result cache (`app.state.cache`; a hit answers with
-`X-Cache: hit` and `"cached": true`) -> `pipeline.run` (decode, preprocess, recognise, render;
-raises 429/504/4xx as `OcrError`) -> store in the cache -> answer with the rendered body.
+The flow is deliberately straight: admit the request (no more requests hold a document than
+the pool has slots, else 429 before the body is read; `admission.py`) -> read the body
+(size-limited) -> parse the options (the same parser as the CLI) -> ask the result cache
+(`app.state.cache`; a hit answers with `X-Cache: hit` and `"cached": true`) -> `pipeline.run`
+(decode, preprocess, recognise, render; raises 429/504/4xx as `OcrError`) -> store in the
+cache -> answer with the rendered body.
 Errors become problem+json in `problems.py`; nothing here catches them.
 """
 
@@ -18,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 from ocr_service import metrics
 from ocr_service.cache import ResultCache, document_digest, engine_version, mark_cached, result_key
 from ocr_service.errors import InvalidParameter
+from ocr_service.http.admission import DocumentAdmission
 from ocr_service.http.body import read_document
 from ocr_service.http.negotiation import negotiate_format
 from ocr_service.http.params import RawValue, parse_options
@@ -32,8 +35,13 @@ class OcrEndpoint:
     def __init__(self, settings: Settings, pipeline: OcrPipeline) -> None:
         self.settings = settings
         self.pipeline = pipeline
+        self.admission = DocumentAdmission(lambda: pipeline.stats().capacity)
 
     async def recognize(self, request: Request) -> Response:
+        with self.admission.admit():
+            return await self._recognize(request)
+
+    async def _recognize(self, request: Request) -> Response:
         received = await read_document(
             request, self.settings.max_upload_bytes, time_limit=self.settings.timeout_seconds
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from service_support import has_words, make_settings, metric_value, png, running_app
@@ -77,3 +78,40 @@ async def test_time_limit_answers_504_and_stops_the_work(tmp_path: Path) -> None
         assert pipeline.stats().busy == 0
         # The worker was freed well before an uninterrupted recognition would have finished.
         assert stopped_after < 0.8 * full_recognition, (stopped_after, full_recognition)
+
+
+async def test_requests_beyond_the_pools_room_get_429_before_their_body_is_read(tmp_path: Path) -> None:
+    """Slow uploads occupy every slot; the next request is refused at once, its body left unread."""
+    release = asyncio.Event()
+    document = png(["held upload"])
+
+    async def held_upload() -> AsyncIterator[bytes]:
+        yield document[:100]
+        await asyncio.wait_for(release.wait(), timeout=30)
+        yield document[100:]
+
+    pulled = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        for _ in range(10_000):
+            pulled += 1
+            yield b"\0" * 1024
+
+    settings = make_settings(tmp_path, workers=1, queue_size=1, cache_ttl_seconds=0)  # room for 2 requests
+    async with running_app(settings) as client:
+        held = [asyncio.create_task(client.post("/v1/ocr?format=text", content=held_upload())) for _ in range(2)]
+        for _ in range(500):  # until both uploads are in flight (at most ~5 s); the scrape itself is the third
+            if metric_value((await client.get("/metrics")).text, "ocr_http_requests_in_flight") >= 3:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # and past admission, which follows routing without waiting on anything
+        refused = await asyncio.wait_for(client.post("/v1/ocr", content=endless()), timeout=10)
+        assert refused.status_code == 429
+        assert refused.json()["type"].endswith("/overloaded")
+        assert int(refused.headers["retry-after"]) >= 1
+        assert pulled <= 1, "the refused body must not be read"
+        release.set()
+        for response in await asyncio.wait_for(asyncio.gather(*held), timeout=60):
+            assert response.status_code == 200, response.text
+            assert has_words(response.text, "held upload")

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.xdist_group("service-process")
 # check runs, including that schema-violating requests are rejected (negative_data_rejection).
 
 MAX_EXAMPLES = 15
+GENERATION_ATTEMPTS = 5
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +53,27 @@ def test_live_service_conforms_to_its_openapi_document(
         def drive(case: schemathesis.Case) -> None:
             case.call_and_validate(timeout=60, excluded_checks=[positive_data_acceptance])
 
-        try:
-            drive()
-        except Unsatisfiable:
-            assert mode is schemathesis.GenerationMode.NEGATIVE  # no parameter or body to get wrong
-        except Exception as failure:
-            failure.add_note(f"operation: {operation.method.upper()} {operation.path} ({mode.value} data)")
-            raise
+        for attempt in range(1, GENERATION_ATTEMPTS + 1):
+            try:
+                drive()
+            except Unsatisfiable:
+                assert mode is schemathesis.GenerationMode.NEGATIVE  # no parameter or body to get wrong
+            except ValueError as failure:
+                if not is_schemathesis_binary_bug(failure) or attempt == GENERATION_ATTEMPTS:
+                    failure.add_note(f"operation: {operation.method.upper()} {operation.path} ({mode.value} data)")
+                    raise
+                continue  # the generator itself crashed; draw a fresh set of examples
+            except Exception as failure:
+                failure.add_note(f"operation: {operation.method.upper()} {operation.path} ({mode.value} data)")
+                raise
+            break
+
+
+def is_schemathesis_binary_bug(failure: ValueError) -> bool:
+    """Schemathesis 4.32.5 sometimes crashes while GENERATING negative data next to `format: binary`
+    fields (`ValueError: Unsupported type: 'Binary'` in a filter; see schemathesis PR #4520). That is
+    the tool failing before any request is sent, not the service answering wrongly."""
+    return "Unsupported type: 'Binary'" in str(failure)
 
 
 def test_document_is_valid_openapi_3_1_with_bounds_from_settings(tmp_path: Path) -> None:

@@ -178,7 +178,7 @@ def _read(path: Path, max_bytes: int) -> bytes:
         raise UnreadableFile(exc.strerror or str(exc)) from None
 
 
-class UnreadableFile(OcrError):  # noqa: N818 - named like its siblings in errors.py
+class UnreadableFile(OcrError):
     """A CLI input that cannot be read; reported like every other per-file error."""
 
     slug, title = "unreadable-file", "Cannot read the file"

@@ -40,7 +40,7 @@ class ReceivedDocument:
     options: Mapping[str, RawValue]
 
 
-class BodyTimeout(OcrError):  # noqa: N818 - named like its siblings in errors.py
+class BodyTimeout(OcrError):
     """The body did not arrive within the time limit (a stalled or trickling client)."""
 
     status, slug, title = 408, "request-timeout", "The request body arrived too slowly"

@@ -20,7 +20,7 @@ from ocr_service.errors import NotFound, OcrError
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
-class MethodNotAllowed(OcrError):  # noqa: N818 - named like its siblings in errors.py
+class MethodNotAllowed(OcrError):
     """The route exists but not for this method; `Allow` lists the ones it takes."""
 
     status, slug, title = 405, "method-not-allowed", "Method not allowed"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from ocr_service.cache import build_cache
 from ocr_service.errors import InvalidParameter, ServiceUnavailable
 from ocr_service.http.body import read_document
-from ocr_service.http.params import RawValue, parse_format, parse_options
+from ocr_service.http.params import merge_option_sources, parse_format, parse_options
 from ocr_service.jobs.errors import StoreUnavailable
 from ocr_service.jobs.models import Job
 from ocr_service.jobs.runtime import JobRuntime
@@ -58,19 +58,6 @@ def job_json(job: Job) -> dict[str, Any]:
     return document
 
 
-def _raw_options(request: Request, body_options: Mapping[str, RawValue]) -> dict[str, RawValue]:
-    raw: dict[str, RawValue] = {}
-    for name, text in request.query_params.multi_items():
-        if name in raw:
-            raise InvalidParameter(f"Option {name!r} is given more than once.", param=name)
-        raw[name] = text
-    for name, value in body_options.items():
-        if name in raw:
-            raise InvalidParameter(f"Option {name!r} is given both in the query and in the body.", param=name)
-        raw[name] = value
-    return raw
-
-
 async def create_job(request: Request) -> Response:
     runtime = _runtime(request)
     key = request.headers.get(IDEMPOTENCY_HEADER)
@@ -78,8 +65,10 @@ async def create_job(request: Request) -> Response:
         raise InvalidParameter(
             "Idempotency-Key must be 1-255 visible ASCII characters (e.g. a UUID).", param=IDEMPOTENCY_HEADER
         )
-    received = await read_document(request, runtime.settings.max_upload_bytes)
-    raw = _raw_options(request, received.options)
+    received = await read_document(
+        request, runtime.settings.max_upload_bytes, time_limit=runtime.settings.timeout_seconds
+    )
+    raw = merge_option_sources(request.query_params.multi_items(), received.options)
     callback = raw.pop("callback_url", None)
     if callback is not None and not isinstance(callback, str):
         raise InvalidParameter("callback_url must be a string.", param="callback_url")

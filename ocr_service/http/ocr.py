@@ -19,11 +19,10 @@ from starlette.routing import BaseRoute, Route
 
 from ocr_service import metrics
 from ocr_service.cache import ResultCache, document_digest, engine_version, mark_cached, result_key
-from ocr_service.errors import InvalidParameter
 from ocr_service.http.admission import DocumentAdmission
 from ocr_service.http.body import read_document
 from ocr_service.http.negotiation import negotiate_format
-from ocr_service.http.params import RawValue, parse_options
+from ocr_service.http.params import RawValue, merge_option_sources, parse_options
 from ocr_service.options import MEDIA_TYPES, OcrOptions, OutputFormat
 from ocr_service.pipeline import OcrOutcome, OcrPipeline
 from ocr_service.settings import Settings
@@ -61,15 +60,7 @@ class OcrEndpoint:
 
     def options(self, request: Request, body_options: Mapping[str, RawValue]) -> OcrOptions:
         """Query parameters and body options together; naming one option in both places is ambiguous."""
-        raw: dict[str, RawValue] = {}
-        for name, text in request.query_params.multi_items():
-            if name in raw:
-                raise InvalidParameter(f"Option {name!r} is given more than once.", param=name)
-            raw[name] = text
-        for name, value in body_options.items():
-            if name in raw:
-                raise InvalidParameter(f"Option {name!r} is given both in the query and in the body.", param=name)
-            raw[name] = value
+        raw = merge_option_sources(request.query_params.multi_items(), body_options)
         default_format = OutputFormat.JSON if "format" in raw else negotiate_format(request.headers.get("accept"))
         return parse_options(raw, self.settings, self.pipeline.resolve_lang, default_format=default_format)
 

@@ -9,7 +9,7 @@ the parameter, or `UnknownLanguage` from the pipeline's language check.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from ocr_service import documents
 from ocr_service.errors import InvalidParameter
@@ -47,6 +47,25 @@ JSON_TYPES: dict[str, type] = {
 RawValue = str | int | float | bool | None
 LanguageResolver = Callable[[str], str]
 """Checks a `+`-joined language spec against the installed traineddata and returns it normalised."""
+
+
+def merge_option_sources(
+    query_items: Iterable[tuple[str, str]], body_options: Mapping[str, RawValue]
+) -> dict[str, RawValue]:
+    """Query parameters and body options (form fields or JSON members) as one mapping.
+
+    An option named twice, or both in the query and in the body, is ambiguous: 400 naming it.
+    """
+    raw: dict[str, RawValue] = {}
+    for name, text in query_items:
+        if name in raw:
+            raise InvalidParameter(f"Option {name!r} is given more than once.", param=name)
+        raw[name] = text
+    for name, value in body_options.items():
+        if name in raw:
+            raise InvalidParameter(f"Option {name!r} is given both in the query and in the body.", param=name)
+        raw[name] = value
+    return raw
 
 
 def parse_options(

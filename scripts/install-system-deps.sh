@@ -6,7 +6,8 @@
 #
 # --runtime (default): what the service needs at run time (Tesseract + languages + OSD).
 # --build: also the compiler and headers tesserocr builds against (the image's builder stage).
-# --dev: --build plus the PostgreSQL and Redis servers the tests start.
+# --dev: --build plus what the tests run: PostgreSQL and Redis servers, the font test pages are
+#        rendered in, nginx (the compose proxy config) and promtool (the alert rules).
 # --python: only python3-venv, python3-dev and pip, for a machine whose python3 lacks them.
 # OCR_LANGUAGES (space separated Tesseract codes, default "eng deu fra") chooses language packs.
 set -euo pipefail
@@ -23,7 +24,7 @@ case "$mode" in
   --python) packages=(python3-venv python3-dev python3-pip) ;;
   --runtime) ;;
   --build) packages+=(libtesseract-dev libleptonica-dev pkg-config g++) ;;
-  --dev) packages+=(libtesseract-dev libleptonica-dev pkg-config g++ postgresql redis-server fonts-dejavu-core) ;;
+  --dev) packages+=(libtesseract-dev libleptonica-dev pkg-config g++ postgresql redis-server fonts-dejavu-core nginx-light prometheus) ;;
   *) echo "usage: $0 [--runtime|--build|--dev|--python]" >&2; exit 2 ;;
 esac
 

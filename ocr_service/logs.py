@@ -19,7 +19,10 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("catalyst_ocr_request_id", defau
 """Id of the request being handled in this context; None outside requests."""
 
 _STANDARD_ATTRIBUTES = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "taskName"}
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
+    | {"message", "asctime", "taskName"}
+    # uvicorn repeats its message with terminal colour codes for its own console formatter.
+    | {"color_message"}
 )
 _HANDLER_NAME = "catalyst-ocr"
 

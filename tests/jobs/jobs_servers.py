@@ -17,14 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from suite_support import free_port
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now (PostgreSQL cannot be told port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_port(port: int, timeout: float) -> None:

@@ -14,15 +14,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 from PIL import Image, ImageDraw, ImageFont
+from suite_support import running_app  # noqa: F401 (re-exported for this area's tests)
 
-from ocr_service.app import build_app
 from ocr_service.settings import Settings
 
 FONT_PATH = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
@@ -76,17 +76,6 @@ def job_settings(tmp_path: Path, **overrides: object) -> Settings:
     }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
-
-
-@contextlib.asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The real app with its lifespan (pipeline and jobs started), behind an in-process client."""
-    app = build_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://service.test", timeout=60) as client:
-            client.app = app  # type: ignore[attr-defined]
-            yield client
 
 
 async def wait_final(client: httpx.AsyncClient, job_id: str, within: float = 60) -> dict[str, Any]:

@@ -13,7 +13,6 @@ import base64
 import os
 import re
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -24,14 +23,9 @@ from catalyst_operator import metrics
 from catalyst_operator.resources import DEPLOYMENTS, SECRETS
 from catalyst_operator.settings import ENV_VARS
 from catalyst_operator.testing import eventually
+from suite_support import free_port
 
 pytestmark = pytest.mark.timeout(120)  # each test has its own emulated cluster and operator: no xdist group
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def kubeconfig(path: Path, server: str) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import tomllib
@@ -22,6 +21,7 @@ import helm_python as helm
 import jsonschema
 import kubernetes_validate
 import yaml
+from suite_support import free_port  # noqa: F401 (re-exported)
 
 REPO = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO / "charts" / "catalyst-ocr-operator"
@@ -34,13 +34,6 @@ NAMESPACE = "catalyst-ocr-system"
 KUBERNETES_VERSION = "1.31"
 """The Kubernetes version every object is validated against (and the chart linted for)."""
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def project_version() -> str:

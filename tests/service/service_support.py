@@ -16,14 +16,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 from PIL import Image, ImageDraw, ImageFont
+from suite_support import running_app  # noqa: F401 (re-exported for this area's tests)
 
-from ocr_service.app import build_app
 from ocr_service.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -91,17 +90,6 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     base: dict[str, object] = {"workers": 2, "data_dir": str(tmp_path), "host": "127.0.0.1"}
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
-
-
-@contextlib.asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The real app with its lifespan (pipeline started and closed), behind an in-process client."""
-    app = build_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://service.test", timeout=60) as client:
-            client.app = app  # type: ignore[attr-defined]
-            yield client
 
 
 def metric_value(exposition: str, name: str, **labels: str) -> float:

@@ -1,0 +1,30 @@
+"""Helpers more than one test area uses (importable because `tests/` holds the root conftest)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+
+import httpx
+
+from ocr_service.app import build_app
+from ocr_service.settings import Settings
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (for servers that cannot be told port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app with its lifespan (pipeline, jobs) started and closed, behind an in-process client."""
+    app = build_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service.test", timeout=60) as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client

@@ -3,7 +3,9 @@
 For each candidate angle the ink pixels are projected onto the axis across the lines; the angle at
 which the profile is sharpest (lines and gaps cleanly separated) is the skew. Projecting pixel
 coordinates with `bincount` instead of rotating the image makes each candidate cost one pass over
-the ink of a downscaled copy.
+the ink of a downscaled copy, and all the candidates of one search stage share a single
+`bincount` (one numpy pass instead of one per angle: on a small crop the per-call overhead, not the
+arithmetic, was the cost).
 """
 
 from __future__ import annotations
@@ -44,7 +46,22 @@ class InkPoints:
 
     def sharpness(self, angle: float) -> float:
         """How crisply the ink falls into rows at `angle` (sum of squared row-to-row differences)."""
-        return float(np.sum(np.diff(self.profile(angle)) ** 2))
+        return float(self.sharpnesses(np.array([angle]))[0])
+
+    def sharpnesses(self, angles: NDArray[np.float64]) -> NDArray[np.float64]:
+        """`sharpness` at each of `angles`, from one `bincount` over all of them.
+
+        Coordinates are projected in float32 and binned in int32: rows are whole pixels, so the
+        single precision changes no figure that matters and halves the memory the pass walks.
+        """
+        ys, xs = self.ys.astype(np.float32), self.xs.astype(np.float32)
+        theta = np.deg2rad(angles).astype(np.float32)[:, None]
+        rows = (ys * np.cos(theta) + xs * np.sin(theta)).astype(np.int32)
+        width = 2 * self.length + 1
+        rows += (np.arange(angles.size, dtype=np.int32) * width + self.length)[:, None]
+        profiles = np.bincount(rows.ravel(), minlength=width * angles.size).reshape(angles.size, width)
+        steps = np.diff(profiles, axis=1)
+        return np.asarray(np.einsum("ij,ij->i", steps, steps), dtype=np.float64)
 
 
 def ink_points(gray: Gray) -> InkPoints | None:
@@ -67,13 +84,31 @@ def ink_points(gray: Gray) -> InkPoints | None:
 def _search(points: InkPoints, centre: float, half_width: float, step: float) -> tuple[float, float, float]:
     """Best angle in centre +- half_width, its score and the worst score seen."""
     angles = np.arange(centre - half_width, centre + half_width + step / 2, step)
-    scores = np.array([points.sharpness(float(a)) for a in angles])
+    scores = points.sharpnesses(angles)
     return float(angles[int(np.argmax(scores))]), float(scores.max()), float(scores.min())
+
+
+STRAIGHT_PROBE = 0.25
+"""Angle either side of 0 deg at which a straight page's profile is probed before any fine search."""
+
+
+def _sharpest_at_zero(points: InkPoints, at_zero: float) -> bool:
+    """Whether the profile at 0 deg is at least as sharp as at +-`STRAIGHT_PROBE` deg.
+
+    A profile's sharpness peaks at the skew and falls off both ways, so then the skew lies within
+    about half the probe of zero: well below anything worth straightening (`policy.SKEW_DEGREES`),
+    and the fine stages (30 more profiles) would only refine an angle nobody acts on. Most pages
+    are scanned straight, so this is the common case.
+    """
+    either_side = points.sharpnesses(np.array([-STRAIGHT_PROBE, STRAIGHT_PROBE]))
+    return bool(at_zero >= either_side.max())
 
 
 def skew_of(points: InkPoints, *, fine: bool = True) -> tuple[float, float]:
     """Skew angle and confidence of text lines running along the points' x axis (see `estimate_skew`)."""
     angle, best, worst = _search(points, 0.0, MAX_ANGLE, 1.0)
+    if fine and angle == 0.0 and _sharpest_at_zero(points, best):
+        return 0.0, best / worst - 1.0 if worst > 0 else 0.0
     if fine:
         angle, best, _ = _search(points, angle, 1.0, 0.1)
         angle, best, _ = _search(points, angle, 0.1, 0.025)

@@ -17,10 +17,14 @@ from ocr_service.preprocess.measure import Gray, character_height, shrink, u8
 _BACKGROUND_SIDE = 400
 
 
-def background(gray: Gray) -> Gray:
-    """The paper's brightness at every pixel, at the page's full size."""
+def background(gray: Gray, char_height: float | None = None) -> Gray:
+    """The paper's brightness at every pixel, at the page's full size.
+
+    `char_height` is the letter height of `gray` when the caller has measured it already (the
+    pipeline measures it once per image); otherwise it is measured here.
+    """
     small, factor = shrink(gray, _BACKGROUND_SIDE)
-    char = character_height(gray)
+    char = character_height(gray) if char_height is None else char_height
     # The closing must bridge whole letters: 2.5 character heights, in small-copy pixels.
     size = int(np.clip((char or 30.0) * 2.5 * factor, 5, max(5, min(small.shape) // 3)))
     size |= 1
@@ -30,22 +34,22 @@ def background(gray: Gray) -> Gray:
     return u8(cv2.resize(smooth, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR))
 
 
-def unevenness(gray: Gray) -> float:
+def unevenness(gray: Gray, char_height: float | None = None) -> float:
     """How much the paper's brightness varies over the page: (p95 - p25) / p95 of the background.
 
     0 for an evenly lit page. The 25th percentile rather than the minimum, so that a photo or a
     black band covering part of the page does not read as shading: lighting changes across most
     of the page, pictures cover a minority of it.
     """
-    small, _ = shrink(gray, _BACKGROUND_SIDE)
-    bg = background(small).astype(np.float32)
+    small, factor = shrink(gray, _BACKGROUND_SIDE)
+    bg = background(small, None if char_height is None else char_height * factor).astype(np.float32)
     low, high = np.percentile(bg, (25, 95))
     return float((high - low) / max(high, 1.0))
 
 
-def flatten(gray: Gray) -> Outcome:
+def flatten(gray: Gray, char_height: float | None = None) -> Outcome:
     """Divide the page by its background so the paper is uniformly white."""
-    bg = background(gray)
+    bg = background(gray, char_height)
     np.maximum(bg, 1, out=bg)
     # 8-bit in, 8-bit out (saturating): no full-size float temporaries on large pages.
     return Outcome(u8(cv2.divide(gray, bg, scale=255.0)), {"method": "background-division"})

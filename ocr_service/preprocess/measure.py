@@ -6,6 +6,8 @@ need step X?" costs a small fraction of recognising it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -85,22 +87,30 @@ def central_crop(gray: Gray, side: int) -> Gray:
     return gray[top : top + side, left : left + side]
 
 
-def character_height(gray: Gray) -> float | None:
-    """Typical height in pixels of the page's letters, or None if the page shows no text.
+LETTER_CROP = 1600
+"""Letters are measured on the page's central `LETTER_CROP` x `LETTER_CROP` pixels at full resolution."""
 
-    The height at which blob heights, weighted by the blobs' ink, peak: most letters of Latin
-    text are x-height high and carry most of the ink, so the peak sits at the x-height, while
-    noise specks spread thinly over many heights (a plain median would be dragged down by them on
-    a grainy page). Blobs too big or too wide to be letters (rules, frames) are ignored, and no
-    blob weighs more than the 90th percentile of ink, so a picture cannot pass for the text.
-    Large pages are measured on their central 1600 x 1600 pixels at full resolution: enough
-    letters, and small print stays measurable (shrinking the page would not keep it so).
-    """
-    gray = central_crop(gray, 1600)
+
+@dataclass(frozen=True)
+class Letters:
+    """What the page's ink blobs say about its text: letter size and how many letters there are."""
+
+    height: float | None
+    """Typical letter height in pixels (see `character_height`), None if the page shows no text."""
+    count: int
+    """Blobs shaped like letters: a glyph count (touching letters count once, an i's dot not at all)."""
+    whole_page: bool
+    """The count covers the whole page; on a page larger than the crop it covers only its middle."""
+
+
+def letters(gray: Gray) -> Letters:
+    """Letter height and count from one labelling of the ink (see `character_height` for the method)."""
+    whole_page = max(gray.shape) <= LETTER_CROP
+    gray = central_crop(gray, LETTER_CROP)
     mask = ink_mask(gray)
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count <= 1:
-        return None
+        return Letters(None, 0, whole_page)
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
     widths = stats[1:, cv2.CC_STAT_WIDTH]
     areas = stats[1:, cv2.CC_STAT_AREA]
@@ -113,11 +123,26 @@ def character_height(gray: Gray) -> float | None:
         & (areas >= 6)
         & (areas >= 0.08 * heights * widths)
     )
-    if int(plausible.sum()) < 8:
-        return None
+    found = int(plausible.sum())
+    if found < 8:
+        return Letters(None, found, whole_page)
     # Each blob weighs its ink, capped so that one big blob (a photo, a logo) cannot outweigh the text.
     weights = areas[plausible].astype(np.float64)
     np.minimum(weights, np.percentile(weights, 90), out=weights)
     ink_by_height = np.bincount(heights[plausible], weights=weights)
     smoothed = np.convolve(ink_by_height, [1.0, 2.0, 1.0], mode="same")
-    return float(np.argmax(smoothed))
+    return Letters(float(np.argmax(smoothed)), found, whole_page)
+
+
+def character_height(gray: Gray) -> float | None:
+    """Typical height in pixels of the page's letters, or None if the page shows no text.
+
+    The height at which blob heights, weighted by the blobs' ink, peak: most letters of Latin
+    text are x-height high and carry most of the ink, so the peak sits at the x-height, while
+    noise specks spread thinly over many heights (a plain median would be dragged down by them on
+    a grainy page). Blobs too big or too wide to be letters (rules, frames) are ignored, and no
+    blob weighs more than the 90th percentile of ink, so a picture cannot pass for the text.
+    Large pages are measured on their central 1600 x 1600 pixels at full resolution: enough
+    letters, and small print stays measurable (shrinking the page would not keep it so).
+    """
+    return letters(gray).height

@@ -35,7 +35,7 @@ from ocr_service.preprocess import (
 )
 from ocr_service.preprocess.base import Outcome, Params
 from ocr_service.preprocess.geometry import Matrix, identity
-from ocr_service.preprocess.measure import Gray, character_height, to_gray
+from ocr_service.preprocess.measure import Gray, Letters, letters, to_gray
 
 Report = dict[str, object]
 
@@ -64,10 +64,13 @@ class Page:
             self._cache[name] = hit
         return hit[1]
 
+    def letters(self) -> Letters:
+        """Letter height and count of the current image (one labelling of its ink per image)."""
+        return cast(Letters, self._cached("letters", letters))
+
     def char_height(self) -> float | None:
         """Typical letter height of the current image (measured once per image)."""
-        value = self._cached("char_height", character_height)
-        return value if isinstance(value, float) else None
+        return self.letters().height
 
     def ink_points(self) -> deskew.InkPoints | None:
         """The current image's ink as points for projection profiles (shared by orientation and deskew)."""
@@ -147,12 +150,12 @@ def _smooth_amplified_grain(page: Page, outcome: Outcome, measures: Params) -> O
 
 
 def _illumination(page: Page, forced: bool) -> StepRun:
-    unevenness = illumination.unevenness(page.image)
+    unevenness = illumination.unevenness(page.image, page.char_height())
     decision = policy.illumination(unevenness)
     measures: Params = {"unevenness": round(unevenness, 3)}
     if not (decision.run or forced):
         return StepRun(None, measures, decision.reason)
-    outcome = _smooth_amplified_grain(page, illumination.flatten(page.image), measures)
+    outcome = _smooth_amplified_grain(page, illumination.flatten(page.image, page.char_height()), measures)
     return StepRun(outcome, measures, "forced" if forced else decision.reason)
 
 
@@ -193,8 +196,10 @@ def _orientation(page: Page, forced: bool) -> StepRun:
     evidence = orientation.line_evidence(page.ink_points(), *page.estimate_skew())
     lines = "unclear" if evidence is None else evidence.direction
     ratio = 1.0 if evidence is None else evidence.ascender_ratio
-    measures: Params = {"lines": lines, "ascender_ratio": round(ratio, 2)}
-    screen = policy.needs_osd(lines, ratio)
+    found_letters = page.letters()
+    glyphs = found_letters.count if found_letters.whole_page else None
+    measures: Params = {"lines": lines, "ascender_ratio": round(ratio, 2), "glyphs": glyphs}
+    screen = policy.needs_osd(lines, ratio, glyphs)
     if not screen.run and not forced:
         return StepRun(None, measures, screen.reason)
     found = orientation.detect(page.image, page.char_height())

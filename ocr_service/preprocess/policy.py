@@ -39,6 +39,10 @@ CONTRAST_SPAN = 170.0
 ORIENTATION_CONFIDENCE = 6.0
 """OSD confidence needed before turning a page. Clean pages score 9-30; guesses on sparse text score
 below 2, and small print shown to OSD too small has scored a wrong 5.5."""
+OSD_MIN_GLYPHS = 50
+"""Fewer letters than this on horizontal lines and OSD is not asked. Tesseract's OSD itself does not
+try below `min_characters_to_try` (50) characters; on one-line receipt crops (20-40 letters) it
+answered "too little text" or guessed at confidence under 2 every time, at up to ~20 ms a try."""
 ASCENDER_SCRIPTS = frozenset({"Latin", "Cyrillic", "Greek"})
 """Scripts whose lowercase has more ascenders than descenders, so the ascender ratio can veto OSD."""
 UPRIGHT_ASCENDER_RATIO = 2.0
@@ -92,10 +96,14 @@ def upscale(factor: float) -> Decision:
     return Decision(abs(factor - 1.0) > 0.05, f"scale factor {factor}")
 
 
-def needs_osd(lines: str, ascender_ratio: float) -> Decision:
-    """OSD runs unless the lines already show an upright page (horizontal, ascenders on top)."""
+def needs_osd(lines: str, ascender_ratio: float, glyphs: int | None = None) -> Decision:
+    """OSD runs unless the lines already show an upright page (horizontal, ascenders on top), or
+    they run across the page and hold too few letters for OSD to say anything (`glyphs` is None
+    when only part of the page was counted). Vertical or unclear lines always ask OSD."""
     if lines == "horizontal" and ascender_ratio >= UPRIGHT_ASCENDER_RATIO:
         return Decision(False, f"upright: horizontal lines, ascender ratio {ascender_ratio:.2f}")
+    if lines == "horizontal" and glyphs is not None and glyphs < OSD_MIN_GLYPHS:
+        return Decision(False, f"horizontal lines, {glyphs} letters vs {OSD_MIN_GLYPHS}: too few for OSD")
     return Decision(True, f"lines {lines}, ascender ratio {ascender_ratio:.2f}: asking OSD")
 
 

@@ -70,10 +70,33 @@ def ink_mask(gray: Gray) -> Gray:
     return u8(mask)
 
 
+def percentiles(values: NDArray[np.integer], qs: tuple[float, ...]) -> tuple[float, ...]:
+    """`np.percentile(values, qs)` (linear interpolation) of non-negative integers such as 8-bit
+    pixels, read off their histogram.
+
+    The same figures, but one counting pass instead of a partial sort: on a small crop the sort
+    was most of a measure's cost.
+    """
+    if values.dtype == np.uint8:
+        counts = cv2.calcHist([np.ascontiguousarray(values)], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+    else:
+        counts = np.bincount(values.ravel())
+    cumulative = np.cumsum(counts)
+    last = int(cumulative[-1]) - 1
+    found: list[float] = []
+    for q in qs:
+        rank = last * q / 100.0
+        below = int(np.floor(rank))
+        low = int(np.searchsorted(cumulative, below, side="right"))
+        high = int(np.searchsorted(cumulative, min(below + 1, last), side="right"))
+        found.append(low + (rank - below) * (high - low))
+    return tuple(found)
+
+
 def contrast_span(gray: Gray) -> tuple[float, float]:
     """Ink and paper levels: the 1st and 99th intensity percentiles (robust to a few outliers)."""
-    low, high = np.percentile(gray[:: max(1, gray.shape[0] // 400), :: max(1, gray.shape[1] // 400)], (1, 99))
-    return float(low), float(high)
+    low, high = percentiles(gray[:: max(1, gray.shape[0] // 400), :: max(1, gray.shape[1] // 400)], (1, 99))
+    return low, high
 
 
 def central_crop(gray: Gray, side: int) -> Gray:

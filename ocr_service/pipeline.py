@@ -23,10 +23,19 @@ result = pipeline.assemble(pages, language=..., sha256=...)                     
 What happens to one page, all inside a worker thread (the event loop only awaits): decode it
 (`documents.Document.load_page`), preprocess it (`ocr_service.preprocess.preprocess`, the
 report goes into the page JSON and its time into `timings.preprocess_ms`), recognise it ONCE
-producing the model and every requested Tesseract rendering, then map word boxes back to the
+producing every requested Tesseract rendering (and the word model only when JSON is among the
+formats: it is the one format that needs word boxes), then map word boxes back to the
 original page with the preprocessing transform. Pages of one document run in parallel on the
 pool; the first page is admitted or refused (`Overloaded`, 429) at once, later pages wait for
-a slot. Everything shares one deadline (`timeout`, default `settings.timeout_seconds`): past it
+a slot.
+
+Per-request overhead is part of the product (issue 2 wants the service within 5% of the raw
+engine on receipt-line crops), so a document of a single-page kind (PNG, JPEG, WebP, BMP) is
+opened, recognised and rendered in ONE worker task: no thread hop to open it before, none to
+render it after. Multi-page kinds (TIFF, GIF, PDF) are opened in a helper thread and their
+pages fanned out over the pool as described above.
+
+Everything shares one deadline (`timeout`, default `settings.timeout_seconds`): past it
 the request raises `RecognitionTimeout` (504), queued pages are skipped and running ones are
 stopped by the engine's own time limit.
 
@@ -47,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from ocr_service.documents import Document, DocumentKind, PageImage, PixelArray, open_document
+from ocr_service.documents import Document, DocumentKind, PageImage, PixelArray, open_document, sniff
 from ocr_service.engine import languages
 from ocr_service.engine.backends import library_versions, load_backend
 from ocr_service.engine.base import ASSUMED_DPI, EngineBackend, PageRender, RecognitionRequest, Recognizer
@@ -74,6 +83,9 @@ VALID_PSM = frozenset({1, *range(3, 14)})
 """Page segmentation modes that recognise text (0 is orientation only, 2 is not implemented by Tesseract)."""
 VALID_OEM = frozenset(range(4))
 SELF_TEST_TEXT = "Catalyst ready 42"
+SINGLE_PAGE_KINDS = frozenset({DocumentKind.PNG, DocumentKind.JPEG, DocumentKind.WEBP, DocumentKind.BMP})
+"""Kinds `documents` always opens as exactly one page (only TIFF, GIF and PDF are counted): their
+whole request runs as one worker task (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +196,7 @@ class OcrPipeline:
         page = PageImage(1, pixels, None)
         try:
             outcome = await self._pool_or_fail().submit(
-                _page_work(_PreDecoded(page), 1, options, frozenset(), time.monotonic() + 30),
+                _page_work(_PreDecoded(page), 1, options, frozenset(), time.monotonic() + 30, with_words=False),
                 deadline=time.monotonic() + 30,
             )
         except Overloaded:
@@ -218,27 +230,57 @@ class OcrPipeline:
         options: OcrOptions,
         *,
         timeout: float | None = None,  # noqa: ASYNC109 - a deadline for the pool and engines, not an await limit
+        sha256: str | None = None,
     ) -> OcrOutcome:
-        """Recognise the selected pages of `data` and render `options.format` (see the module docstring)."""
+        """Recognise the selected pages of `data` and render `options.format` (see the module docstring).
+
+        `sha256` is the document's digest when the caller already has it (the HTTP layer hashes the
+        body for its cache key), so the document is not hashed twice.
+        """
         started = time.perf_counter()
         deadline = time.monotonic() + (timeout or self.settings.timeout_seconds)
-        self._pool_or_fail().check_capacity()  # a full pool answers 429 before any decoding
+        pool = self._pool_or_fail()
+        pool.check_capacity()  # a full pool answers 429 before any decoding
         options = self.validate(options)
-        document, info = await asyncio.to_thread(self._open, data, options)
+        if sniff(data) in SINGLE_PAGE_KINDS:
+            work = self._whole_document_work(data, options, sha256, started, deadline)
+            return await pool.submit(work, deadline=deadline)
+        document, info = await asyncio.to_thread(self._open, data, options, sha256)
         try:
-            formats = _tesseract_formats({options.format})
-            pages = await self._recognise(document, info.pages, options, formats, deadline, first_waits=False)
+            pages = await self._recognise(document, info.pages, options, {options.format}, deadline, first_waits=False)
         finally:
             document.close()
         result = self.assemble(pages, language=options.lang, sha256=info.sha256, total_ms=_ms(started))
         # Serialising or merging a long document takes milliseconds: never on the event loop.
-        if options.format is OutputFormat.JSON:
-            body = await asyncio.to_thread(_json_body, result)
-        else:
-            body = await asyncio.to_thread(
-                self.combine, pages, options.format, language=options.lang, sha256=info.sha256
-            )
+        body = await asyncio.to_thread(self._render, pages, result, options.format)
         return OcrOutcome(result, body, MEDIA_TYPES[options.format])
+
+    def _whole_document_work(
+        self, data: bytes, options: OcrOptions, sha256: str | None, started: float, deadline: float
+    ) -> Callable[[Recognizer], OcrOutcome]:
+        """One worker task for a whole single-page document: open, recognise, assemble and render."""
+        formats = _tesseract_formats({options.format})
+        with_words = options.format is OutputFormat.JSON
+
+        def work(recognizer: Recognizer) -> OcrOutcome:
+            document, info = self._open(data, options, sha256)
+            try:
+                pages = [
+                    _page_work(document, n, options, formats, deadline, with_words=with_words)(recognizer)
+                    for n in info.pages
+                ]
+            finally:
+                document.close()
+            result = self.assemble(pages, language=options.lang, sha256=info.sha256, total_ms=_ms(started))
+            return OcrOutcome(result, self._render(pages, result, options.format), MEDIA_TYPES[options.format])
+
+        return work
+
+    def _render(self, pages: Sequence[PageOutcome], result: DocumentResult, fmt: OutputFormat) -> bytes:
+        """The response body: JSON from the assembled model, every other format merged from the page parts."""
+        if fmt is OutputFormat.JSON:
+            return _json_body(result)
+        return self.combine(pages, fmt, language=result.language, sha256=result.sha256)
 
     # -- per-page API for jobs -------------------------------------------------------------------
 
@@ -261,6 +303,8 @@ class OcrPipeline:
     ) -> PageOutcome:
         """Recognise page `page_number` (1-based) once, producing parts for every format in `formats`.
 
+        The page's word model (blocks, lines, words) is built only when `formats` includes JSON.
+
         Waits for a free worker by default (a job's page should queue, not fail, when sync traffic
         fills the pool); `wait_for_slot=False` raises `Overloaded` instead.
         """
@@ -279,9 +323,8 @@ class OcrPipeline:
 
         document = await asyncio.to_thread(open_one)
         try:
-            pages = await self._recognise(
-                document, (page_number,), options, _tesseract_formats(formats), deadline, first_waits=wait_for_slot
-            )
+            numbers = (page_number,)
+            pages = await self._recognise(document, numbers, options, formats, deadline, first_waits=wait_for_slot)
         finally:
             document.close()
         return pages[0]
@@ -320,14 +363,14 @@ class OcrPipeline:
             raise ServiceUnavailable("the OCR engine is not running (starting up or shutting down)")
         return self._pool
 
-    def _open(self, data: bytes, options: OcrOptions) -> tuple[Document, DocumentInfo]:
+    def _open(self, data: bytes, options: OcrOptions, sha256: str | None = None) -> tuple[Document, DocumentInfo]:
         document = open_document(data, self.settings, options.dpi)
         try:
             pages = document.selected(options.pages)
         except OcrError:
             document.close()
             raise
-        digest = hashlib.sha256(data).hexdigest()
+        digest = sha256 or hashlib.sha256(data).hexdigest()
         return document, DocumentInfo(document.kind, document.media_type, document.page_count, pages, digest)
 
     async def _recognise(
@@ -335,17 +378,19 @@ class OcrPipeline:
         document: Document | _PreDecoded,
         numbers: tuple[int, ...],
         options: OcrOptions,
-        formats: frozenset[OutputFormat],
+        formats: set[OutputFormat] | frozenset[OutputFormat],
         deadline: float,
         *,
         first_waits: bool,
     ) -> list[PageOutcome]:
+        """Every page of `numbers` on the pool, producing `formats` (the word model only when JSON is among them)."""
         pool = self._pool_or_fail()
+        rendered, with_words = _tesseract_formats(formats), OutputFormat.JSON in formats
         tasks: list[asyncio.Task[PageOutcome]] = []
         try:
             async with asyncio.TaskGroup() as group:
                 for index, number in enumerate(numbers):
-                    work = _page_work(document, number, options, formats, deadline)
+                    work = _page_work(document, number, options, rendered, deadline, with_words=with_words)
                     waits = first_waits or index > 0
                     tasks.append(group.create_task(pool.submit(work, deadline=deadline, wait_for_slot=waits)))
         except BaseExceptionGroup as failure:
@@ -369,8 +414,13 @@ def _page_work(
     options: OcrOptions,
     formats: frozenset[OutputFormat],
     deadline: float,
+    *,
+    with_words: bool,
 ) -> Callable[[Recognizer], PageOutcome]:
-    """The closure a worker thread runs for one page: decode, preprocess, recognise, map boxes back."""
+    """The closure a worker thread runs for one page: decode, preprocess, recognise, map boxes back.
+
+    `formats` are the Tesseract renderings to produce; `with_words` builds the word model (JSON only).
+    """
 
     def work(recognizer: Recognizer) -> PageOutcome:
         started = time.perf_counter()
@@ -384,7 +434,9 @@ def _page_work(
         scale = float(report.get("scale", 1.0) or 1.0) if report else 1.0
         # Rescaling changes pixels per inch, not inches: PDF pages keep their physical size.
         dpi = round((page.dpi or ASSUMED_DPI) * scale)
-        request = RecognitionRequest(number, options.lang, options.psm, options.oem, dpi, formats, remaining_ms)
+        request = RecognitionRequest(
+            number, options.lang, options.psm, options.oem, dpi, formats, remaining_ms, with_words=with_words
+        )
         render = recognizer.recognize(pixels, request)
         recognized = time.perf_counter()
         blocks = _to_page_coordinates(render, report, page)
@@ -402,6 +454,7 @@ def _page_work(
             timings=PageTimings(
                 (decoded - started) * 1000, (prepared - decoded) * 1000, (recognized - prepared) * 1000
             ),
+            engine_confidence=render.confidence,
         )
         return PageOutcome(result, render.parts)
 
@@ -418,18 +471,28 @@ def _preprocess(page: PageImage, options: OcrOptions) -> tuple[PixelArray, dict[
     except ValueError as exc:
         raise InvalidParameter(f"preprocess: {exc}", param="preprocess") from None
     # The report goes into JSON responses and job stores: make sure no numpy scalar slipped into it.
-    return image, json.loads(json.dumps(report, default=_builtin))
+    return image, _plain(report)
 
 
-def _builtin(value: object) -> object:
-    """numpy scalars and arrays as plain Python values (json.dumps' fallback)."""
+def _plain(value: Any) -> Any:
+    """`value` with numpy scalars and arrays as plain Python values, tuples as lists and keys as strings.
+
+    What a `json.dumps`/`json.loads` round trip would give, in one walk and without the text in between
+    (this runs for every page). Anything else JSON cannot hold fails later, where the body is serialised.
+    """
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
     if isinstance(value, np.generic | np.ndarray):
         return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    return value
 
 
 def _to_page_coordinates(render: PageRender, report: dict[str, Any], page: PageImage) -> tuple[Block, ...]:
     """Map every box from the preprocessed image back to the page the client sent."""
+    if not render.blocks:
+        return render.blocks
     transform = report.get("transform") if report else None
     if not isinstance(transform, dict) or "to_source" not in transform:
         return render.blocks

@@ -19,7 +19,12 @@ from ocr_service.options import OutputFormat
 
 @dataclass(frozen=True)
 class RecognitionRequest:
-    """One page to recognise. `timeout_ms` <= 0 means no limit; `dpi` None lets Tesseract estimate it."""
+    """One page to recognise. `timeout_ms` <= 0 means no limit; `dpi` None lets Tesseract estimate it.
+
+    `with_words` asks for the word model (blocks > lines > words with boxes). Only JSON needs it,
+    and walking Tesseract's result iterator costs about a millisecond per receipt line, so text,
+    hOCR and TSV requests skip it and get the engine's own mean confidence instead.
+    """
 
     page_number: int
     lang: str
@@ -28,15 +33,21 @@ class RecognitionRequest:
     dpi: int | None
     formats: frozenset[OutputFormat]
     timeout_ms: int = 0
+    with_words: bool = True
 
 
 @dataclass(frozen=True)
 class PageRender:
-    """The engine's answer for one page: the model's blocks, its plain text, and per-format render parts."""
+    """The engine's answer for one page: the model's blocks, its plain text, and per-format render parts.
+
+    `confidence` is the engine's mean word confidence when the word model was not built
+    (`with_words=False`, `blocks` empty); None when it was (the model's words carry it).
+    """
 
     blocks: tuple[Block, ...]
     text: str
     parts: dict[OutputFormat, bytes]
+    confidence: float | None = None
 
 
 class Recognizer(Protocol):

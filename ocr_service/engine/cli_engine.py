@@ -23,7 +23,7 @@ from PIL import Image
 
 from ocr_service.documents import PixelArray
 from ocr_service.engine.base import PageRender, RecognitionRequest
-from ocr_service.engine.model import BBox, Block, EngineInfo, Line, Word
+from ocr_service.engine.model import BBox, Block, EngineInfo, Line, Word, mean
 from ocr_service.engine.renderers import hocr_fragment_of_document, tsv_rows_with_page
 from ocr_service.errors import InvalidParameter, RecognitionTimeout
 from ocr_service.options import OutputFormat
@@ -93,7 +93,12 @@ class CliRecognizer:
             for fmt in (OutputFormat.ALTO, OutputFormat.PDF):
                 if fmt in request.formats:
                     parts[fmt] = base.with_suffix(_SUFFIX_OF_FORMAT[fmt]).read_bytes()
-        return PageRender(blocks=blocks_from_tsv(tsv), text=text, parts=parts)
+        blocks = blocks_from_tsv(tsv)
+        if request.with_words:
+            return PageRender(blocks=blocks, text=text, parts=parts)
+        # The same shape as the warm engine: no word model, the mean confidence of the words.
+        confidence = mean([word.confidence for block in blocks for line in block.lines for word in line.words])
+        return PageRender(blocks=(), text=text, parts=parts, confidence=confidence)
 
     def _run(self, args: list[str], request: RecognitionRequest) -> None:
         timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else None

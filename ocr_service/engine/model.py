@@ -109,6 +109,9 @@ class PageResult:
     coordinate_space: str = "original"
     preprocessing: dict[str, Any] = field(default_factory=dict)
     timings: PageTimings = field(default_factory=PageTimings)
+    engine_confidence: float | None = None
+    """The engine's mean word confidence, set when the word model was not built (`blocks` empty):
+    a text/hOCR/TSV request skips the model but its metrics still need the page's confidence."""
 
     @property
     def words(self) -> list[Word]:
@@ -117,6 +120,8 @@ class PageResult:
     @property
     def confidence(self) -> float:
         """Mean word confidence (0-100); 0 for a page without words."""
+        if self.engine_confidence is not None:
+            return round(self.engine_confidence, 2)
         return mean([word.confidence for word in self.words])
 
     @classmethod
@@ -217,7 +222,9 @@ class DocumentResult:
 
     @property
     def confidence(self) -> float:
-        """Mean confidence over every word of the document."""
+        """Mean confidence over every word of the document (over pages' engine confidences without a word model)."""
+        if any(page.engine_confidence is not None for page in self.pages):
+            return mean([page.confidence for page in self.pages])
         return mean([word.confidence for page in self.pages for word in page.words])
 
     def to_json(self) -> dict[str, Any]:

@@ -110,10 +110,13 @@ class TesserocrRecognizer:
                 parts[OutputFormat.HOCR] = hocr_page_part(api.GetHOCRText(index), request.page_number).encode()
             if OutputFormat.TSV in request.formats:
                 parts[OutputFormat.TSV] = api.GetTSVText(index).encode()
-            blocks = _blocks(api)
+            if request.with_words:
+                blocks, confidence = _blocks(api), None
+            else:
+                blocks, confidence = (), float(api.MeanTextConf())
         finally:
             api.Clear()
-        return PageRender(blocks=blocks, text=text, parts=parts)
+        return PageRender(blocks=blocks, text=text, parts=parts, confidence=confidence)
 
     @staticmethod
     def _process_with_file_renderers(

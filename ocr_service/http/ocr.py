@@ -52,7 +52,7 @@ class OcrEndpoint:
         if hit is not None:
             body = mark_cached(hit, options.format, cached=True)
             return Response(body, media_type=MEDIA_TYPES[options.format], headers={"X-Cache": "hit"})
-        outcome = await self.pipeline.run(received.data, options, timeout=self.settings.timeout_seconds)
+        outcome = await self.pipeline.run(received.data, options, timeout=self.settings.timeout_seconds, sha256=digest)
         record_recognition(outcome, options.format)
         await cache.put(key, outcome.body)
         body = mark_cached(outcome.body, options.format, cached=False)

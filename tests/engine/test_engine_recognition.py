@@ -244,11 +244,18 @@ def test_cli_engine_gives_the_same_result(pipeline: OcrPipeline, cli_pipeline: O
     data = multipage([text_image(PAGE_TEXTS[0]), text_image(LINES)], "TIFF")
     warm, cli = run(pipeline, data, options(fmt)), run(cli_pipeline, data, options(fmt))
     assert cli.result.engine.name == "pytesseract"
-    assert [(w.text, w.bbox) for p in cli.result.pages for w in p.words] == [
-        (w.text, w.bbox) for p in warm.result.pages for w in p.words
-    ]
-    if fmt is not OutputFormat.JSON:
+    if fmt is OutputFormat.JSON:
+        assert [(w.text, w.bbox) for p in cli.result.pages for w in p.words] == [
+            (w.text, w.bbox) for p in warm.result.pages for w in p.words
+        ]
+        assert len(warm.result.pages[0].words) == len(PAGE_TEXTS[0][0].split())
+    else:
         assert cli.body.replace(b"\r", b"") == warm.body.replace(b"\r", b"")
+        # Neither engine builds the word model for a non-JSON format; both still report confidence.
+        for outcome in (warm, cli):
+            assert [p.words for p in outcome.result.pages] == [[], []]
+            assert all(p.confidence > 80 for p in outcome.result.pages)
+        assert cli.result.confidence == pytest.approx(warm.result.confidence, abs=3)
 
 
 def test_cli_engine_writes_alto_and_pdf(cli_pipeline: OcrPipeline, two_pages: bytes) -> None:
@@ -333,3 +340,61 @@ def test_parallel_requests_each_get_their_own_text(pipeline: OcrPipeline) -> Non
     outcomes = asyncio.run(all_at_once())
     assert [o.result.text for o in outcomes] == texts
     assert pipeline.stats().busy == 0 and pipeline.stats().queued == 0
+
+
+# -- per-request work matches the format asked ---------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", [OutputFormat.TEXT, OutputFormat.HOCR, OutputFormat.TSV])
+def test_non_json_formats_skip_the_word_model_but_keep_the_confidence(pipeline: OcrPipeline, fmt: OutputFormat) -> None:
+    data = encode(text_image(LINES), "PNG")
+    as_json, other = run(pipeline, data, options()), run(pipeline, data, options(fmt))
+    assert other.result.pages[0].blocks == () and other.result.pages[0].words == []
+    assert as_json.result.pages[0].words and other.result.pages[0].text == as_json.result.pages[0].text
+    # The engine's mean confidence (integer) against the mean of the JSON words' confidences.
+    assert other.result.confidence == pytest.approx(as_json.result.confidence, abs=1.5)
+    assert other.result.confidence > 80
+    assert all(word in other.body.decode() for word in WORDS)
+
+
+def test_a_blank_page_without_the_word_model_has_zero_confidence(pipeline: OcrPipeline) -> None:
+    from PIL import Image
+
+    outcome = run(pipeline, encode(Image.new("L", (400, 200), 255), "PNG"), options(OutputFormat.TEXT))
+    assert outcome.result.pages[0].confidence == 0 and outcome.result.confidence == 0
+    assert outcome.body == b""
+
+
+def test_job_pages_asking_for_json_among_other_formats_carry_words(pipeline: OcrPipeline) -> None:
+    data = encode(text_image(LINES), "PNG")
+    with_json = asyncio.run(pipeline.run_page(data, 1, options(), {OutputFormat.JSON, OutputFormat.TEXT}))
+    without = asyncio.run(pipeline.run_page(data, 1, options(), {OutputFormat.TEXT}))
+    assert [w.text for w in with_json.page.words] == WORDS
+    stored = PageOutcome.from_record(json.loads(json.dumps(with_json.to_record())))
+    assert [w.text for w in stored.page.words] == WORDS
+    assert without.page.words == [] and without.page.confidence > 80
+    assert with_json.parts[OutputFormat.TEXT] == without.parts[OutputFormat.TEXT]
+
+
+def test_a_digest_the_caller_already_has_is_reported_not_recomputed(pipeline: OcrPipeline) -> None:
+    import hashlib
+
+    data = encode(text_image(LINES), "PNG")
+    computed = run(pipeline, data, options())
+    assert computed.result.sha256 == hashlib.sha256(data).hexdigest()
+    given = asyncio.run(pipeline.run(data, options(), sha256="f" * 64))
+    assert given.result.sha256 == "f" * 64 and json.loads(given.body)["sha256"] == "f" * 64
+
+
+@pytest.mark.parametrize("kind", ["PNG", "TIFF"])
+def test_single_and_multi_page_kinds_report_the_same_errors(pipeline: OcrPipeline, kind: str) -> None:
+    """PNG runs as one worker task, TIFF is opened first and fanned out: the client cannot tell."""
+    data = encode(text_image(LINES), kind)
+    with pytest.raises(InvalidParameter) as caught:
+        run(pipeline, data, options(pages=(2,)))
+    assert caught.value.param == "pages"
+    with pytest.raises(UndecodableDocument):
+        run(pipeline, data[: len(data) // 2], options())
+    outcome = run(pipeline, data, options(OutputFormat.TEXT))
+    assert outcome.body.decode().split() == WORDS
+    assert outcome.result.timings.total_ms >= outcome.result.timings.recognize_ms > 0

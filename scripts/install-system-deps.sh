@@ -24,7 +24,7 @@ case "$mode" in
   --python) packages=(python3-venv python3-dev python3-pip) ;;
   --runtime) ;;
   --build) packages+=(libtesseract-dev libleptonica-dev pkg-config g++) ;;
-  --dev) packages+=(libtesseract-dev libleptonica-dev pkg-config g++ postgresql redis-server fonts-dejavu-core nginx-light prometheus) ;;
+  --dev) packages+=(libtesseract-dev libleptonica-dev pkg-config g++ postgresql redis-server fonts-dejavu-core nginx-light prometheus wrk) ;;
   *) echo "usage: $0 [--runtime|--build|--dev|--python]" >&2; exit 2 ;;
 esac
 

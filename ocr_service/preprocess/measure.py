@@ -121,7 +121,7 @@ class Letters:
     height: float | None
     """Typical letter height in pixels (see `character_height`), None if the page shows no text."""
     count: int
-    """Blobs shaped like letters: a glyph count (touching letters count once, an i's dot not at all)."""
+    """Blobs shaped like letters: a glyph count (touching letters count once, an i or j dot may count too)."""
     whole_page: bool
     """The count covers the whole page; on a page larger than the crop it covers only its middle."""
 

@@ -82,3 +82,16 @@ def test_real_busy_scans_are_measured_nearly_straight(corpus_dir: Path, name: st
     angle, _ = estimate_skew(scan)
 
     assert abs(angle) < 1.0
+
+
+@pytest.mark.parametrize("degrees", [0.45, -0.45, 0.8])
+def test_slight_skew_is_not_taken_for_a_straight_page(page: Gray, degrees: float) -> None:
+    """Straight pages skip the fine search; a skew just past the threshold must not be cut short with them."""
+    crooked = skew(page, degrees)
+
+    angle, _ = estimate_skew(crooked)
+    _, report = preprocess(crooked, PreprocessOptions())
+
+    assert angle == pytest.approx(degrees, abs=0.15)
+    step = next(step for step in report["steps"] if step["name"] == "deskew")  # type: ignore[union-attr]
+    assert step["applied"] is True

@@ -8,7 +8,7 @@ import pytest
 from preprocess_pages import Gray, render
 
 from ocr_service.preprocess import denoise, illumination, polarity, rescale, sharpen
-from ocr_service.preprocess.measure import character_height
+from ocr_service.preprocess.measure import character_height, letters, percentiles
 
 
 @pytest.mark.parametrize("sigma", [8.0, 15.0, 25.0])
@@ -104,3 +104,23 @@ def test_character_height_is_not_fooled_by_a_picture() -> None:
 
     assert int((with_picture[8:63, 520:650] < 128).sum()) > int((line < 128).sum())
     assert character_height(with_picture) == pytest.approx(character_height(line), abs=2)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32])
+def test_histogram_percentiles_match_numpy(dtype: type) -> None:
+    rng = np.random.default_rng(6)
+    for size in (1, 2, 3, 10, 1001, 40_000):
+        values = rng.integers(0, 256 if dtype is np.uint8 else 5000, size).astype(dtype)
+        shaped = values.reshape(-1, 1) if size % 2 else values.reshape(1, -1)
+        qs = (0.0, 1.0, 2.0, 25.0, 50.0, 95.0, 98.0, 99.0, 99.5, 100.0)
+
+        assert percentiles(shaped, qs) == pytest.approx(tuple(np.percentile(values, qs)), abs=1e-9)
+
+
+def test_letter_count_counts_the_letters_of_a_line() -> None:
+    line = render(("gray puppy dogs",), size=40, margin=20)  # no dotted letters: one blob each
+
+    found = letters(line)
+
+    assert found.whole_page
+    assert found.count == len("graypuppydogs")

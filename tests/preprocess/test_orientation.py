@@ -130,3 +130,34 @@ def test_threads_each_get_their_own_warm_osd_engine(longer_page: Gray) -> None:
         assert report["orientation"] is not None
         assert image.shape == longer_page.shape
         assert np.abs(image.astype(int) - longer_page.astype(int)).mean() < 1.0  # upright again, pixel for pixel
+
+
+def test_one_line_without_many_ascenders_skips_osd_for_too_few_letters() -> None:
+    """Descenders outnumber ascenders here, so the ascender check cannot vouch for the line; with
+    fewer letters than Tesseract's OSD needs, OSD is not asked either (it cost up to 20 ms a crop)."""
+    line = render(("gray puppy jogs quickly",), size=40, margin=20)
+
+    image, report = preprocess(line, PreprocessOptions())
+
+    step = _step(report, "orientation")
+    assert step["applied"] is False
+    assert step["params"]["lines"] == "horizontal"  # type: ignore[index]
+    assert step["params"]["ascender_ratio"] < policy.UPRIGHT_ASCENDER_RATIO  # type: ignore[index]
+    assert step["params"]["glyphs"] < policy.OSD_MIN_GLYPHS  # type: ignore[index]
+    assert "too few for OSD" in str(step["reason"])
+    assert report["orientation"] is None
+    assert report["transform"]["rotate"] == 0  # type: ignore[index]
+    assert image.shape[1] > image.shape[0]
+
+
+def test_one_line_turned_a_quarter_still_asks_osd() -> None:
+    """Few letters skip OSD only on horizontal lines: a vertical line is a turned page until OSD says otherwise."""
+    line = render(("gray puppy jogs quickly",), size=40, margin=20)
+    turned = np.ascontiguousarray(cv2.rotate(line, cv2.ROTATE_90_CLOCKWISE))
+
+    _, report = preprocess(turned, PreprocessOptions())
+
+    step = _step(report, "orientation")
+    assert step["params"]["lines"] != "horizontal"  # type: ignore[index]
+    assert "too few for OSD" not in str(step["reason"])
+    assert not str(step["reason"]).startswith("upright:")

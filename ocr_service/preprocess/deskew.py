@@ -90,6 +90,10 @@ def _search(points: InkPoints, centre: float, half_width: float, step: float) ->
 
 STRAIGHT_PROBE = 0.25
 """Angle either side of 0 deg at which a straight page's profile is probed before any fine search."""
+STRAIGHT_CONFIDENCE = 4.0
+"""Only pages whose coarse profiles are this confident (crisp, well separated lines: clean print
+scores 10-25) may skip the fine search. Busy scans with columns and pictures score near 1 and
+their sharpness is not a single peak around the skew, so they are always searched in full."""
 
 
 def _sharpest_at_zero(points: InkPoints, at_zero: float) -> bool:
@@ -107,8 +111,8 @@ def _sharpest_at_zero(points: InkPoints, at_zero: float) -> bool:
 def skew_of(points: InkPoints, *, fine: bool = True) -> tuple[float, float]:
     """Skew angle and confidence of text lines running along the points' x axis (see `estimate_skew`)."""
     angle, best, worst = _search(points, 0.0, MAX_ANGLE, 1.0)
-    if fine and angle == 0.0 and _sharpest_at_zero(points, best):
-        return 0.0, best / worst - 1.0 if worst > 0 else 0.0
+    if fine and angle == 0.0 and best > (1.0 + STRAIGHT_CONFIDENCE) * worst and _sharpest_at_zero(points, best):
+        return 0.0, best / worst - 1.0
     if fine:
         angle, best, _ = _search(points, angle, 1.0, 0.1)
         angle, best, _ = _search(points, angle, 0.1, 0.025)

@@ -52,7 +52,10 @@ def unevenness(gray: Gray, char_height: float | None = None) -> float:
     cost, then runs on a sixteenth of the pixels or fewer.
     """
     small, factor = shrink(gray, _BACKGROUND_SIDE)
-    char = character_height(small) if char_height is None else char_height * factor
+    # The closing is sized by the letters as the shrunk copy shows them (on a big page they are too
+    # small to measure there and the closing spans the default 30 px: a shadow, not ink). A caller's
+    # `char_height` is the same figure only when nothing was shrunk.
+    char = char_height if char_height is not None and factor == 1.0 else character_height(small)
     closed, size = _closed_paper(small, char)
     step = max(1, size // 4)
     if step > 1:

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/accuracy.py            # full run (a few minutes on one core)
     .venv/bin/python benchmarks/accuracy.py --quick    # CI smoke run, under a minute
     .venv/bin/python benchmarks/accuracy.py --check    # exit 1 if a target of issue 5 is missed
+    .venv/bin/python benchmarks/accuracy.py --cost     # what `auto` costs per step, next to recognition
 
 Two sets: (a) the public scans in `../shared/ocr-corpus/` (real pages with ground truth,
 including phototest turned left, right and upside down) and (b) synthetic pages rendered from
@@ -21,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
@@ -33,6 +35,7 @@ from rapidfuzz.distance import Levenshtein
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._degrade import FAMILIES, sample
+from benchmarks._images import a4_page, receipt_line
 from ocr_service.options import PreprocessOptions
 from ocr_service.preprocess import preprocess
 
@@ -127,7 +130,7 @@ class Engines:
 def gray(image: NDArray[np.generic]) -> NDArray[np.uint8]:
     """What raw Tesseract is given: the decoded page as 8-bit gray, nothing else changed."""
     if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        image = cv2.cvtColor(np.asarray(image, dtype=np.uint8), cv2.COLOR_BGR2GRAY)
     return np.asarray(image, dtype=np.uint8)
 
 
@@ -171,6 +174,48 @@ HEADER = (
 )
 
 
+COST_SETS = (("receipt line", 50), ("A4 page", 3))
+"""--cost measures 50 one-line receipt crops (where recognition is cheapest, so preprocessing shows)
+and 3 full 300-DPI pages, from `benchmarks/_images.py`."""
+
+
+def _cost_images(kind: str, count: int) -> list[NDArray[np.uint8]]:
+    render = receipt_line if kind == "receipt line" else a4_page
+    return [np.asarray(render(seed)[0], dtype=np.uint8) for seed in range(count)]
+
+
+def preprocess_cost(engines: Engines, repeats: int = 3) -> list[str]:
+    """Per-step ms of `auto` as its report states them, and recognition of the same images.
+
+    Each image is preprocessed `repeats` times and its fastest run kept, so that a neighbour's
+    burst on a shared machine does not count as preprocessing.
+    """
+    lines = ["### What `preprocess=auto` costs", ""]
+    for kind, count in COST_SETS:
+        images = _cost_images(kind, count)
+        totals: list[float] = []
+        steps: dict[str, list[float]] = {}
+        osd_runs = 0
+        for image in images:
+            runs = [cast(dict[str, Any], preprocess(image, PreprocessOptions(mode="auto"))[1]) for _ in range(repeats)]
+            fastest = min(runs, key=lambda report: float(report["ms"]))
+            totals.append(float(fastest["ms"]))
+            osd_runs += fastest["orientation"] is not None
+            for step in fastest["steps"]:
+                steps.setdefault(step["name"], []).append(float(step["ms"]))
+        recognise = [engines.recognise(image, "eng")[1] for image in images]
+        mean_pre, mean_rec = float(np.mean(totals)), float(np.mean(recognise))
+        lines.append(
+            f"{kind} ({count}, {images[0].shape[1]}x{images[0].shape[0]} px): auto {mean_pre:.2f} ms mean, "
+            f"{max(totals):.2f} max; recognition {mean_rec:.1f} ms mean; auto/recognition = "
+            f"{mean_pre / mean_rec:.2f}; OSD ran on {osd_runs}"
+        )
+        lines += ["", "| step | mean ms | max ms |", "|---|---|---|"]
+        lines += [f"| {name} | {np.mean(ms):.2f} | {max(ms):.2f} |" for name, ms in steps.items()]
+        lines.append("")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one page per family and the small corpus pages")
@@ -178,9 +223,14 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=None, help="synthetic pages per family")
     parser.add_argument("--families", default="", help="comma-separated synthetic families (default: all)")
     parser.add_argument("--no-corpus", action="store_true", help="skip the real scans")
+    parser.add_argument("--cost", action="store_true", help="only time auto per step on receipt lines and A4 pages")
     args = parser.parse_args()
     per_family = args.samples or (QUICK_SAMPLES_PER_FAMILY if args.quick else SAMPLES_PER_FAMILY)
     engines = Engines()
+    if args.cost:
+        print("\n".join(preprocess_cost(engines)))
+        engines.close()
+        return 0
     started = time.perf_counter()
     lines = ["### Real scans (`../shared/ocr-corpus/`)", "", HEADER]
     corpus_raw, corpus_auto = Tally(), Tally()

@@ -41,8 +41,9 @@ ORIENTATION_CONFIDENCE = 6.0
 below 2, and small print shown to OSD too small has scored a wrong 5.5."""
 OSD_MIN_GLYPHS = 50
 """Fewer letters than this on horizontal lines and OSD is not asked. Tesseract's OSD itself does not
-try below `min_characters_to_try` (50) characters; on one-line receipt crops (20-40 letters) it
-answered "too little text" or guessed at confidence under 2 every time, at up to ~20 ms a try."""
+try below `min_characters_to_try` (50) characters; on 50 one-line receipt crops (20-40 letters),
+upright and upside down, it answered "too little text" or guessed at confidence under 2, never
+enough to turn a page, at up to ~20 ms a try. Vertical or unclear lines still ask it."""
 ASCENDER_SCRIPTS = frozenset({"Latin", "Cyrillic", "Greek"})
 """Scripts whose lowercase has more ascenders than descenders, so the ascender ratio can veto OSD."""
 UPRIGHT_ASCENDER_RATIO = 2.0

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/service_throughput.py           # full run (about 7 minutes on 2 cores)
     .venv/bin/python benchmarks/service_throughput.py --quick   # CI smoke run, under 60 s
+    .venv/bin/python benchmarks/service_throughput.py --quick --generator httpx   # the fallback load generator
 
 In one run, on the same deterministic images from `benchmarks/_images.py` (small receipt-line
 crops and full 300-DPI A4 pages, saved as PNG with 300 DPI metadata):
@@ -452,9 +453,10 @@ async def service_load(
     seconds: float,
     max_requests: int,
     params: dict[str, str],
+    use_wrk: bool,
 ) -> LoadResult:
-    """A throughput round: wrk when installed (see the module docstring), else httpx from this process."""
-    if WRK is not None:
+    """A throughput round from wrk (see the module docstring) or, without it, httpx from this process."""
+    if use_wrk:
         return await asyncio.to_thread(
             wrk_load,
             server,
@@ -553,7 +555,8 @@ async def measure(args: argparse.Namespace, workloads: list[Workload]) -> None:
                 await asyncio.sleep(0.1)
             await warm_up(client, workloads[0], workers)
 
-            generator = "wrk (1 thread)" if WRK else "httpx in this process (wrk is not installed)"
+            use_wrk = args.generator == "wrk"
+            generator = "wrk (1 thread)" if use_wrk else "httpx in this process"
             print(
                 f"throughput: raw engine ({workers} threads, one warm tesserocr API each) vs the service "
                 f"({workers} workers, {concurrency} requests in flight over loopback HTTP from {generator}); "
@@ -580,6 +583,7 @@ async def measure(args: argparse.Namespace, workloads: list[Workload]) -> None:
                             seconds=window,
                             max_requests=workload_limit(args, workload),
                             params=SERVICE_QUERY,
+                            use_wrk=use_wrk,
                         )
                     )
                 raw = best(raw_rounds)
@@ -594,6 +598,7 @@ async def measure(args: argparse.Namespace, workloads: list[Workload]) -> None:
                         seconds=window,
                         max_requests=workload_limit(args, workload),
                         params={"format": "json", "preprocess": "auto"},
+                        use_wrk=use_wrk,
                     )
                     report_load(f"{workload.name}: service, json, preprocess=auto", defaults, raw)
 
@@ -607,7 +612,7 @@ async def measure(args: argparse.Namespace, workloads: list[Workload]) -> None:
                 f"p50 {idle.livez_ms:.2f} ms; the rest is the upload and the server's own work for the request",
                 flush=True,
             )
-            if WRK is not None:
+            if use_wrk:
                 lone = await asyncio.to_thread(
                     wrk_load,
                     server,
@@ -714,7 +719,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="CI smoke run: few images, short windows (< 60 s)")
     parser.add_argument("--workers", type=int, default=available_cpus(), help="threads / service workers")
     parser.add_argument("--seconds", type=float, help="length of each throughput window")
+    parser.add_argument(
+        "--generator",
+        choices=("wrk", "httpx"),
+        default="wrk" if WRK else "httpx",
+        help="load generator of the throughput rounds (default: wrk when installed)",
+    )
     args = parser.parse_args()
+    if args.generator == "wrk" and WRK is None:
+        parser.error("wrk is not installed (scripts/install-system-deps.sh --dev installs it)")
     quick = args.quick
     args.seconds = args.seconds or (2.0 if quick else 15.0)
     args.rounds = 1 if quick else 2

@@ -13,7 +13,8 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from packaging_support import BIN, REPO, free_port, parse_dockerfile
+from packaging_support import BIN, REPO, parse_dockerfile
+from suite_support import free_port
 
 from ocr_service.contract import LIVENESS_PATH, EnvVar
 

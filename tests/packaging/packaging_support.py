@@ -21,7 +21,6 @@ import helm_python as helm
 import jsonschema
 import kubernetes_validate
 import yaml
-from suite_support import free_port  # noqa: F401 (re-exported)
 
 REPO = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO / "charts" / "catalyst-ocr-operator"

@@ -11,7 +11,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from packaging_support import BIN, REPO, free_port, load_yaml_file, parse_dockerfile
+from packaging_support import BIN, REPO, load_yaml_file, parse_dockerfile
+from suite_support import free_port
 
 from ocr_service.contract import HTTP_PORT, READINESS_PATH, EnvVar
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging_support import REPO, free_port, interpolation_default, load_yaml_file
+from packaging_support import REPO, interpolation_default, load_yaml_file
+from suite_support import free_port
 
 from ocr_service.contract import HTTP_PORT, METRICS_PATH, READINESS_PATH, EnvVar
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextvars
 import logging
 import math
 import queue
@@ -110,7 +111,13 @@ class WorkerPool:
     ) -> T:
         """Run `work(recognizer)` on a worker thread; raise `Overloaded` or `RecognitionTimeout` as described above."""
         await self._acquire_slot(deadline, wait_for_slot)
-        task: _Task[T] = _Task(work, deadline, concurrent.futures.Future())
+        # The caller's context (its request id, for log lines the work writes) goes with the work.
+        context = contextvars.copy_context()
+
+        def in_context(recognizer: Recognizer) -> T:
+            return context.run(work, recognizer)
+
+        task: _Task[T] = _Task(in_context, deadline, concurrent.futures.Future())
         self._tasks.put(task)  # type: ignore[arg-type]
         waiting = asyncio.wrap_future(task.future)
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())

@@ -23,6 +23,7 @@ from ocr_service.engine.base import PageRender, RecognitionRequest, Recognizer
 from ocr_service.engine.model import EngineInfo
 from ocr_service.engine.pool import WorkerPool
 from ocr_service.errors import Overloaded, RecognitionTimeout, ServiceUnavailable
+from ocr_service.logs import REQUEST_ID
 from ocr_service.options import OcrOptions, OutputFormat, PreprocessOptions
 from ocr_service.pipeline import OcrPipeline
 from ocr_service.settings import Settings
@@ -302,3 +303,16 @@ async def test_every_worker_warms_its_own_recognizer_at_start_and_survives_a_fai
         assert set(results) <= {rid for _, rid in warmed}  # tasks use the warmed recognizers
     finally:
         pool.close()
+
+
+async def test_work_runs_in_the_callers_context_so_its_log_lines_carry_the_request_id(pool: WorkerPool) -> None:
+    def current_request_id(recognizer: Recognizer) -> str | None:
+        return REQUEST_ID.get()
+
+    token = REQUEST_ID.set("req-pool-1")
+    try:
+        seen = await pool.submit(current_request_id)
+    finally:
+        REQUEST_ID.reset(token)
+    assert seen == "req-pool-1"
+    assert await pool.submit(current_request_id) is None  # nothing leaks into the next task

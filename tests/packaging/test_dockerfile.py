@@ -216,7 +216,7 @@ def test_healthcheck_port_follows_the_contract() -> None:
 def _lock_pins() -> dict[str, str]:
     pins: dict[str, str] = {}
     for line in (REPO / "requirements" / "lock.txt").read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
+        line = line.split("#", 1)[0].split(";", 1)[0].strip()  # a pin may carry an environment marker
         if "==" in line and not line.startswith("-"):
             name, _, version = line.partition("==")
             pins[canonicalize_name(name)] = version.strip()

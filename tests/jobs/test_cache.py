@@ -4,9 +4,7 @@ change with whatever changes a result, and Redis outages that degrade to misses 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
-import pytest
 from jobs_servers import RedisServer
 
 from ocr_service import metrics
@@ -18,15 +16,6 @@ from ocr_service.settings import Settings
 def sample(name: str, labels: dict[str, str]) -> float:
     value = metrics.REGISTRY.get_sample_value(name, labels)
     return value or 0.0
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A Redis this test may stop and start without disturbing other tests."""
-    server = RedisServer()
-    server.start()
-    yield server
-    server.close()
 
 
 def test_keys_change_with_everything_that_changes_a_result() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,23 +14,6 @@ from jobs_servers import PostgresServer, RedisServer
 from jobs_support import job_settings, page_words, pdf, png, running_app, wait_final, words
 
 PDF_TYPE = {"content-type": "application/pdf"}
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL this test may stop and start without disturbing the session's server."""
-    server = PostgresServer()
-    server.start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.close()
 
 
 async def until(predicate_name: str, check: object, within: float = 30) -> None:

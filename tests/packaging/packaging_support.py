@@ -7,6 +7,7 @@ because test folders are not packages (rootdir-relative imports would collide).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -15,11 +16,12 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import helm_python as helm
 import jsonschema
 import kubernetes_validate
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -266,3 +268,10 @@ def merged_values(files: list[str]) -> dict[str, Any]:
     for name in files:
         values = merge(values, load_yaml_file(REPO / name))
     return values
+
+
+def missing_tool(message: str) -> NoReturn:
+    """Skip on a developer machine without the tool; fail under CI, whose set-up installs it."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI runs scripts/install-system-deps.sh --dev, which installs it)")
+    pytest.skip(message)

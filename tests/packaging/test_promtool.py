@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from packaging_support import DASHBOARD_FILE, REPO, RULES_FILE
+from packaging_support import DASHBOARD_FILE, REPO, RULES_FILE, missing_tool
 
 PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 
@@ -23,7 +23,7 @@ def promtool() -> str:
     for candidate in (os.environ.get("PROMTOOL_BIN"), shutil.which("promtool")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
-    pytest.skip("no promtool (apt-get install prometheus, or set PROMTOOL_BIN); checked by name only")
+    missing_tool("no promtool (apt-get install prometheus, or set PROMTOOL_BIN)")
 
 
 def check(promtool: str, *args: str) -> str:

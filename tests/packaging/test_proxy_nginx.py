@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging_support import REPO, interpolation_default, load_yaml_file
+from packaging_support import REPO, interpolation_default, load_yaml_file, missing_tool
 from suite_support import free_port
 
 from ocr_service.contract import HTTP_PORT, METRICS_PATH, READINESS_PATH, EnvVar
@@ -63,7 +63,7 @@ def render(upstream_port: int, listen_port: int) -> str:
 def nginx() -> str:
     binary = nginx_binary()
     if binary is None:
-        pytest.skip("no nginx binary (apt-get install nginx-light, or set NGINX_BIN); checked statically only")
+        missing_tool("no nginx binary (apt-get install nginx-light, or set NGINX_BIN)")
     return binary
 
 

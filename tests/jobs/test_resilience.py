@@ -45,19 +45,25 @@ async def test_postgres_and_redis_restarts_lose_no_accepted_job(
         assert sync.status_code == 200 and sync.headers["x-cache"] == "miss"
         assert (await client.get("/readyz")).status_code == 200  # the cache is optional
 
-        async def steady_load() -> tuple[int, int]:
-            """One submission every 50 ms for the whole outage: some refused (503), none lost."""
-            counts = [0, 0]
-            for n in range(40):
+        outcomes: list[int] = []  # status of each submission made by the steady load, in order
+        load_done = asyncio.Event()
+
+        async def steady_load() -> None:
+            """One submission every 50 ms until told to stop (bounded): some refused (503), none lost."""
+            for n in range(600):
+                if load_done.is_set():
+                    return
                 response = await submit(20 + n % 5)
-                counts[response.status_code == 202] += 1
                 assert response.status_code in (202, 503), response.text
+                outcomes.append(response.status_code)
                 await asyncio.sleep(0.05)
-            return counts[0], counts[1]
+
+        async def load_saw(status: int, after: int = 0) -> bool:
+            return status in outcomes[after:]
 
         load = asyncio.create_task(steady_load())
-        await asyncio.sleep(0.3)
-        own_postgres.stop()
+        await until("a submission accepted before the outage", lambda: load_saw(202))
+        await asyncio.to_thread(own_postgres.stop)  # in a thread: the load keeps running meanwhile
         refused = await submit(6)
         assert refused.status_code == 503 and refused.json()["type"].endswith("/jobs-unavailable")
         assert refused.headers["retry-after"]
@@ -66,11 +72,15 @@ async def test_postgres_and_redis_restarts_lose_no_accepted_job(
         assert ready.status_code == 503 and ready.json()["checks"]["postgresql"]["ok"] is False
         sync = await client.post("/v1/ocr", content=png("Still recognising"), headers={"content-type": "image/png"})
         assert sync.status_code == 200 and words(sync.json()["text"]) == ["still", "recognising"]
+        await until("the load refused during the outage", lambda: load_saw(503))
 
-        own_postgres.start()
-        own_redis.start()
-        rejected_under_load, accepted_under_load = await load
-        assert rejected_under_load >= 1 and accepted_under_load >= 1
+        restarted_at = len(outcomes)
+        await asyncio.to_thread(own_postgres.start)
+        await asyncio.to_thread(own_redis.start)
+        await until("the load accepted again after the restart", lambda: load_saw(202, after=restarted_at))
+        load_done.set()
+        await load
+        accepted_under_load = outcomes.count(202)
 
         async def ready_again() -> bool:
             return (await client.get("/readyz")).status_code == 200

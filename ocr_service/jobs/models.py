@@ -77,7 +77,8 @@ class NewJob:
     """A validated submission: the document, its selected pages and how to recognise them.
 
     `document_sha256` is computed here when not given; callers that hashed the document off
-    the event loop already (the pipeline's `inspect` does) pass it in.
+    the event loop already (the pipeline's `inspect` does) pass it in. `owner` is the opaque id
+    of the API key that submits it (None without authentication); it scopes `idempotency_key`.
     """
 
     document: bytes
@@ -87,6 +88,7 @@ class NewJob:
     callback_url: str | None = None
     idempotency_key: str | None = None
     document_sha256: str = ""
+    owner: str | None = None
 
     def __post_init__(self) -> None:
         if not self.document_sha256:
@@ -99,7 +101,11 @@ class NewJob:
 
 @dataclass(frozen=True)
 class Job:
-    """A job as stored. `error` is a problem-details object when the job failed."""
+    """A job as stored. `error` is a problem-details object when the job failed.
+
+    `owner` (None when it was created without authentication) decides who may see the job; it is
+    deliberately not part of `to_json`: clients and callback receivers have no use for it.
+    """
 
     id: str
     status: JobStatus
@@ -116,6 +122,7 @@ class Job:
     error: dict[str, Any] | None
     callback_url: str | None
     callback_state: str | None
+    owner: str | None = None
 
     @property
     def is_final(self) -> bool:

@@ -6,6 +6,10 @@ through the pipeline's per-page API: `inspect` at submission (so a bad document 
 then, not a failed job later), `run_page` in the workers, `combine` when a result is fetched.
 Pages are stored as their JSON model plus one rendered part per format, so any format can be
 fetched later and merged without recognising again.
+
+Every operation takes the caller's `owner` (the opaque id of its API key; None when
+authentication is off): a job another owner created is "not found", never "forbidden", so its
+existence does not leak.
 """
 
 from __future__ import annotations
@@ -134,26 +138,27 @@ class JobRuntime:
         filename: str = "",
         callback_url: str | None = None,
         idempotency_key: str | None = None,
+        owner: str | None = None,
     ) -> tuple[Job, bool]:
-        """Validate and store a job; (job, False) when `idempotency_key` names an identical earlier request."""
+        """Validate and store a job; (job, False) when `owner` sent an identical request with `idempotency_key`."""
         options = self.pipeline.validate(options)
         if callback_url is not None:
             check_callback_url(callback_url, self.settings.callback_allowed_hosts)
         info = await asyncio.to_thread(self.pipeline.inspect, data, options)
-        new = NewJob(data, options, info.pages, filename, callback_url, idempotency_key, info.sha256)
+        new = NewJob(data, options, info.pages, filename, callback_url, idempotency_key, info.sha256, owner)
         job, created = await self.store.create_job(new)
         if created and self.workers is not None:
             self.workers.wake()
         return job, created
 
-    async def get(self, job_id: str) -> Job:
-        job = await self.store.get_job(job_id)
+    async def get(self, job_id: str, owner: str | None = None) -> Job:
+        job = await self.store.get_job(job_id, owner)
         if job is None:
             raise JobNotFound(f"No job {job_id!r} (unknown, or deleted after its retention period).")
         return job
 
-    async def cancel(self, job_id: str) -> Job:
-        job = await self.store.cancel_job(job_id)
+    async def cancel(self, job_id: str, owner: str | None = None) -> Job:
+        job = await self.store.cancel_job(job_id, owner)
         if job is None:
             raise JobNotFound(f"No job {job_id!r} (unknown, or deleted after its retention period).")
         if job.status is not JobStatus.CANCELLED:
@@ -162,9 +167,9 @@ class JobRuntime:
             self.callbacks.wake()
         return job
 
-    async def result(self, job_id: str, fmt: OutputFormat) -> tuple[Job, bytes, str]:
+    async def result(self, job_id: str, fmt: OutputFormat, owner: str | None = None) -> tuple[Job, bytes, str]:
         """The merged result in `fmt` (same shape as the sync answer); 409 unless the job succeeded."""
-        job = await self.get(job_id)
+        job = await self.get(job_id, owner)
         if job.status is not JobStatus.SUCCEEDED:
             reason = {
                 JobStatus.QUEUED: "is still queued",

@@ -137,24 +137,38 @@ def _rollback_if_open(conn: sqlite3.Connection) -> None:
 
 
 def _migrate(conn: sqlite3.Connection) -> list[int]:
-    """Apply missing migrations inside one write transaction (other processes wait on the lock)."""
+    """Apply missing migrations inside one write transaction (other processes wait on the lock).
+
+    Foreign keys are off meanwhile (SQLite ignores the pragma inside a transaction, so it is set
+    around it): a migration that rebuilds a parent table drops the old one, which with foreign
+    keys on would cascade-delete every child row. `foreign_key_check` before the commit makes
+    sure the rebuilt tables still satisfy every reference.
+    """
     applied_now: list[int] = []
-    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("PRAGMA foreign_keys=OFF")
     try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS ocr_schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-        )
-        applied = {r[0] for r in conn.execute("SELECT version FROM ocr_schema_migrations")}
-        for version, sql in SQLITE_MIGRATIONS:
-            if version in applied:
-                continue
-            for statement in (s.strip() for s in sql.split(";")):
-                if statement:
-                    conn.execute(statement)
-            conn.execute(translate("INSERT INTO ocr_schema_migrations VALUES ($1, {now})"), (version,))
-            applied_now.append(version)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS ocr_schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            applied = {r[0] for r in conn.execute("SELECT version FROM ocr_schema_migrations")}
+            for version, sql in SQLITE_MIGRATIONS:
+                if version in applied:
+                    continue
+                for statement in (s.strip() for s in sql.split(";")):
+                    if statement:
+                        conn.execute(statement)
+                conn.execute(translate("INSERT INTO ocr_schema_migrations VALUES ($1, {now})"), (version,))
+                applied_now.append(version)
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise sqlite3.IntegrityError(f"job store migration left dangling references: {broken[:5]}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute("PRAGMA foreign_keys=ON")
     return applied_now

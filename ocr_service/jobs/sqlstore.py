@@ -15,6 +15,12 @@ Every event of a job is inserted by a transaction that holds that job's row lock
 marking running, completing, failing, reclaiming, cancelling all lock or update the job row),
 so a job's event ids are assigned in commit order: a reader following `id > last_seen` (the
 SSE stream) never skips an event that commits late.
+
+Ownership: a job created through an API key carries that key's opaque owner id; reads and
+cancels that name an owner see only that owner's jobs and ownerless ones (created without
+authentication, or before jobs had owners), and answer None for the rest, exactly as for an
+unknown id, so a caller cannot tell another tenant's job from a missing one. Reads without an
+owner (authentication off) see every job. The Idempotency-Key is unique per owner.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ from ocr_service.jobs.models import (
 )
 
 Row = Mapping[str, Any]
+
+NO_OWNER = ""
+"""How the `owner` column spells "created without authentication" (`schema` says why not NULL)."""
 
 
 class Transaction(Protocol):
@@ -116,6 +125,7 @@ class SqlJobStore:
             error=json.loads(row["error"]) if row["error"] else None,
             callback_url=row["callback_url"],
             callback_state=row["callback_state"],
+            owner=row["owner"] or None,
         )
 
     @staticmethod
@@ -160,21 +170,40 @@ class SqlJobStore:
     async def _lock_job(self, tx: Transaction, job_id: str) -> Row | None:
         return await tx.fetchrow("SELECT * FROM ocr_jobs WHERE id = $1 {for_update}", job_id)
 
+    @staticmethod
+    async def _visible_job(tx: Transaction, job_id: str, owner: str | None, *, lock: bool = False) -> Row | None:
+        """The job row if `owner` may see it (None: anyone may); locked for update with `lock`."""
+        if lock:
+            return await tx.fetchrow(
+                "SELECT * FROM ocr_jobs WHERE id = $1 AND (CAST($2 AS text) IS NULL OR owner IN ($2, $3)) {for_update}",
+                job_id,
+                owner,
+                NO_OWNER,
+            )
+        return await tx.fetchrow(
+            "SELECT * FROM ocr_jobs WHERE id = $1 AND (CAST($2 AS text) IS NULL OR owner IN ($2, $3))",
+            job_id,
+            owner,
+            NO_OWNER,
+        )
+
     # -- submission and reads -------------------------------------------------------------
 
     async def create_job(self, new: NewJob) -> tuple[Job, bool]:
         fingerprint = new.fingerprint
+        owner = new.owner or NO_OWNER
+        by_key = "SELECT * FROM ocr_jobs WHERE owner = $1 AND idempotency_key = $2"
         async with self.db.transaction() as tx:
             if new.idempotency_key is not None:
-                existing = await tx.fetchrow("SELECT * FROM ocr_jobs WHERE idempotency_key = $1", new.idempotency_key)
+                existing = await tx.fetchrow(by_key, owner, new.idempotency_key)
                 if existing is not None:
                     return self._same_request(existing, fingerprint), False
             job_id = str(uuid.uuid4())
             row = await tx.fetchrow(
                 """INSERT INTO ocr_jobs (id, status, created_at, updated_at, options, filename, document_sha256,
-                       pages_total, idempotency_key, request_hash, callback_url)
-                   VALUES ($1, 'queued', {now}, {now}, $2, $3, $4, $5, $6, $7, $8)
-                   ON CONFLICT (idempotency_key) DO NOTHING
+                       pages_total, idempotency_key, request_hash, callback_url, owner)
+                   VALUES ($1, 'queued', {now}, {now}, $2, $3, $4, $5, $6, $7, $8, $9)
+                   ON CONFLICT (owner, idempotency_key) DO NOTHING
                    RETURNING *""",
                 job_id,
                 options_to_json(new.options),
@@ -184,9 +213,10 @@ class SqlJobStore:
                 new.idempotency_key,
                 fingerprint,
                 new.callback_url,
+                owner,
             )
-            if row is None:  # a concurrent request with the same key won the insert
-                existing = await tx.fetchrow("SELECT * FROM ocr_jobs WHERE idempotency_key = $1", new.idempotency_key)
+            if row is None:  # a concurrent request of the same owner with the same key won the insert
+                existing = await tx.fetchrow(by_key, owner, new.idempotency_key)
                 assert existing is not None
                 return self._same_request(existing, fingerprint), False
             await tx.execute("INSERT INTO ocr_job_inputs (job_id, data) VALUES ($1, $2)", job_id, new.document)
@@ -209,14 +239,14 @@ class SqlJobStore:
             )
         return self._job(row)
 
-    async def get_job(self, job_id: str) -> Job | None:
+    async def get_job(self, job_id: str, owner: str | None = None) -> Job | None:
         async with self.db.transaction() as tx:
-            row = await tx.fetchrow("SELECT * FROM ocr_jobs WHERE id = $1", job_id)
+            row = await self._visible_job(tx, job_id, owner)
         return None if row is None else self._job(row)
 
-    async def cancel_job(self, job_id: str) -> Job | None:
+    async def cancel_job(self, job_id: str, owner: str | None = None) -> Job | None:
         async with self.db.transaction() as tx:
-            row = await self._lock_job(tx, job_id)
+            row = await self._visible_job(tx, job_id, owner, lock=True)
             if row is None:
                 return None
             await self._finish(tx, job_id, JobStatus.CANCELLED, None)

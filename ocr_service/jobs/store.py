@@ -29,12 +29,13 @@ class JobStore(Protocol):
         """Raise `StoreUnavailable` unless the database answers right now (readiness)."""
 
     async def create_job(self, new: NewJob) -> tuple[Job, bool]:
-        """Store a queued job; with a known `idempotency_key` return that job and False instead."""
+        """Store a queued job; with an `idempotency_key` its owner used before, return that job and False instead."""
 
-    async def get_job(self, job_id: str) -> Job | None: ...
+    async def get_job(self, job_id: str, owner: str | None = None) -> Job | None:
+        """The job, or None if unknown or not visible to `owner` (see `SqlJobStore` for who sees what)."""
 
-    async def cancel_job(self, job_id: str) -> Job | None:
-        """Move an active job to `cancelled`; a final job is returned unchanged; None if unknown."""
+    async def cancel_job(self, job_id: str, owner: str | None = None) -> Job | None:
+        """Move an active job to `cancelled`; a final job is returned unchanged; None if unknown or not `owner`'s."""
 
     async def load_input(self, job_id: str) -> bytes | None:
         """The submitted document, or None once the job is final or expired."""

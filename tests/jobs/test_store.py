@@ -12,6 +12,7 @@ import pytest
 from ocr_service.jobs.errors import IdempotencyConflict, StoreUnavailable
 from ocr_service.jobs.models import JobStatus, NewJob
 from ocr_service.jobs.postgres import PostgresDatabase, migrate
+from ocr_service.jobs.schema import POSTGRES_MIGRATIONS
 from ocr_service.jobs.sqlite import SqliteDatabase
 from ocr_service.jobs.sqlstore import SqlJobStore
 from ocr_service.options import OcrOptions, OutputFormat
@@ -187,9 +188,10 @@ async def test_migrations_are_versioned_and_applied_once(postgres_url: str) -> N
     conns = [await asyncpg.connect(postgres_url) for _ in range(3)]
     try:
         applied = await asyncio.gather(*(migrate(c) for c in conns))
-        assert sorted(v for a in applied for v in a) == [1]
+        versions = [version for version, _ in POSTGRES_MIGRATIONS]
+        assert sorted(v for a in applied for v in a) == versions == [1, 2]
         assert await migrate(conns[0]) == []
-        assert await conns[0].fetchval("SELECT count(*) FROM ocr_schema_migrations") == 1
+        assert await conns[0].fetchval("SELECT count(*) FROM ocr_schema_migrations") == len(versions)
     finally:
         for c in conns:
             await c.close()

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator
 
 import httpx
 
 from ocr_service.app import build_app
 from ocr_service.settings import Settings
+
+FIXED_PDF_DATES = {"creationDate": time.gmtime(1_700_000_000), "modDate": time.gmtime(1_700_000_000)}
+"""For Pillow's PDF writer, which otherwise stamps the current second: the same pages written a
+second apart would differ, so idempotency and cache tests would see two documents."""
 
 
 def free_port() -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 from PIL import Image, ImageDraw, ImageFont
+from suite_support import FIXED_PDF_DATES
 
 FONT_PATH = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 MARGIN = 30
@@ -46,7 +47,7 @@ def multipage(images: list[Image.Image], fmt: str) -> bytes:
     """A multi-page TIFF/GIF/PDF (Pillow writes every frame; PDF pages at 300 DPI)."""
     params: dict[str, object] = {"save_all": True, "append_images": images[1:]}
     if fmt == "PDF":
-        params["resolution"] = 300.0
+        params.update(resolution=300.0, **FIXED_PDF_DATES)
     if fmt == "GIF":
         params["disposal"] = 2
     return encode(images[0], fmt, **params)

@@ -21,7 +21,10 @@ from typing import Any
 
 import httpx
 from PIL import Image, ImageDraw, ImageFont
-from suite_support import running_app  # noqa: F401 (re-exported for this area's tests)
+from suite_support import (
+    FIXED_PDF_DATES,
+    running_app,  # noqa: F401 (re-exported for this area's tests)
+)
 
 from ocr_service.settings import Settings
 
@@ -54,7 +57,7 @@ def pdf(pages: int, start: int = 1) -> bytes:
     """An image-only PDF (a scan without a text layer) with `page_words(n)` on page n."""
     images = [text_image(page_words(n)).convert("RGB") for n in range(start, start + pages)]
     buffer = io.BytesIO()
-    images[0].save(buffer, format="PDF", save_all=True, append_images=images[1:], resolution=150.0)
+    images[0].save(buffer, format="PDF", save_all=True, append_images=images[1:], resolution=150.0, **FIXED_PDF_DATES)
     return buffer.getvalue()
 
 

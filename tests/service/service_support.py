@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
-from suite_support import running_app  # noqa: F401 (re-exported for this area's tests)
+from suite_support import (
+    FIXED_PDF_DATES,
+    running_app,  # noqa: F401 (re-exported for this area's tests)
+)
 
 from ocr_service.settings import Settings
 
@@ -66,7 +69,7 @@ def multipage(fmt: str, pages: list[list[str]]) -> bytes:
     images = [text_image(lines, mode="RGB" if fmt == "PDF" else "L") for lines in pages]
     params: dict[str, object] = {"save_all": True, "append_images": images[1:]}
     if fmt == "PDF":
-        params["resolution"] = 150.0
+        params.update(resolution=150.0, **FIXED_PDF_DATES)
     return encode(images[0], fmt, **params)
 
 

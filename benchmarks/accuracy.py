@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/accuracy.py --quick    # CI smoke run, under a minute
     .venv/bin/python benchmarks/accuracy.py --check    # exit 1 if a target of issue 5 is missed
     .venv/bin/python benchmarks/accuracy.py --cost     # what `auto` costs per step, next to recognition
+    .venv/bin/python benchmarks/accuracy.py --skew     # deskew's angles and decisions on one-line crops
 
 Two sets: (a) the public scans in `../shared/ocr-corpus/` (real pages with ground truth,
 including phototest turned left, right and upside down) and (b) synthetic pages rendered from
@@ -34,8 +35,8 @@ from rapidfuzz.distance import Levenshtein
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._degrade import FAMILIES, sample
-from benchmarks._images import a4_page, receipt_line
+from benchmarks._degrade import FAMILIES, _rotate, sample
+from benchmarks._images import a4_page, receipt_line, render_lines, words
 from ocr_service.options import PreprocessOptions
 from ocr_service.preprocess import preprocess
 
@@ -216,6 +217,52 @@ def preprocess_cost(engines: Engines, repeats: int = 3) -> list[str]:
     return lines
 
 
+SKEW_ANGLES = (0.0, 1.0, -1.0, 3.0, -3.0)
+"""--skew tilts each one-line crop by these true angles (degrees, counter-clockwise)."""
+
+
+def _one_line_crops(kind: str, count: int) -> list[NDArray[np.uint8]]:
+    """Receipt lines (580x80 px, 4 words and a price) or short words (1-2 words, 18-32 px type)."""
+    if kind == "receipt line":
+        return _cost_images(kind, count)
+    crops = []
+    for seed in range(count):
+        text = " ".join(words(seed, 1 + seed % 2))
+        crops.append(np.asarray(render_lines([text], font_size=18 + 2 * (seed % 8), margin=12), dtype=np.uint8))
+    return crops
+
+
+def skew_report(count: int = 50) -> list[str]:
+    """What deskew measures and does under `auto` on single lines tilted by known angles.
+
+    A line is "deskewed" when auto rotated it; "within 0.5" counts lines that end up within half a
+    degree of straight (left alone, or rotated by about their tilt); "made worse" counts rotations
+    that leave a line further from straight than it came (or turn a straight one by 0.5 deg or more).
+    """
+    lines = ["### Deskew on one-line crops (`preprocess=auto`)", ""]
+    lines += ["| crops | true angle | measured, mean abs error | max abs error | deskewed | within 0.5 | made worse |"]
+    lines += ["|---|---|---|---|---|---|---|"]
+    for kind in ("receipt line", "short words"):
+        crops = _one_line_crops(kind, count)
+        for true in SKEW_ANGLES:
+            errors, turned, within, worse = [], 0, 0, 0
+            for crop in crops:
+                tilted = _rotate(crop, true) if true else crop
+                _, report = preprocess(tilted, PreprocessOptions(mode="auto"))
+                step = next(step for step in cast(list[dict[str, Any]], report["steps"]) if step["name"] == "deskew")
+                errors.append(abs(float(step["params"].get("skew", 0.0)) - true))
+                applied = float(cast(dict[str, Any], report["transform"])["deskew"])
+                turned += bool(step["applied"])
+                left = abs(true - applied)
+                within += left <= 0.5
+                worse += bool(step["applied"]) and left > max(abs(true) - 1e-9, 0.5)
+            lines.append(
+                f"| {kind} | {true:+.0f} | {np.mean(errors):.2f} | {max(errors):.2f} | {turned}/{count} "
+                f"| {within}/{count} | {worse} |"
+            )
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one page per family and the small corpus pages")
@@ -224,8 +271,12 @@ def main() -> int:
     parser.add_argument("--families", default="", help="comma-separated synthetic families (default: all)")
     parser.add_argument("--no-corpus", action="store_true", help="skip the real scans")
     parser.add_argument("--cost", action="store_true", help="only time auto per step on receipt lines and A4 pages")
+    parser.add_argument("--skew", action="store_true", help="only report deskew's angles on one-line crops")
     args = parser.parse_args()
     per_family = args.samples or (QUICK_SAMPLES_PER_FAMILY if args.quick else SAMPLES_PER_FAMILY)
+    if args.skew:
+        print("\n".join(skew_report()))
+        return 0
     engines = Engines()
     if args.cost:
         print("\n".join(preprocess_cost(engines)))

@@ -100,7 +100,7 @@ def line_evidence(points: InkPoints | None, skew: float, along: float) -> LineEv
     """
     if points is None:
         return None
-    _, across = skew_of(points.transposed(), fine=False)
+    across = skew_of(points.transposed(), fine=False).confidence
     return LineEvidence(along, across, skew, _ascender_ratio(points.profile(skew)))
 
 

@@ -76,12 +76,11 @@ class Page:
         """The current image's ink as points for projection profiles (shared by orientation and deskew)."""
         return cast(deskew.InkPoints | None, self._cached("points", deskew.ink_points))
 
-    def estimate_skew(self) -> tuple[float, float]:
-        """Skew angle and confidence of the current image's text lines."""
+    def estimate_skew(self) -> deskew.Skew:
+        """Skew of the current image's text lines (measured once per image)."""
         points = self.ink_points()
-        skew = self._cached("skew", lambda _: (0.0, 0.0) if points is None else deskew.skew_of(points))
-        angle, confidence = cast(tuple[float, float], skew)
-        return angle, confidence
+        skew = self._cached("skew", lambda _: deskew.Skew(0.0, 0.0, 0.0) if points is None else deskew.skew_of(points))
+        return cast(deskew.Skew, skew)
 
     def take(self, outcome: Outcome) -> None:
         if outcome.image is not self.image:
@@ -193,7 +192,8 @@ def _sharpen(page: Page, forced: bool) -> StepRun:
 
 
 def _orientation(page: Page, forced: bool) -> StepRun:
-    evidence = orientation.line_evidence(page.ink_points(), *page.estimate_skew())
+    skew = page.estimate_skew()
+    evidence = orientation.line_evidence(page.ink_points(), skew.angle, skew.confidence)
     lines = "unclear" if evidence is None else evidence.direction
     ratio = 1.0 if evidence is None else evidence.ascender_ratio
     found_letters = page.letters()
@@ -216,13 +216,17 @@ def _orientation(page: Page, forced: bool) -> StepRun:
 
 
 def _deskew(page: Page, forced: bool) -> StepRun:
-    angle, confidence = page.estimate_skew()
-    decision = policy.deskew(angle, confidence)
-    measures: Params = {"skew": round(angle, 2), "confidence": round(confidence, 2)}
+    skew = page.estimate_skew()
+    decision = policy.deskew(skew.angle, skew.confidence, skew.rise)
+    measures: Params = {
+        "skew": round(skew.angle, 2),
+        "confidence": round(skew.confidence, 2),
+        "rise": round(skew.rise, 1),
+    }
     outcome = None
-    if decision.run or (forced and abs(angle) >= 0.05):
-        outcome = deskew.straighten(page.image, angle)
-        page.skew = angle
+    if decision.run or (forced and abs(skew.angle) >= 0.05):
+        outcome = deskew.straighten(page.image, skew.angle)
+        page.skew = skew.angle
     return StepRun(outcome, measures, "forced" if forced else decision.reason)
 
 

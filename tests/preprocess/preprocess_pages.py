@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
@@ -40,3 +41,14 @@ def cer(hypothesis: str, reference: str) -> float:
     """Character error rate after folding whitespace."""
     hyp, ref = " ".join(hypothesis.split()), " ".join(reference.split())
     return Levenshtein.distance(hyp, ref) / max(len(ref), 1)
+
+
+def skew(page: Gray, degrees: float) -> Gray:
+    """Rotate counter-clockwise by `degrees` on a grown white canvas, as a crooked scan looks."""
+    height, width = page.shape
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    size = (int(width * cos + height * sin), int(width * sin + height * cos))
+    matrix[0, 2] += (size[0] - width) / 2
+    matrix[1, 2] += (size[1] - height) / 2
+    return np.asarray(cv2.warpAffine(page, matrix, size, flags=cv2.INTER_LINEAR, borderValue=255), dtype=np.uint8)

@@ -32,3 +32,24 @@ def test_quick_accuracy_benchmark_meets_the_targets(repo_root: Path) -> None:
     for family in FAMILIES:
         assert f"| {family} | 1 |" in result.stdout
     assert "MISSED" not in result.stdout
+
+
+@pytest.mark.timeout(120)
+def test_skew_report_covers_straight_and_tilted_one_line_crops(repo_root: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "benchmarks/accuracy.py", "--skew"],
+        cwd=repo_root,
+        env={**os.environ, "OMP_THREAD_LIMIT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith(("| receipt", "| short"))]
+    assert {(row[1].strip(), row[2].strip()) for row in rows} == {
+        (kind, angle) for kind in ("receipt line", "short words") for angle in ("+0", "+1", "-1", "+3", "-3")
+    }
+    straight_receipts = next(row for row in rows if row[1].strip() == "receipt line" and row[2].strip() == "+0")
+    assert straight_receipts[5].strip() == "0/50"  # none deskewed

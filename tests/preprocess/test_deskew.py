@@ -8,22 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from preprocess_pages import TEXT_LINES, Gray, cer, render, truth
+from preprocess_pages import TEXT_LINES, Gray, cer, render, skew, truth
 
 from ocr_service.options import PreprocessOptions
 from ocr_service.preprocess import preprocess
 from ocr_service.preprocess.deskew import estimate_skew
-
-
-def skew(page: Gray, degrees: float) -> Gray:
-    """Rotate counter-clockwise by `degrees` on a grown white canvas, as a crooked scan looks."""
-    height, width = page.shape
-    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
-    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
-    size = (int(width * cos + height * sin), int(width * sin + height * cos))
-    matrix[0, 2] += (size[0] - width) / 2
-    matrix[1, 2] += (size[1] - height) / 2
-    return np.asarray(cv2.warpAffine(page, matrix, size, flags=cv2.INTER_LINEAR, borderValue=255), dtype=np.uint8)
 
 
 @pytest.mark.parametrize("degrees", [4.0, -4.0, 7.5, -1.5])

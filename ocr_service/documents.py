@@ -13,6 +13,10 @@ Why it looks like this:
 - Pages are decoded lazily by `Document.load_page(number)`, each from a fresh view of the
   bytes, so worker threads can decode different pages of one document concurrently and the
   jobs layer can decode a single page of a stored document. Memory stays at one page per worker.
+- Each image is parsed once: a page's size is read from its header once and remembered, and
+  the first page's header, opened by `open_document` for the size check, is the very image
+  `load_page(1)` decodes (Pillow opens lazily, so nothing is decoded before the checks). A
+  single-page request therefore opens its image once, as any plain decode would.
 - pdfium is not thread-safe: every call into it holds `PDFIUM_LOCK` (exported for the
   renderers, which merge PDFs with pypdfium2 too).
 
@@ -153,6 +157,10 @@ class Document:
         self.dpi = dpi
         self._settings = settings
         self._pdf: pdfium.PdfDocument | None = None
+        self._sizes: dict[int, tuple[int, int]] = {}
+        self._first_page: Image.Image | None = None
+        """Page 1 as opened for its size check, kept (undecoded) for `load_page(1)` to decode."""
+        self._first_page_lock = threading.Lock()
 
     @property
     def media_type(self) -> str:
@@ -177,8 +185,14 @@ class Document:
         return numbers
 
     def page_size(self, number: int) -> tuple[int, int]:
-        """(width, height) in pixels of page `number` as it will be decoded, read from headers only."""
+        """(width, height) in pixels of page `number` as it will be decoded, read from headers only (once)."""
         self._check_number(number)
+        size = self._sizes.get(number)
+        if size is None:
+            size = self._sizes[number] = self._read_page_size(number)
+        return size
+
+    def _read_page_size(self, number: int) -> tuple[int, int]:
         if self.kind is DocumentKind.PDF:
             try:
                 with PDFIUM_LOCK:
@@ -189,9 +203,13 @@ class Document:
                 raise UndecodableDocument(f"page {number} of the PDF has an invalid size {width_pt}x{height_pt}")
             scale = self.dpi / 72  # the same arithmetic pypdfium2 renders with, so the check is exact
             return max(1, math.ceil(width_pt * scale)), max(1, math.ceil(height_pt * scale))
+        if number == 1:
+            with self._first_page_lock:
+                if self._first_page is None:
+                    self._first_page = self._open_image()
+                return int(self._first_page.width), int(self._first_page.height)
         with self._open_image() as image:
-            if number > 1:
-                self._seek(image, number)
+            self._seek(image, number)
             return int(image.width), int(image.height)
 
     def load_page(self, number: int) -> PageImage:
@@ -201,7 +219,7 @@ class Document:
         if self.kind is DocumentKind.PDF:
             return PageImage(number, self._render_pdf_page(number), self.dpi)
         try:
-            with self._open_image() as image:
+            with self._take_first_page() if number == 1 else self._open_image() as image:
                 if number > 1:
                     self._seek(image, number)
                 dpi = _image_dpi(image)
@@ -223,6 +241,10 @@ class Document:
             yield self.load_page(number)
 
     def close(self) -> None:
+        with self._first_page_lock:
+            first, self._first_page = self._first_page, None
+        if first is not None:
+            first.close()
         if self._pdf is not None:
             with PDFIUM_LOCK:
                 self._pdf.close()
@@ -244,6 +266,12 @@ class Document:
 
     def _open_image(self) -> Image.Image:
         return _open_pillow(self.data, self.kind)
+
+    def _take_first_page(self) -> Image.Image:
+        """Page 1's already-opened header for decoding (it is handed out once), else a fresh open."""
+        with self._first_page_lock:
+            first, self._first_page = self._first_page, None
+        return first if first is not None else self._open_image()
 
     def _seek(self, image: Image.Image, number: int) -> None:
         try:

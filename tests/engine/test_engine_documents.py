@@ -12,6 +12,7 @@ import pytest
 from engine_images import encode, multipage, pdf_with_page_size, text_image
 from PIL import Image
 
+from ocr_service import documents
 from ocr_service.documents import DocumentKind, open_document, parse_pages, sniff
 from ocr_service.errors import (
     InvalidParameter,
@@ -110,6 +111,63 @@ def test_truncated_images_are_undecodable(fmt: str) -> None:
         document = open_document(cut, SETTINGS)
         document.load_page(1)
     assert caught.value.status == 422
+
+
+def test_garbled_pixel_data_behind_a_valid_header_is_undecodable() -> None:
+    ihdr = struct.pack(">IIBBBBB", 400, 60, 8, 0, 0, 0, 0)
+    garbage = bytes((index * 37 + 11) % 256 for index in range(900))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", garbage) + chunk(b"IEND", b"")
+    document = open_document(data, SETTINGS)  # the header alone is fine
+    assert document.page_size(1) == (400, 60)
+    with pytest.raises(UndecodableDocument, match="page 1 of the PNG could not be decoded") as caught:
+        document.load_page(1)
+    assert caught.value.status == 422
+
+
+# -- parsing each image once ---------------------------------------------------------------------
+
+
+def test_a_single_page_image_is_opened_once_for_checks_and_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[DocumentKind] = []
+    real_open = documents._open_pillow
+
+    def counting_open(data: bytes, kind: DocumentKind) -> Image.Image:
+        opened.append(kind)
+        return real_open(data, kind)
+
+    monkeypatch.setattr(documents, "_open_pillow", counting_open)
+    expected = np.asarray(text_image(["opened once"]), dtype=np.uint8)
+    document = open_document(encode(text_image(["opened once"]), "PNG"), SETTINGS)
+    assert document.selected(None) == (1,)
+    page = document.load_page(1)
+    assert opened == [DocumentKind.PNG]
+    assert np.array_equal(page.pixels, expected)
+    # The header is handed out once; decoding the page again opens afresh and gives the same pixels.
+    assert np.array_equal(document.load_page(1).pixels, expected)
+    assert opened == [DocumentKind.PNG, DocumentKind.PNG]
+    document.close()
+
+
+def test_every_page_of_a_tiff_decodes_after_the_first_pages_header_was_kept() -> None:
+    pages = [text_image([f"page {number}"], width=300 + 20 * number) for number in (1, 2, 3)]
+    document = open_document(multipage(pages, "TIFF"), SETTINGS)
+    assert document.selected(None) == (1, 2, 3)
+    for number in (3, 1, 2):
+        page = document.load_page(number)
+        assert np.array_equal(page.pixels, np.asarray(pages[number - 1], dtype=np.uint8))
+    document.close()
+
+
+def test_a_document_closed_before_decoding_still_decodes_from_its_bytes() -> None:
+    image = text_image(["closed early"])
+    document = open_document(encode(image, "PNG"), SETTINGS)
+    document.close()  # releases the kept header
+    assert np.array_equal(document.load_page(1).pixels, np.asarray(image, dtype=np.uint8))
+    document.close()
 
 
 def test_pdf_garbage_after_header_is_undecodable() -> None:

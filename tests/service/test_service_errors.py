@@ -32,6 +32,16 @@ def huge_png_header(width: int = 100_000, height: int = 100_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
 
 
+def png_with_garbled_pixels() -> bytes:
+    """A PNG whose signature, IHDR and chunk CRCs are all valid but whose compressed pixel data is garbage.
+
+    Its size check passes on the header; only decoding the pixels can find the damage.
+    """
+    ihdr = struct.pack(">IIBBBBB", 400, 60, 8, 0, 0, 0, 0)
+    garbage = bytes((index * 37 + 11) % 256 for index in range(900))
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", garbage) + _png_chunk(b"IEND", b"")
+
+
 def enormous_pdf_page() -> bytes:
     """A one-page PDF whose page is 200 x 200 inches (the PDF maximum): 60000 px square at 300 DPI."""
     document = pdfium.PdfDocument.new()
@@ -67,6 +77,7 @@ def assert_problem(response: httpx.Response, status: int, slug: str, param: str 
         (b"", 400, "invalid-parameter"),
         (os.urandom(2048), 415, "unsupported-media-type"),
         (png([LINE_ONE])[:300], 422, "undecodable-document"),
+        (png_with_garbled_pixels(), 422, "undecodable-document"),
         (huge_png_header(), 413, "too-many-pixels"),
         (enormous_pdf_page(), 413, "too-many-pixels"),
         (many_frame_gif(60), 413, "too-many-pages"),
@@ -77,6 +88,7 @@ def assert_problem(response: httpx.Response, status: int, slug: str, param: str 
         "zero-bytes",
         "random-bytes",
         "truncated-png",
+        "garbled-png-pixels",
         "huge-dimensions",
         "enormous-pdf-page",
         "many-frames",

@@ -136,8 +136,11 @@ class CallbackDispatcher:
                 task = None
             if task is None:
                 self._wake.clear()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+                # arrives as the wake-up completes (a cancel just before shutdown), and stop() hung.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
                 continue
             with contextlib.suppress(StoreUnavailable):
                 await self._deliver(task)

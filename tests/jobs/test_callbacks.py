@@ -140,3 +140,15 @@ async def test_a_job_calls_back_when_it_succeeds(tmp_path: Path, receiver: Recei
     assert payload["event"] == "job.finished"
     assert payload["job"]["id"] == job["id"] and payload["job"]["status"] == "succeeded"
     assert payload["job"]["pages_done"] == 1
+
+
+async def test_stop_right_after_a_wake_ends_the_dispatcher(store: SqlJobStore) -> None:
+    """A cancel (which wakes the dispatcher) just before shutdown must not leave stop() waiting forever."""
+    for _ in range(5):
+        dispatcher = CallbackDispatcher(store, secret=SECRET, allowed_hosts=("127.0.0.1",), poll_seconds=0.05)
+        dispatcher.start()
+        await asyncio.sleep(0.1)  # every loop found nothing and waits for a wake-up
+        dispatcher.wake()
+        await asyncio.sleep(0)  # the wake-up has completed their waits; they have not resumed yet
+        async with asyncio.timeout(5):
+            await dispatcher.stop()

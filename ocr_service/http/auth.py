@@ -4,14 +4,19 @@ With no key configured (neither `OCR_API_KEYS` nor `OCR_API_KEYS_FILE`) everythi
 Otherwise every route except the probes, metrics and the API description needs a key.
 Keys from the file are re-read every few seconds, so a rotated Kubernetes Secret applies
 without a restart. Comparison is constant-time, and keys never reach a log line.
+
+An accepted request carries its key's owner id (`key_owner`) in `scope["state"]`, so the jobs
+API can keep each key's jobs to itself (`caller_owner`); the key itself goes no further.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -28,7 +33,28 @@ OPEN_PREFIXES = ("/docs",)
 KEY_CACHE_SECONDS = 5.0
 WWW_AUTHENTICATE = 'Bearer realm="catalyst-ocr"'
 
+OWNER_STATE_KEY = "api_key_owner"
+"""Where `ApiKeyMiddleware` puts the caller's `key_owner` in `scope["state"]` (Starlette's `request.state`)."""
+_OWNER_LABEL = b"catalyst-ocr/job-owner/v1"
+
 logger = logging.getLogger("catalyst_ocr.auth")
+
+
+def key_owner(key: str) -> str:
+    """The opaque, stable id of whoever holds `key`: 128 bits of an HMAC-SHA256 of the key.
+
+    Stored with each job instead of the key, so a database dump reveals no key (a long random
+    key cannot be recovered from it). A rotated key is a different owner by design: the
+    service cannot tell a new key from a new client.
+    """
+    return hmac.new(_OWNER_LABEL, key.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+def caller_owner(scope: Mapping[str, Any]) -> str | None:
+    """The owner id `ApiKeyMiddleware` recorded for this request; None when no key was checked."""
+    state = scope.get("state")
+    owner = state.get(OWNER_STATE_KEY) if isinstance(state, Mapping) else None
+    return owner if isinstance(owner, str) else None
 
 
 class ApiKeyStore:
@@ -100,6 +126,8 @@ class ApiKeyMiddleware:
             await response(scope, receive, send)
             return
         if allowed:
+            assert key is not None
+            scope.setdefault("state", {})[OWNER_STATE_KEY] = key_owner(key)
             await self.app(scope, receive, send)
             return
         reason = "No API key was sent" if key is None else "The API key is not valid"

@@ -9,6 +9,10 @@
 The routes find the replica's `JobRuntime` on `app.state.jobs`, which `jobs_lifespan` creates,
 starts after the engine pipeline and stops before it; it also registers the job store's
 readiness check. A store outage surfaces as 503 problems on these routes only.
+
+With API keys configured, a job belongs to the key that submitted it: every route passes the
+caller's owner id (`auth.caller_owner`) down, another key's job answers 404 like an unknown id,
+and an Idempotency-Key is scoped to its owner.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from ocr_service.cache import build_cache
-from ocr_service.errors import InvalidParameter, ServiceUnavailable
+from ocr_service.errors import InvalidParameter, ServiceUnavailable, Unauthorized
+from ocr_service.http.auth import WWW_AUTHENTICATE, caller_owner
 from ocr_service.http.body import read_document
 from ocr_service.http.params import merge_option_sources, parse_format, parse_options
 from ocr_service.jobs.errors import StoreUnavailable
@@ -50,6 +55,19 @@ def _runtime(request: Request) -> JobRuntime:
     return runtime
 
 
+def _owner(request: Request) -> str | None:
+    """The caller's owner id; None with authentication off (then every job is everyone's).
+
+    Fails closed: with keys configured but no owner recorded (the key middleware did not run),
+    the request is refused rather than shown every tenant's jobs.
+    """
+    owner = caller_owner(request.scope)
+    keys = getattr(request.app.state, "api_keys", None)
+    if owner is None and keys is not None and keys.configured:
+        raise Unauthorized("This request carries no checked API key.", headers={"WWW-Authenticate": WWW_AUTHENTICATE})
+    return owner
+
+
 def job_json(job: Job) -> dict[str, Any]:
     """The job's representation, with links to what a client does next."""
     document = job.to_json()
@@ -60,6 +78,7 @@ def job_json(job: Job) -> dict[str, Any]:
 
 async def create_job(request: Request) -> Response:
     runtime = _runtime(request)
+    owner = _owner(request)
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is not None and not _IDEMPOTENCY_KEY.match(key):
         raise InvalidParameter(
@@ -73,7 +92,9 @@ async def create_job(request: Request) -> Response:
     if callback is not None and not isinstance(callback, str):
         raise InvalidParameter("callback_url must be a string.", param="callback_url")
     options = parse_options(raw, runtime.settings, runtime.pipeline.resolve_lang)
-    job, created = await runtime.submit(received.data, options, callback_url=callback or None, idempotency_key=key)
+    job, created = await runtime.submit(
+        received.data, options, callback_url=callback or None, idempotency_key=key, owner=owner
+    )
     headers = {"Location": f"{JOBS_PATH}/{job.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
@@ -82,21 +103,22 @@ async def create_job(request: Request) -> Response:
 
 async def job_resource(request: Request) -> Response:
     runtime = _runtime(request)
-    job_id = request.path_params["job_id"]
-    job = await (runtime.cancel(job_id) if request.method == "DELETE" else runtime.get(job_id))
+    job_id, owner = request.path_params["job_id"], _owner(request)
+    job = await (runtime.cancel(job_id, owner) if request.method == "DELETE" else runtime.get(job_id, owner))
     return JSONResponse(job_json(job))
 
 
 async def job_result(request: Request) -> Response:
     runtime = _runtime(request)
+    job_id, owner = request.path_params["job_id"], _owner(request)
     unknown = sorted(set(request.query_params) - {"format"})
     if unknown:
         raise InvalidParameter(f"Unknown parameter {unknown[0]!r}; only `format` is accepted.", param=unknown[0])
     requested = request.query_params.get("format")
     fmt = parse_format(requested) if requested else None
     if fmt is None:
-        fmt = (await runtime.get(request.path_params["job_id"])).options.format
-    job, body, media_type = await runtime.result(request.path_params["job_id"], fmt)
+        fmt = (await runtime.get(job_id, owner)).options.format
+    job, body, media_type = await runtime.result(job_id, fmt, owner)
     headers = {"X-Cache": "hit" if job.cached else "miss"}
     if fmt is OutputFormat.PDF:
         headers["Content-Disposition"] = f'inline; filename="{job.id}.pdf"'
@@ -111,7 +133,7 @@ async def job_events(request: Request) -> Response:
     """
     runtime = _runtime(request)
     job_id = request.path_params["job_id"]
-    job = await runtime.get(job_id)  # 404 before the stream starts
+    job = await runtime.get(job_id, _owner(request))  # 404 (unknown or another key's) before the stream starts
     try:
         after = int(request.headers.get("last-event-id", "0") or 0)
     except ValueError:

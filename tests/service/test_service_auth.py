@@ -1,17 +1,20 @@
-"""API keys: both headers work, bad or missing keys get 401 + WWW-Authenticate, probes stay open, files rotate."""
+"""API keys: both headers work, bad or missing keys get 401 + WWW-Authenticate, probes stay open, files rotate,
+and a job belongs to the key that created it (stored as an opaque owner id, never as the key)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
+import sqlite3
 from pathlib import Path
 
 import pytest
 from service_support import LINE_ONE, has_words, make_settings, png, running_app
 
 from ocr_service.http import auth
-from ocr_service.http.auth import ApiKeyStore
+from ocr_service.http.auth import ApiKeyStore, key_owner
 from ocr_service.logs import JsonFormatter
 
 KEY = "s3cret-key-0123456789"
@@ -100,3 +103,34 @@ async def test_keys_never_reach_the_logs(tmp_path: Path) -> None:
     logged = stream.getvalue()
     assert '"route": "/v1/languages"' in logged
     assert KEY not in logged
+
+
+async def test_a_job_belongs_to_its_key_whichever_header_carries_it(tmp_path: Path) -> None:
+    async with running_app(make_settings(tmp_path, api_keys=(KEY, "another-key"))) as client:
+        await client.app.state.jobs.workers.stop()  # type: ignore[attr-defined]  # the job may stay queued
+        created = await client.post(
+            "/v1/jobs", content=png([LINE_ONE]), headers={"authorization": f"Bearer {KEY}", "content-type": "image/png"}
+        )
+        assert created.status_code == 202, created.text
+        job_url = created.headers["location"]
+        assert (await client.get(job_url, headers={"x-api-key": KEY})).status_code == 200
+        other = await client.get(job_url, headers={"x-api-key": "another-key"})
+        assert other.status_code == 404 and other.json()["type"].endswith("/job-not-found")
+        assert (await client.get(job_url)).status_code == 401
+    owners, stored = job_store_contents(tmp_path)
+    assert owners == [key_owner(KEY)]
+    assert KEY.encode() not in stored  # the key itself is never stored
+
+
+def job_store_contents(data_dir: Path) -> tuple[list[str], bytes]:
+    """The owners in the embedded job store, and every byte of its files (database and WAL)."""
+    with contextlib.closing(sqlite3.connect(data_dir / "jobs.sqlite3")) as db:
+        owners = [row[0] for row in db.execute("SELECT owner FROM ocr_jobs")]
+    return owners, b"".join(path.read_bytes() for path in data_dir.glob("jobs.sqlite3*"))
+
+
+def test_key_owner_is_stable_opaque_and_distinct_per_key() -> None:
+    owner = key_owner(KEY)
+    assert owner == key_owner(KEY) and len(owner) == 32 and int(owner, 16) >= 0
+    assert owner != key_owner("another-key") and owner != key_owner(KEY + " ")
+    assert KEY not in owner

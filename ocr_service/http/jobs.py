@@ -259,7 +259,10 @@ def _job_schema() -> dict[str, Any]:
 def _build_openapi_paths() -> dict[str, Any]:
     job = {"application/json": {"schema": _job_schema()}}
     unavailable = _problem("The job store (PostgreSQL) is unreachable; retry after `Retry-After` seconds.")
-    not_found = _problem("No such job (or it was deleted after OCR_JOB_TTL_SECONDS).")
+    not_found = _problem(
+        "No such job: unknown, deleted after OCR_JOB_TTL_SECONDS, or created with another API key "
+        "(indistinguishable on purpose)."
+    )
     formats = [fmt.value for fmt in OutputFormat]
     result_content: dict[str, Any] = {"application/json": {"schema": {"$ref": "#/components/schemas/OcrResult"}}}
     for fmt in OutputFormat:
@@ -277,7 +280,9 @@ def _build_openapi_paths() -> dict[str, Any]:
                     "with base64 `content`; options in the query or beside the document), plus `callback_url`: "
                     "a URL on a host in OCR_CALLBACK_ALLOWED_HOSTS that receives a signed POST when the job "
                     "finishes. With an `Idempotency-Key` header, repeating a request returns the same job (200) "
-                    "and reusing the key for a different request is a 409."
+                    "and reusing the key for a different request is a 409. With API keys configured, the job "
+                    "belongs to the key that submitted it: other keys get 404 for it, and Idempotency-Keys are "
+                    "scoped per API key."
                 ),
                 "tags": ["jobs"],
                 "parameters": [
@@ -304,11 +309,11 @@ def _build_openapi_paths() -> dict[str, Any]:
                         "content": job,
                     },
                     "200": {
-                        "description": "The job an earlier request with this Idempotency-Key created.",
+                        "description": "The job an earlier request with this Idempotency-Key (and API key) created.",
                         "content": job,
                     },
                     "400": _problem("An option, the callback_url or the Idempotency-Key is invalid."),
-                    "409": _problem("The Idempotency-Key was used for a different request."),
+                    "409": _problem("This API key used the Idempotency-Key for a different request."),
                     "413": _problem("The body, a page's pixels or the page count exceeds a limit."),
                     "415": _problem("The document is not a supported image or PDF."),
                     "422": _problem("The document's data cannot be decoded."),

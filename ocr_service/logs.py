@@ -25,6 +25,8 @@ _STANDARD_ATTRIBUTES = frozenset(
     | {"color_message"}
 )
 _HANDLER_NAME = "catalyst-ocr"
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+"""What `json.dumps(entry, ensure_ascii=False, default=str)` builds on every call, built once."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -45,7 +47,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return _JSON.encode(entry)
 
 
 class TextFormatter(logging.Formatter):
@@ -87,6 +89,23 @@ def configure_logging(level: str = "info", log_format: str = "json", stream: Tex
     logging.getLogger("uvicorn.access").disabled = True
 
 
+def log_without_caller(
+    logger: logging.Logger, level: int, msg: str, args: tuple[object, ...], extra: dict[str, Any]
+) -> None:
+    """`logger.log(level, msg, *args, extra=extra)` minus the walk up the stack for the caller's file
+    and line, which no formatter here prints: for the access line written on every request."""
+    if logger.isEnabledFor(level):
+        logger.handle(logger.makeRecord(logger.name, level, "(unknown file)", 0, msg, args, None, extra=extra))
+
+
+_current_second: tuple[int, str] = (-1, "")
+"""The last whole second formatted by `_timestamp` (log lines come many per second)."""
+
+
 def _timestamp(created: float) -> str:
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-    return f"{seconds}.{int(created % 1 * 1000):03d}Z"
+    global _current_second
+    second = int(created)
+    cached = _current_second
+    if cached[0] != second:
+        cached = _current_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{int(created % 1 * 1000):03d}Z"

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ocr_service import metrics
 from ocr_service.contract import HEALTH_PATH, LIVENESS_PATH, METRICS_PATH, READINESS_PATH
 from ocr_service.http.problems import internal_error_response
-from ocr_service.logs import REQUEST_ID
+from ocr_service.logs import REQUEST_ID, log_without_caller
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
@@ -81,15 +81,15 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = route_template(scope)
             method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
-            metrics.HTTP_REQUESTS.labels(route=route, method=method, status=str(status)).inc()
-            metrics.HTTP_REQUEST_DURATION.labels(route=route, method=method).observe(elapsed)
+            requests, duration = metrics.http_request_series(route, method, status)
+            requests.inc()
+            duration.observe(elapsed)
             level = logging.DEBUG if route in QUIET_ROUTES and status < 400 else logging.INFO
-            access_logger.log(
+            log_without_caller(
+                access_logger,
                 level,
                 "%s %s %d",
-                method,
-                route,
-                status,
-                extra={"method": method, "route": route, "status": status, "duration_ms": round(elapsed * 1000, 2)},
+                (method, route, status),
+                {"method": method, "route": route, "status": status, "duration_ms": round(elapsed * 1000, 2)},
             )
             REQUEST_ID.reset(token)

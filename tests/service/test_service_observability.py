@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ocr_service.logs import REQUEST_ID, configure_logging
+from ocr_service.logs import REQUEST_ID, JsonFormatter, configure_logging
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -71,7 +71,26 @@ async def test_access_log_is_one_json_object_per_request(api: httpx.AsyncClient)
     assert entry["request_id"] == "log-test-1"
     assert entry["route"] == "/v1/ocr" and entry["method"] == "POST" and entry["status"] == 400
     assert entry["duration_ms"] >= 0 and entry["level"] == "info" and entry["ts"].endswith("Z")
+    assert entry["message"] == "POST /v1/ocr 400"
     assert REQUEST_ID.get() is None
+
+
+async def test_log_timestamps_are_right_within_a_second_across_seconds_and_back() -> None:
+    """The formatter reuses the formatted second while log lines stay within it."""
+    formatter = JsonFormatter()
+    record = logging.LogRecord("catalyst_ocr.test", logging.INFO, __file__, 1, "tick", (), None)
+    stamps = []
+    for created in (86_399.5, 86_399.75, 86_400.0, 86_400.25, 86_399.125, 1_700_000_000.125):
+        record.created = created
+        stamps.append(json.loads(formatter.format(record))["ts"])
+    assert stamps == [
+        "1970-01-01T23:59:59.500Z",
+        "1970-01-01T23:59:59.750Z",
+        "1970-01-02T00:00:00.000Z",
+        "1970-01-02T00:00:00.250Z",
+        "1970-01-01T23:59:59.125Z",
+        "2023-11-14T22:13:20.125Z",
+    ]
 
 
 async def test_languages_and_info(api: httpx.AsyncClient) -> None:

@@ -38,9 +38,13 @@ KEY_PREFIX = "catalyst-ocr:v1:"
 
 
 class ResultCache(Protocol):
-    """Bytes by key. `get` and `put` never raise: failures count as misses."""
+    """Bytes by key. `get` and `put` never raise: failures count as misses.
+
+    `enabled` is False only for the disabled cache, so callers can skip computing keys for it.
+    """
 
     backend: str
+    enabled: bool
 
     async def get(self, key: str) -> bytes | None: ...
 
@@ -86,7 +90,13 @@ def result_key(document_sha256: str, options: OcrOptions, variant: str, engine_v
 
 def engine_version(engine_info: Mapping[str, str]) -> str:
     """Engine name and library versions (`pipeline.engine_info()`) as one key component."""
-    return json.dumps(dict(engine_info), sort_keys=True)
+    return _engine_version(tuple(sorted(engine_info.items())))
+
+
+@functools.lru_cache(maxsize=16)
+def _engine_version(items: tuple[tuple[str, str], ...]) -> str:
+    # The same few engine facts on every request: serialised once.
+    return json.dumps(dict(items), sort_keys=True)
 
 
 def mark_cached(body: bytes, fmt: OutputFormat, cached: bool) -> bytes:
@@ -113,6 +123,7 @@ class DisabledCache:
     """`OCR_CACHE_TTL_SECONDS=0`: every lookup misses and nothing is kept."""
 
     backend = "disabled"
+    enabled = False
 
     async def get(self, key: str) -> bytes | None:
         return None
@@ -128,6 +139,7 @@ class MemoryCache:
     """A bounded LRU in this process, with the same TTL and per-entry bound as Redis."""
 
     backend = "memory"
+    enabled = True
 
     def __init__(self, max_entries: int, max_entry_bytes: int, ttl_seconds: float) -> None:
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
@@ -162,6 +174,7 @@ class RedisCache:
     """Redis with short socket time-outs and a back-off after a failure, so an outage costs no latency."""
 
     backend = "redis"
+    enabled = True
 
     def __init__(self, url: str, max_entry_bytes: int, ttl_seconds: int, *, retry_after_seconds: float = 2.0) -> None:
         self._client = aioredis.Redis.from_url(

@@ -7,6 +7,7 @@ pipeline.installed_languages() -> list[str]  # without osd
 pipeline.resolve_lang("eng+chi-sim") -> str  # normalised, or UnknownLanguage(param="lang")
 pipeline.engine_info() -> dict[str, str]     # name, version (Tesseract), tesseract, leptonica
 pipeline.stats() -> PoolStats                # workers, busy, queued, queue_capacity, capacity
+pipeline.capacity() -> int                   # stats().capacity, cheaply
 await pipeline.self_test()                   # readiness: recognises a generated image, raises on failure
 
 # synchronous requests
@@ -184,6 +185,11 @@ class OcrPipeline:
         pool = self._pool
         return pool.stats if pool is not None else PoolStats(0, 0, 0, 0, 0)
 
+    def capacity(self) -> int:
+        """`stats().capacity` without taking the pool's lock: read on every request's admission."""
+        pool = self._pool
+        return pool.capacity if pool is not None else 0
+
     async def self_test(self) -> None:
         """Recognise a generated image and check the words come back; raise RuntimeError otherwise.
 
@@ -220,7 +226,8 @@ class OcrPipeline:
             raise InvalidParameter(
                 f"preprocess must be auto or none with steps from {', '.join(PREPROCESS_STEPS)}", param="preprocess"
             )
-        return dataclasses.replace(options, lang=lang)
+        # Options parsed by the HTTP layer or the CLI already carry the normalised `lang`: no copy then.
+        return options if lang == options.lang else dataclasses.replace(options, lang=lang)
 
     # -- synchronous requests --------------------------------------------------------------------
 

@@ -34,12 +34,18 @@ def tessdata_languages() -> tuple[str, ...]:
 
 def installed_languages() -> list[str]:
     """Installed recognition languages, sorted, without `osd`."""
-    return [lang for lang in tessdata_languages() if lang not in _NOT_RECOGNITION_LANGUAGES]
+    return sorted(_recognition_languages())
+
+
+@functools.cache
+def _recognition_languages() -> frozenset[str]:
+    """The installed recognition languages as a set, built once: every request's `lang` is checked against it."""
+    return frozenset(lang for lang in tessdata_languages() if lang not in _NOT_RECOGNITION_LANGUAGES)
 
 
 def resolve_lang(raw: str, available: list[str] | None = None) -> str:
     """Normalise `raw` (`-` -> `_`, lower case, `+` separated) and check every part is installed."""
-    installed = set(installed_languages() if available is None else available)
+    installed = _recognition_languages() if available is None else frozenset(available)
     parts = [part.strip().lower().replace("-", "_") for part in raw.split("+")]
     if not raw.strip() or any(not part for part in parts):
         raise UnknownLanguage(

@@ -7,6 +7,10 @@ the pool has slots, else 429 before the body is read; `admission.py`) -> read th
 (decode, preprocess, recognise, render; raises 429/504/4xx as `OcrError`) -> store in the
 cache -> answer with the rendered body.
 Errors become problem+json in `problems.py`; nothing here catches them.
+
+This runs on the event loop for every request, so what does not change between requests is
+not recomputed: parsed options are remembered per query string (raw bodies carry their options
+there), a disabled cache costs no digest or key, and metric series are bound once.
 """
 
 from __future__ import annotations
@@ -28,13 +32,18 @@ from ocr_service.pipeline import OcrOutcome, OcrPipeline
 from ocr_service.settings import Settings
 
 OCR_PATH = "/v1/ocr"
+PARSED_QUERIES_KEPT = 256
+"""How many distinct (query string, Accept) pairs keep their parsed options; the memo starts over when full."""
+PARSED_QUERY_MAX_CHARS = 1024
+"""Longer query strings (and Accept headers) are parsed every time rather than remembered."""
 
 
 class OcrEndpoint:
     def __init__(self, settings: Settings, pipeline: OcrPipeline) -> None:
         self.settings = settings
         self.pipeline = pipeline
-        self.admission = DocumentAdmission(lambda: pipeline.stats().capacity)
+        self.admission = DocumentAdmission(pipeline.capacity)
+        self._parsed_queries: dict[tuple[bytes, str | None], OcrOptions] = {}
 
     async def recognize(self, request: Request) -> Response:
         with self.admission.admit():
@@ -46,6 +55,10 @@ class OcrEndpoint:
         )
         options = self.options(request, received.options)
         cache: ResultCache = request.app.state.cache
+        if not cache.enabled:
+            outcome = await self.pipeline.run(received.data, options, timeout=self.settings.timeout_seconds)
+            record_recognition(outcome, options.format)
+            return self._answer(outcome, options)
         digest = await document_digest(received.data)
         key = result_key(digest, options, options.format.value, engine_version(self.pipeline.engine_info()))
         hit = await cache.get(key)
@@ -55,11 +68,35 @@ class OcrEndpoint:
         outcome = await self.pipeline.run(received.data, options, timeout=self.settings.timeout_seconds, sha256=digest)
         record_recognition(outcome, options.format)
         await cache.put(key, outcome.body)
+        return self._answer(outcome, options)
+
+    @staticmethod
+    def _answer(outcome: OcrOutcome, options: OcrOptions) -> Response:
+        """The answer for a freshly recognised result (not from the cache)."""
         body = mark_cached(outcome.body, options.format, cached=False)
         return Response(body, media_type=outcome.media_type, headers={"X-Cache": "miss"})
 
     def options(self, request: Request, body_options: Mapping[str, RawValue]) -> OcrOptions:
-        """Query parameters and body options together; naming one option in both places is ambiguous."""
+        """Query parameters and body options together; naming one option in both places is ambiguous.
+
+        A raw body carries no options, so its options depend on the query string and `Accept`
+        alone: those parsed without error are remembered (parsing is pure, and the languages are
+        fixed for the process), except a `pages` list, which can be long.
+        """
+        if body_options:
+            return self._parse(request, body_options)
+        accept = request.headers.get("accept")
+        key = (request.scope["query_string"], accept)
+        options = self._parsed_queries.get(key)
+        if options is None:
+            options = self._parse(request, body_options)
+            if options.pages is None and len(key[0]) + len(accept or "") <= PARSED_QUERY_MAX_CHARS:
+                if len(self._parsed_queries) >= PARSED_QUERIES_KEPT:
+                    self._parsed_queries.clear()
+                self._parsed_queries[key] = options
+        return options
+
+    def _parse(self, request: Request, body_options: Mapping[str, RawValue]) -> OcrOptions:
         raw = merge_option_sources(request.query_params.multi_items(), body_options)
         default_format = OutputFormat.JSON if "format" in raw else negotiate_format(request.headers.get("accept"))
         return parse_options(raw, self.settings, self.pipeline.resolve_lang, default_format=default_format)
@@ -68,7 +105,7 @@ class OcrEndpoint:
 def record_recognition(outcome: OcrOutcome, output_format: OutputFormat) -> None:
     """Recognition metrics from a finished outcome: duration, pages, per-page confidence."""
     result = outcome.result
-    metrics.RECOGNITION_DURATION.labels(format=output_format.value).observe(result.timings.total_ms / 1000)
+    metrics.recognition_duration_series(output_format.value).observe(result.timings.total_ms / 1000)
     metrics.PAGES_RECOGNIZED.inc(len(result.pages))
     for page in result.pages:
         metrics.RECOGNITION_CONFIDENCE.observe(page.confidence)

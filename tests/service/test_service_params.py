@@ -6,13 +6,16 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from starlette.requests import Request
 
 from ocr_service.engine.languages import resolve_lang
 from ocr_service.errors import InvalidParameter, NotAcceptable, UnknownLanguage
 from ocr_service.http.negotiation import negotiate_format
+from ocr_service.http.ocr import PARSED_QUERIES_KEPT, OcrEndpoint
 from ocr_service.http.params import check_json_types, parse_options
 from ocr_service.http.readiness import ReadinessChecks, cached
 from ocr_service.options import OutputFormat
+from ocr_service.pipeline import OcrPipeline
 from ocr_service.settings import Settings
 
 
@@ -163,3 +166,53 @@ async def test_cached_check_reruns_only_after_its_window() -> None:
     with pytest.raises(RuntimeError, match="flaky"):
         await check()  # the failure is replayed inside the window
     assert len(calls) == 2
+
+
+# -- the endpoint's memo of parsed query strings ------------------------------------------------
+
+
+def ocr_request(query: str, accept: str | None = None) -> Request:
+    headers = [(b"accept", accept.encode())] if accept is not None else []
+    scope = {"type": "http", "method": "POST", "path": "/v1/ocr", "query_string": query.encode(), "headers": headers}
+    return Request(scope)
+
+
+@pytest.fixture
+def endpoint(settings: Settings) -> OcrEndpoint:
+    return OcrEndpoint(settings, OcrPipeline(settings))
+
+
+def test_remembered_options_follow_the_query_and_accept(endpoint: OcrEndpoint) -> None:
+    for _ in range(2):  # the second round is answered from the memo
+        assert endpoint.options(ocr_request("psm=4"), {}).format is OutputFormat.JSON
+        assert endpoint.options(ocr_request("psm=4", "text/plain"), {}).format is OutputFormat.TEXT
+        text = endpoint.options(ocr_request("psm=4&format=text"), {})
+        assert (text.psm, text.format) == (4, OutputFormat.TEXT)
+        assert endpoint.options(ocr_request("psm=7&format=text"), {}).psm == 7
+    assert endpoint.options(ocr_request("psm=4&format=text"), {}) is text
+
+
+def test_a_bad_query_fails_every_time(endpoint: OcrEndpoint) -> None:
+    endpoint.options(ocr_request("psm=4"), {})
+    for _ in range(2):
+        with pytest.raises(InvalidParameter) as caught:
+            endpoint.options(ocr_request("psm=4&psm=5"), {})
+        assert caught.value.param == "psm"
+        with pytest.raises(UnknownLanguage):
+            endpoint.options(ocr_request("lang=klingon"), {})
+
+
+def test_body_options_are_parsed_with_the_query_every_time(endpoint: OcrEndpoint) -> None:
+    assert endpoint.options(ocr_request("format=text"), {}).psm == 6
+    assert endpoint.options(ocr_request("format=text"), {"psm": "4"}).psm == 4
+    with pytest.raises(InvalidParameter):
+        endpoint.options(ocr_request("format=text&psm=5"), {"psm": "4"})
+
+
+def test_page_lists_and_many_distinct_queries_keep_the_memo_small(endpoint: OcrEndpoint) -> None:
+    assert endpoint.options(ocr_request("pages=1-5000"), {}).pages == tuple(range(1, 5001))
+    for psm in range(3, 14):
+        for dpi in range(100, 100 + PARSED_QUERIES_KEPT // 8):
+            assert endpoint.options(ocr_request(f"psm={psm}&dpi={dpi}"), {}).dpi == dpi
+    assert len(endpoint._parsed_queries) <= PARSED_QUERIES_KEPT
+    assert all(options.pages is None for options in endpoint._parsed_queries.values())

@@ -35,6 +35,18 @@ _UNAVAILABLE = (
 )
 
 
+def _discard(conn: asyncpg.Connection) -> None:
+    """Close a connection whose session failed, so that the pool never hands it out again.
+
+    A session the server terminated (restart, failover, admin shutdown) can leave asyncpg's
+    protocol mid-operation, and reusing it fails with InternalClientError. asyncpg may also have
+    detached the lost connection from its pool proxy already, and then `terminate()` raises
+    InterfaceError: there is nothing left to close, and that must not turn a 503 into a 500.
+    """
+    with contextlib.suppress(asyncpg.InterfaceError):
+        conn.terminate()
+
+
 def translate(sql: str) -> str:
     """The shared SQL's tokens in PostgreSQL's words."""
     sql = re.sub(r"SECONDS\((\$\d+)\)", r"make_interval(secs => \1::float8)", sql)
@@ -116,9 +128,7 @@ class PostgresDatabase:
                 try:
                     yield conn
                 except _UNAVAILABLE:
-                    # A session the server terminated can leave the client protocol mid-operation;
-                    # never hand such a connection out again (asyncpg would raise InternalClientError).
-                    conn.terminate()
+                    _discard(conn)
                     raise
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"PostgreSQL is unreachable ({type(exc).__name__}); retry shortly.") from exc
@@ -142,15 +152,17 @@ class PostgresDatabase:
             try:
                 yield _PgTransaction(conn)
             except asyncio.CancelledError:
-                conn.terminate()  # cancelled mid-statement: the server rolls back; never reuse the connection
+                _discard(conn)  # cancelled mid-statement: the server rolls back; never reuse the connection
                 raise
+            except _UNAVAILABLE:
+                raise  # the session is gone, nothing to roll back: discarded below
             except BaseException:
                 await transaction.rollback()
                 raise
             await transaction.commit()
         except _UNAVAILABLE as exc:
             if conn is not None:
-                conn.terminate()
+                _discard(conn)
             raise StoreUnavailable(f"PostgreSQL is unreachable ({type(exc).__name__}); retry shortly.") from exc
         finally:
             if conn is not None:

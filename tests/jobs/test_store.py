@@ -197,6 +197,28 @@ async def test_migrations_are_versioned_and_applied_once(postgres_url: str) -> N
             await c.close()
 
 
+async def test_a_session_the_server_terminates_mid_transaction_is_unavailable_and_the_pool_recovers(
+    postgres_url: str,
+) -> None:
+    """What a PostgreSQL restart does to a request in flight: a 503-able StoreUnavailable, never a raw
+    asyncpg error (which became a 500), and the next transaction gets a working connection."""
+    store = SqlJobStore(PostgresDatabase(postgres_url))
+    await store.open()
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        with pytest.raises(StoreUnavailable):
+            async with store.db.transaction() as tx:
+                session = await tx.fetchrow("SELECT pg_backend_pid() AS pid")
+                assert session is not None
+                await admin.execute("SELECT pg_terminate_backend($1)", session["pid"])
+                await tx.execute("SELECT 1")
+        job, created = await store.create_job(new_job())
+        assert created and (await store.get_job(job.id)) is not None
+    finally:
+        await admin.close()
+        await store.close()
+
+
 async def test_an_unusable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")

@@ -59,6 +59,8 @@ async def test_postgres_and_redis_restarts_lose_no_accepted_job(
                 await asyncio.sleep(0.05)
 
         async def load_saw(status: int, after: int = 0) -> bool:
+            if load.done():
+                load.result()  # the load failed (e.g. a 500): say so instead of waiting in vain
             return status in outcomes[after:]
 
         load = asyncio.create_task(steady_load())

@@ -13,15 +13,19 @@
   left as its own limit (which really stops Tesseract or kills the CLI); a task still queued at
   its deadline, or whose caller gave up, is skipped without running; and the awaiting coroutine
   raises `RecognitionTimeout` at the deadline whatever the thread is doing.
-- The event loop never blocks: results come back through `asyncio.wrap_future`, slots handed to
-  waiters through `call_soon_threadsafe`.
+- The event loop never blocks: a worker hands the result to the caller's own asyncio future
+  through `call_soon_threadsafe`, and slots go to waiters the same way.
+- The hand-off costs the event loop as little as possible (it runs for every request): one
+  asyncio future and one deadline timer per task, no `concurrent.futures.Future` wrapped in
+  another future and a `wait_for` around that. A caller that stops waiting (deadline,
+  cancellation, shutdown) marks its task abandoned, and a worker skips an abandoned task.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
+import contextlib
 import contextvars
 import logging
 import math
@@ -30,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ocr_service.engine.base import EngineBackend, Recognizer
 from ocr_service.errors import Overloaded, RecognitionTimeout, ServiceUnavailable
@@ -56,11 +60,18 @@ class PoolStats:
     capacity: int
 
 
-@dataclass
+@dataclass(eq=False)
 class _Task(Generic[T]):
+    """One submitted piece of work and the caller's future, which is settled on the caller's loop."""
+
     work: Callable[[Recognizer], T]
+    context: contextvars.Context
+    """The caller's context (its request id, for log lines the work writes) goes with the work."""
     deadline: float | None
-    future: concurrent.futures.Future[T]
+    loop: asyncio.AbstractEventLoop
+    done: asyncio.Future[T]
+    abandoned: bool = False
+    """Set on the loop once the caller stopped waiting; a worker that has not started the task skips it."""
 
 
 class WorkerPool:
@@ -110,27 +121,24 @@ class WorkerPool:
         self, work: Callable[[Recognizer], T], *, deadline: float | None = None, wait_for_slot: bool = False
     ) -> T:
         """Run `work(recognizer)` on a worker thread; raise `Overloaded` or `RecognitionTimeout` as described above."""
-        await self._acquire_slot(deadline, wait_for_slot)
-        # The caller's context (its request id, for log lines the work writes) goes with the work.
-        context = contextvars.copy_context()
-
-        def in_context(recognizer: Recognizer) -> T:
-            return context.run(work, recognizer)
-
-        task: _Task[T] = _Task(in_context, deadline, concurrent.futures.Future())
+        if not self._take_free_slot(wait_for_slot):
+            await self._wait_for_slot(deadline)
+        loop = asyncio.get_running_loop()
+        task: _Task[T] = _Task(work, contextvars.copy_context(), deadline, loop, loop.create_future())
         self._tasks.put(task)  # type: ignore[arg-type]
-        waiting = asyncio.wrap_future(task.future)
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        timer = None if deadline is None else loop.call_later(max(0.0, deadline - time.monotonic()), _expire, task)
         try:
-            return await asyncio.wait_for(waiting, remaining)
-        except TimeoutError:
-            raise RecognitionTimeout("recognition did not finish within the time limit") from None
+            return await task.done
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if self._closed and current is not None and current.cancelling() == 0:
                 # `close()` cancelled this queued page, not our caller: say why, as a 503.
                 raise ServiceUnavailable("the service shut down before this page was recognised") from None
             raise
+        finally:
+            task.abandoned = True
+            if timer is not None:
+                timer.cancel()
 
     def check_capacity(self) -> None:
         """Raise `Overloaded` now if no slot is free: lets callers refuse before doing any other work.
@@ -151,7 +159,20 @@ class WorkerPool:
             retry_after=retry_after,
         )
 
-    async def _acquire_slot(self, deadline: float | None, wait: bool) -> None:
+    def _take_free_slot(self, wait: bool) -> bool:
+        """Take a slot if one is free (True); else raise `Overloaded`, or return False when `wait`."""
+        with self._lock:
+            if self._closed:
+                raise ServiceUnavailable("the service is shutting down")
+            if self._used < self.capacity and not self._waiters:
+                self._used += 1
+                return True
+            if not wait:
+                raise self._overloaded()
+            return False
+
+    async def _wait_for_slot(self, deadline: float | None) -> None:
+        """Queue (in arrival order) until `_release` hands this caller a slot, or the deadline passes."""
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._closed:
@@ -159,8 +180,6 @@ class WorkerPool:
             if self._used < self.capacity and not self._waiters:
                 self._used += 1
                 return
-            if not wait:
-                raise self._overloaded()
             granted: asyncio.Future[None] = loop.create_future()
             entry = (loop, granted)
             self._waiters.append(entry)
@@ -216,12 +235,12 @@ class WorkerPool:
                 task = self._tasks.get()
                 if task is None:
                     return
-                if not task.future.set_running_or_notify_cancel():
+                if task.abandoned:
                     self._release()  # the caller gave up while it was queued
                     continue
                 if task.deadline is not None and time.monotonic() >= task.deadline:
                     self._release()
-                    task.future.set_exception(RecognitionTimeout("the time limit passed while the page was queued"))
+                    _settle(task, False, RecognitionTimeout("the time limit passed while the page was queued"))
                     continue
                 with self._lock:
                     self._busy += 1
@@ -229,7 +248,7 @@ class WorkerPool:
                 try:
                     if recognizer is None:
                         recognizer = self.backend.new_recognizer()
-                    result = task.work(recognizer)
+                    result = task.context.run(task.work, recognizer)
                 except BaseException as exc:
                     outcome: tuple[bool, object] = (False, exc)
                 else:
@@ -240,10 +259,7 @@ class WorkerPool:
                     mean = self._mean_task_seconds
                     self._mean_task_seconds = duration if mean == 0 else 0.8 * mean + 0.2 * duration
                 self._release()
-                if outcome[0]:
-                    task.future.set_result(outcome[1])
-                else:
-                    task.future.set_exception(outcome[1])  # type: ignore[arg-type]
+                _settle(task, *outcome)
         finally:
             if recognizer is not None:
                 try:
@@ -277,11 +293,36 @@ class WorkerPool:
                 break
             if item is not None:
                 drained.append(item)
-        for task in drained:
-            if task.future.cancel():
-                self._release()
+        for task in drained:  # none of them started: cancel each caller's future on its own loop
+            self._release()
+            with contextlib.suppress(RuntimeError):  # that loop is closed; its caller is gone
+                task.loop.call_soon_threadsafe(task.done.cancel)
         for _ in self._threads:
             self._tasks.put(None)
         for thread in self._threads:
             thread.join(join_timeout)
         self._threads.clear()
+
+
+def _settle(task: _Task[Any], ok: bool, value: object) -> None:
+    """From a worker thread: deliver the outcome to the caller's future on the caller's loop."""
+    with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+        task.loop.call_soon_threadsafe(_deliver, task.done, ok, value)
+
+
+def _deliver(done: asyncio.Future[Any], ok: bool, value: object) -> None:
+    if done.done():  # the caller stopped waiting (deadline or cancellation) while the work ran
+        return
+    if ok:
+        done.set_result(value)
+    elif isinstance(value, StopIteration):  # an asyncio future refuses StopIteration itself
+        done.set_exception(RuntimeError(f"the work raised {value!r}"))
+    else:
+        done.set_exception(value)  # type: ignore[arg-type]
+
+
+def _expire(task: _Task[Any]) -> None:
+    """The deadline timer: the caller stops waiting with a 504 (a queued task is then skipped)."""
+    task.abandoned = True
+    if not task.done.done():
+        task.done.set_exception(RecognitionTimeout("recognition did not finish within the time limit"))

@@ -81,18 +81,28 @@ async def _read_document(request: Request, max_bytes: int) -> ReceivedDocument:
 
 
 async def read_limited(request: Request, max_bytes: int) -> bytes:
-    """The whole body, or `PayloadTooLarge` as soon as it is known to exceed `max_bytes`."""
-    chunks = bytearray()
-    async for chunk in limited_stream(request, max_bytes):
-        chunks += chunk
-    return bytes(chunks)
+    """The whole body, or `PayloadTooLarge` as soon as it is known to exceed `max_bytes`.
+
+    The same checks as `limited_stream`, without a second async generator around Starlette's
+    (this runs for every request), and a body that arrived in one chunk is not copied again.
+    """
+    _check_declared_length(request, max_bytes)
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > max_bytes:
+            raise PayloadTooLarge(f"The body exceeds the limit of {max_bytes} bytes.", headers=CLOSE)
+        if chunk:
+            chunks.append(chunk)
+    if len(chunks) == 1 and type(chunks[0]) is bytes:
+        return chunks[0]
+    return b"".join(chunks)
 
 
 async def limited_stream(request: Request, max_bytes: int) -> AsyncGenerator[bytes, None]:
     """The body's chunks as they arrive; raises `PayloadTooLarge` up front or mid-stream."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(f"The body is {int(declared)} bytes; the limit is {max_bytes}.", headers=CLOSE)
+    _check_declared_length(request, max_bytes)
     received = 0
     async for chunk in request.stream():
         received += len(chunk)
@@ -100,6 +110,13 @@ async def limited_stream(request: Request, max_bytes: int) -> AsyncGenerator[byt
             raise PayloadTooLarge(f"The body exceeds the limit of {max_bytes} bytes.", headers=CLOSE)
         if chunk:
             yield chunk
+
+
+def _check_declared_length(request: Request, max_bytes: int) -> None:
+    """A Content-Length over the limit is refused before a byte of the body is read."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"The body is {int(declared)} bytes; the limit is {max_bytes}.", headers=CLOSE)
 
 
 async def _read_multipart(request: Request, max_bytes: int) -> ReceivedDocument:

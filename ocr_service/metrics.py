@@ -110,6 +110,16 @@ JOB_CALLBACKS = Counter(
 JOB_STORE_ERRORS = Counter(
     "ocr_job_store_errors", "Job store operations that failed because the database was unreachable.", registry=REGISTRY
 )
+JOB_CHANGE_FEED_CONNECTED = Gauge(
+    "ocr_job_change_feed_connected",
+    "1 while this replica's PostgreSQL LISTEN connection for job changes is up (0: it falls back to fast polling).",
+    registry=REGISTRY,
+)
+JOB_CHANGE_FEED_RECONNECTS = Counter(
+    "ocr_job_change_feed_reconnects",
+    "Times the job change feed's LISTEN connection came back after it was lost.",
+    registry=REGISTRY,
+)
 CACHE_LOOKUPS = Counter(
     "ocr_cache_lookups", "Result cache lookups by result (hit, miss).", ["result"], registry=REGISTRY
 )

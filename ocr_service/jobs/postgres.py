@@ -18,7 +18,9 @@ from typing import Any
 
 import asyncpg
 
+from ocr_service.jobs.changes import CHANNEL, JobChanges, encode
 from ocr_service.jobs.errors import StoreUnavailable
+from ocr_service.jobs.pglisten import ChangeListener
 from ocr_service.jobs.schema import POSTGRES_MIGRATIONS
 from ocr_service.jobs.sqlstore import Row, Transaction
 
@@ -75,12 +77,18 @@ class _PgTransaction(Transaction):
         if args:
             await self._conn.executemany(translate(sql), args)
 
+    async def notify(self, job_id: str, kind: str) -> None:
+        # Transactional: PostgreSQL queues the notification and delivers it at COMMIT (never on rollback).
+        await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL, encode(job_id, kind))
+
 
 class PostgresDatabase:
     """A lazily connected asyncpg pool that applies migrations on first successful contact.
 
     Connections are held only for one short transaction each (workers, housekeeping, callbacks,
-    API requests and SSE polls all share the pool), so a modest pool serves many clients.
+    API requests and SSE reads all share the pool), so a modest pool serves many clients. Beside
+    the pool, a `ChangeListener` holds one LISTEN connection that feeds `changes`; it runs from
+    `open()` to `close()`, reconnecting by itself.
     """
 
     backend = "postgresql"
@@ -92,17 +100,21 @@ class PostgresDatabase:
         self._pool: asyncpg.Pool | None = None
         self._migrated = False
         self._migrate_lock: asyncio.Lock | None = None
+        self.changes = JobChanges(live=False)
+        self.listener = ChangeListener(url, self.changes, connect_timeout=connect_timeout)
 
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(
             self._url, min_size=0, max_size=self._max, timeout=self._timeout, command_timeout=60
         )
+        self.listener.start()
         try:
             await self._ensure_schema()
         except StoreUnavailable as exc:
             log.warning("PostgreSQL unavailable at start-up; jobs answer 503 until it is back: %s", exc.detail)
 
     async def close(self) -> None:
+        await self.listener.stop()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

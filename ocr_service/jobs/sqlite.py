@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ocr_service.jobs.changes import JobChanges
 from ocr_service.jobs.errors import StoreUnavailable
 from ocr_service.jobs.schema import SQLITE_MIGRATIONS
 from ocr_service.jobs.sqlstore import Row, Transaction
@@ -39,6 +40,7 @@ def translate(sql: str) -> str:
 class _SqliteTransaction(Transaction):
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
+        self.announcements: list[tuple[str, str]] = []
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         def run(conn: sqlite3.Connection) -> list[Row]:
@@ -56,14 +58,22 @@ class _SqliteTransaction(Transaction):
     async def executemany(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
         await self._db.call(lambda conn: conn.executemany(translate(sql), args))
 
+    async def notify(self, job_id: str, kind: str) -> None:
+        self.announcements.append((job_id, kind))  # published by `transaction()` after COMMIT
+
 
 class SqliteDatabase:
-    """`path` is the database file; its directory is created if missing."""
+    """`path` is the database file; its directory is created if missing.
+
+    One process owns the file, so the change feed is in-process: events are published to
+    `changes` right after their transaction commits, and it is always live.
+    """
 
     backend = "sqlite"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.changes = JobChanges(live=True)
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._lock: asyncio.Lock | None = None
@@ -121,11 +131,14 @@ class SqliteDatabase:
             # thread runs statements in submission order: the rollback precedes any later BEGIN.
             try:
                 await self.call(lambda conn: conn.execute("BEGIN IMMEDIATE"))
-                yield _SqliteTransaction(self)
+                tx = _SqliteTransaction(self)
+                yield tx
             except BaseException:
                 await self.call(_rollback_if_open)
                 raise
             await self.call(lambda conn: conn.execute("COMMIT"))
+        for job_id, kind in tx.announcements:
+            self.changes.publish(job_id, kind)
 
     def timestamp(self, value: Any) -> datetime:
         return datetime.fromtimestamp(float(value), UTC)

@@ -14,7 +14,9 @@ so a job reaches exactly one final state and records exactly one final event.
 Every event of a job is inserted by a transaction that holds that job's row lock (creating,
 marking running, completing, failing, reclaiming, cancelling all lock or update the job row),
 so a job's event ids are assigned in commit order: a reader following `id > last_seen` (the
-SSE stream) never skips an event that commits late.
+SSE stream) never skips an event that commits late. Every event is also announced through the
+transaction's `notify` (delivered only at commit), which wakes SSE streams and, for `queued` and
+`retry`, idle job workers on every replica (`changes`).
 
 Ownership: a job created through an API key carries that key's opaque owner id; reads and
 cancels that name an owner see only that owner's jobs and ownerless ones (created without
@@ -32,6 +34,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
+from ocr_service.jobs.changes import JobChanges
 from ocr_service.jobs.errors import IdempotencyConflict
 from ocr_service.jobs.models import (
     CallbackTask,
@@ -63,11 +66,16 @@ class Transaction(Protocol):
 
     async def executemany(self, sql: str, args: Sequence[Sequence[Any]]) -> None: ...
 
+    async def notify(self, job_id: str, kind: str) -> None:
+        """Announce a job event to the database's `changes` once (and only if) this transaction commits."""
+
 
 class Database(Protocol):
     """What `SqlJobStore` needs from PostgreSQL or SQLite."""
 
     backend: str
+    changes: JobChanges
+    """Where committed job events are announced (in-process for SQLite, via LISTEN/NOTIFY for PostgreSQL)."""
 
     async def open(self) -> None: ...
 
@@ -91,6 +99,7 @@ class SqlJobStore:
     def __init__(self, database: Database) -> None:
         self.db = database
         self.backend = database.backend
+        self.changes = database.changes
 
     async def open(self) -> None:
         await self.db.open()
@@ -136,6 +145,7 @@ class SqlJobStore:
             kind,
             json.dumps(data, sort_keys=True),
         )
+        await tx.notify(job_id, kind)
 
     async def _finish(self, tx: Transaction, job_id: str, status: JobStatus, error: dict[str, Any] | None) -> bool:
         """The one transition to a final state; False if the job had already left the active states."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from ocr_service.jobs.changes import JobChanges
 from ocr_service.jobs.models import CallbackTask, ClaimedPage, Job, JobEvent, NewJob, QueueStats, ReapOutcome
 
 
@@ -19,6 +20,8 @@ class JobStore(Protocol):
 
     backend: str
     """`postgresql` or `sqlite`, for logs and readiness."""
+    changes: JobChanges
+    """Committed job events, announced in-process (SSE streams and workers wait on it instead of polling)."""
 
     async def open(self) -> None:
         """Connect and apply pending migrations (safe when several replicas start at once)."""

@@ -34,6 +34,7 @@ from ocr_service.errors import InvalidParameter, ServiceUnavailable, Unauthorize
 from ocr_service.http.auth import WWW_AUTHENTICATE, caller_owner
 from ocr_service.http.body import read_document
 from ocr_service.http.params import merge_option_sources, parse_format, parse_options
+from ocr_service.jobs.changes import PollIntervals
 from ocr_service.jobs.errors import StoreUnavailable
 from ocr_service.jobs.models import Job
 from ocr_service.jobs.runtime import JobRuntime
@@ -44,7 +45,10 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 JOB_FIELDS = ("callback_url",)
 """Submission fields that are not recognition options."""
-SSE_POLL_SECONDS = 0.25
+SSE_POLL = PollIntervals(fallback=0.25, live=5.0)
+"""How often an event stream re-reads its job without being told to. It is woken by the job
+store's change feed for each committed event, so while the feed is live this is only a safety
+net; while it is not (PostgreSQL LISTEN reconnecting), streams poll as often as before it existed."""
 SSE_KEEPALIVE_SECONDS = 15.0
 
 
@@ -130,6 +134,8 @@ async def job_events(request: Request) -> Response:
 
     Each event has `id` (resume with `Last-Event-ID`), `event` (`queued`, `running`, `progress`,
     `retry`, `succeeded`, `failed`, `cancelled`) and JSON `data` with `status`/`pages_done`/`pages_total`.
+    The stream waits on the store's change feed for this job (any replica's writes reach it) and
+    reads `events_since` when woken, so an idle stream costs no queries between its slow safety polls.
     """
     runtime = _runtime(request)
     job_id = request.path_params["job_id"]
@@ -140,37 +146,43 @@ async def job_events(request: Request) -> Response:
         raise InvalidParameter("Last-Event-ID must be an event id from this stream.", param="Last-Event-ID") from None
 
     async def stream() -> AsyncIterator[bytes]:
+        changes = runtime.store.changes
+        clock = asyncio.get_running_loop().time
         last_id = after
-        idle = 0.0
         final = job.is_final  # everything it will ever emit is stored already: replay and stop
-        while True:
-            try:
-                events = await runtime.store.events_since(job_id, last_id)
-            except StoreUnavailable as exc:
-                yield _sse("error", {"detail": exc.detail}, None)
-                return
-            for event in events:
-                last_id = event.id
-                data = {**event.data, "at": event.at.isoformat().replace("+00:00", "Z")}
-                yield _sse(event.kind, data, event.id)
-                if event.kind in ("succeeded", "failed", "cancelled"):
-                    return
-            if final and not events:
-                return  # a final job whose final event was already sent (or deleted)
-            if events:
-                idle = 0.0
-                continue
-            await asyncio.sleep(SSE_POLL_SECONDS)
-            idle += SSE_POLL_SECONDS
-            if idle >= SSE_KEEPALIVE_SECONDS:
-                idle = 0.0
-                yield b": keep-alive\n\n"
+        with changes.watch(job_id) as changed:  # registered before the first read: no change slips between
+            quiet_since = clock()
+            while True:
+                changed.clear()
                 try:
-                    if await runtime.store.get_job(job_id) is None:
-                        return  # deleted (retention) while nobody was looking
+                    events = await runtime.store.events_since(job_id, last_id)
                 except StoreUnavailable as exc:
                     yield _sse("error", {"detail": exc.detail}, None)
                     return
+                for event in events:
+                    last_id = event.id
+                    data = {**event.data, "at": event.at.isoformat().replace("+00:00", "Z")}
+                    yield _sse(event.kind, data, event.id)
+                    if event.kind in ("succeeded", "failed", "cancelled"):
+                        return
+                if final and not events:
+                    return  # a final job whose final event was already sent (or deleted)
+                if events:
+                    quiet_since = clock()
+                    continue
+                quiet = clock() - quiet_since
+                if quiet >= SSE_KEEPALIVE_SECONDS:
+                    quiet_since = clock()
+                    yield b": keep-alive\n\n"
+                    try:
+                        if await runtime.store.get_job(job_id) is None:
+                            return  # deleted (retention) while nobody was looking
+                    except StoreUnavailable as exc:
+                        yield _sse("error", {"detail": exc.detail}, None)
+                        return
+                    continue
+                # Woken by a committed event of this job (or the feed changing state); the poll is the safety net.
+                await changed.wait(min(SSE_POLL.now(changes), SSE_KEEPALIVE_SECONDS - quiet))
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

@@ -1,7 +1,8 @@
 """`JobRuntime`: the jobs layer assembled for one replica, with the operations the HTTP routes call.
 
-It owns the store (PostgreSQL from `OCR_DATABASE_URL`, else SQLite under `OCR_DATA_DIR`), the
-page workers, housekeeping and the callback dispatcher, and it talks to the engine only
+It owns the store (PostgreSQL from `OCR_DATABASE_URL`, else SQLite under `OCR_DATA_DIR`, each
+with its change feed: see `changes`), the page workers (woken by the feed when a page becomes
+claimable on any replica), housekeeping and the callback dispatcher, and it talks to the engine only
 through the pipeline's per-page API: `inspect` at submission (so a bad document is a 4xx
 then, not a failed job later), `run_page` in the workers, `combine` when a result is fetched.
 Pages are stored as their JSON model plus one rendered part per format, so any format can be
@@ -17,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ocr_service.cache import ResultCache, engine_version, mark_cached, result_key
 from ocr_service.engine.model import PageResult
 from ocr_service.jobs.callbacks import CallbackDispatcher, check_callback_url
+from ocr_service.jobs.changes import PollIntervals
 from ocr_service.jobs.errors import JobAlreadyFinished, JobNotFinished, JobNotFound
 from ocr_service.jobs.housekeeping import Housekeeping
 from ocr_service.jobs.models import ALL_FORMATS, Job, JobStatus, NewJob
@@ -40,6 +42,10 @@ log = logging.getLogger(__name__)
 PAGE_MODEL = "page"
 """The stored part holding a page's JSON model (the other parts are named by output format)."""
 SQLITE_FILE = "jobs.sqlite3"
+WORKER_POLL = PollIntervals(fallback=0.5, live=3.0)
+"""How often idle job workers look for a page on their own. While the change feed is live they are
+woken for every new or returned page, so the poll is only the safety net for a lost notification."""
+CALLBACK_POLL_SECONDS = 1.0
 
 
 def open_store(settings: Settings) -> JobStore:
@@ -66,7 +72,7 @@ class JobRuntime:
         cache: ResultCache,
         *,
         store: JobStore | None = None,
-        poll_seconds: float = 0.5,
+        worker_poll: PollIntervals | None = None,
         callback_backoff_seconds: float = 2.0,
         run_workers: bool = True,
     ) -> None:
@@ -74,12 +80,13 @@ class JobRuntime:
         self.pipeline = pipeline
         self.cache = cache
         self.store = store or open_store(settings)
-        self.poll_seconds = poll_seconds
+        self.worker_poll = worker_poll or WORKER_POLL
         self.callback_backoff_seconds = callback_backoff_seconds
         self.run_workers = run_workers
         self.workers: JobWorkers | None = None
         self.housekeeping: Housekeeping | None = None
         self.callbacks: CallbackDispatcher | None = None
+        self._stop_waking: Callable[[], None] | None = None
 
     async def start(self) -> None:
         await self.store.open()
@@ -95,7 +102,7 @@ class JobRuntime:
             self.store,
             secret=settings.callback_secret,
             allowed_hosts=settings.callback_allowed_hosts,
-            poll_seconds=self.poll_seconds * 2,
+            poll_seconds=CALLBACK_POLL_SECONDS,
             backoff_base=self.callback_backoff_seconds,
         )
         self.callbacks.start()
@@ -108,12 +115,16 @@ class JobRuntime:
                 concurrency=settings.job_workers or self.pipeline.stats().workers or 1,
                 lease_seconds=settings.job_lease_seconds,
                 max_attempts=settings.job_max_attempts,
-                poll_seconds=self.poll_seconds,
+                poll_seconds=lambda: self.worker_poll.now(self.store.changes),
             )
             self.workers.start()
+            self._stop_waking = self.store.changes.on_work(self.workers.wake)
         log.info("jobs ready on %s (%d workers)", self.store.backend, self.workers.concurrency if self.workers else 0)
 
     async def stop(self, grace_seconds: float = 0.0) -> None:
+        if self._stop_waking is not None:
+            self._stop_waking()
+            self._stop_waking = None
         if self.workers is not None:
             await self.workers.stop(grace_seconds)
         if self.callbacks is not None:

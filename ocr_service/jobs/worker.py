@@ -77,7 +77,7 @@ class JobWorkers:
         concurrency: int,
         lease_seconds: float,
         max_attempts: int,
-        poll_seconds: float = 0.5,
+        poll_seconds: float | Callable[[], float] = 0.5,
         owner_prefix: str | None = None,
     ) -> None:
         self.store = store
@@ -94,14 +94,21 @@ class JobWorkers:
         self._inputs: OrderedDict[str, bytes] = OrderedDict()
         self._stopping = False
         self.busy = 0
+        self.idle = 0
+        """Workers waiting for work right now (woken by `wake`, else after the poll interval)."""
 
     def start(self) -> None:
+        """Start the loops (again, after `stop`: the queue is in the store, nothing is lost meanwhile)."""
+        self._stopping = False
         for n in range(self.concurrency):
             self._tasks.append(asyncio.create_task(self._loop(f"{self.owner_prefix}-{n}"), name=f"job-worker-{n}"))
 
     def wake(self) -> None:
-        """A job was just submitted: idle workers look for it now instead of at their next poll."""
+        """A page became claimable (submitted here, or announced by the change feed): idle workers look now."""
         self._wake.set()
+
+    def _poll_seconds(self) -> float:
+        return self.poll_seconds() if callable(self.poll_seconds) else self.poll_seconds
 
     async def stop(self, grace_seconds: float = 0.0) -> None:
         """Stop claiming; wait up to `grace_seconds` for pages in progress, then abandon them.
@@ -120,6 +127,9 @@ class JobWorkers:
 
     async def _loop(self, owner: str) -> None:
         while not self._stopping:
+            # Cleared before the claim, not after: a wake-up that lands while the claim's query runs
+            # (a page committed just too late for it) is kept, and the wait below returns at once.
+            self._wake.clear()
             try:
                 page = await self.store.claim_page(owner, self.lease_seconds)
             except StoreUnavailable as exc:
@@ -133,9 +143,15 @@ class JobWorkers:
                 await asyncio.sleep(STORE_RETRY_SECONDS)
                 continue
             if page is None:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                self.idle += 1
+                try:
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                    # that arrives as the wake-up completes, and stop() would wait for this loop.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._poll_seconds()):
+                            await self._wake.wait()
+                finally:
+                    self.idle -= 1
                 continue
             self.busy += 1
             try:

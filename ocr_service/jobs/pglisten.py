@@ -89,12 +89,13 @@ class ChangeListener:
         while True:
             try:
                 conn, lost = await self._connect()
-            except _CONNECT_ERRORS as exc:
+            except Exception as exc:  # whatever it is, the loop must survive it: the feed is an optimisation
                 self._drop_connection()
                 if not warned:
                     log.warning(
                         "job change feed cannot LISTEN on PostgreSQL (%s); polling the job store until it can",
                         type(exc).__name__,
+                        exc_info=not isinstance(exc, _CONNECT_ERRORS),
                     )
                     warned = True
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
@@ -126,7 +127,7 @@ class ChangeListener:
                 return
             try:
                 await conn.execute("SELECT 1", timeout=self._timeout)
-            except _CONNECT_ERRORS:
+            except Exception:  # any failure of the one query it runs means the session is not usable
                 return
 
     def _drop_connection(self) -> None:

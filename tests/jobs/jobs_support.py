@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,3 +191,11 @@ def children() -> Iterator[list[ChildProcess]]:
     finally:
         for child in started:
             child.kill()
+
+
+async def wait_until(what: str, predicate: Callable[[], bool], within: float = 30) -> None:
+    """Wait (bounded) until `predicate()` holds; fail naming `what` otherwise."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what}: not within {within}s"
+        await asyncio.sleep(0.05)

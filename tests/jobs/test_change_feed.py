@@ -149,6 +149,24 @@ async def test_after_a_postgres_restart_the_feed_reconnects_and_pushes_again(
         await stream_on_b_follows_work_on_a(a, b)
 
 
+@pytest.mark.xdist_group("jobs-processes")
+async def test_shutdown_stays_prompt_and_leaves_no_listener_while_postgres_is_away(
+    tmp_path: Path, own_postgres: PostgresServer
+) -> None:
+    url = own_postgres.create_database()
+    await asyncio.to_thread(own_postgres.stop)
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(running_app(job_settings(tmp_path, database_url=url)))
+        listener = listener_of(client)
+        assert not runtime_of(client).store.changes.live  # the replica started anyway, polling
+        assert (await client.get("/readyz")).status_code == 503  # for PostgreSQL itself, not for the feed
+        await asyncio.sleep(1.5)  # let the listener fail a few times and back off
+        async with asyncio.timeout(10):  # connect attempts and back-off sleeps are cancelled, not waited out
+            await stack.aclose()
+    assert listener._task is None and listener._connection is None
+    assert not [task for task in asyncio.all_tasks() if task.get_name() == "job-change-listener"]
+
+
 @pytest.mark.xdist_group("jobs-change-feed")
 async def test_without_the_feed_streams_and_workers_fall_back_to_short_polls_and_stay_ready(
     tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch

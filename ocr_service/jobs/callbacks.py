@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -93,7 +94,7 @@ class CallbackDispatcher:
         *,
         secret: str,
         allowed_hosts: tuple[str, ...],
-        poll_seconds: float = 1.0,
+        poll_seconds: float | Callable[[], float] = 1.0,
         backoff_base: float = 2.0,
         timeout_seconds: float = 10.0,
         concurrency: int = 4,
@@ -114,7 +115,11 @@ class CallbackDispatcher:
         self._tasks = [asyncio.create_task(self._loop(), name=f"job-callbacks-{n}") for n in range(self.concurrency)]
 
     def wake(self) -> None:
+        """A job became final (here, or on any replica through the change feed): look for its callback now."""
         self._wake.set()
+
+    def _poll_seconds(self) -> float:
+        return self.poll_seconds() if callable(self.poll_seconds) else self.poll_seconds
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -139,7 +144,7 @@ class CallbackDispatcher:
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
                 # arrives as the wake-up completes (a cancel just before shutdown), and stop() hung.
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.poll_seconds):
+                    async with asyncio.timeout(self._poll_seconds()):
                         await self._wake.wait()
                 continue
             with contextlib.suppress(StoreUnavailable):

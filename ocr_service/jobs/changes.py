@@ -2,11 +2,12 @@
 
 The store tells its `JobChanges` about every committed job event (SQLite directly after the
 commit; PostgreSQL through `pg_notify` on `CHANNEL`, delivered to every replica's LISTEN
-connection by `pglisten.ChangeListener`). Two kinds of waiter use it:
+connection by `pglisten.ChangeListener`). Its waiters:
 
 - an SSE stream `watch`es one job and re-reads `events_since` when that job changes;
-- job workers register with `on_work` and look for a page when one became claimable
-  (`queued`, `retry`), wherever it was submitted or given back.
+- job workers register with `on_events(WORK_KINDS, ...)` and look for a page when one became
+  claimable (`queued`, `retry`), wherever it was submitted or given back; the callback
+  dispatcher registers for `FINAL_KINDS` the same way.
 
 A notification is a hint, never the truth: waiters still poll, slowly while the feed is `live`
 and at the old short intervals while it is not (`PollIntervals`). Whenever liveness flips (the
@@ -28,6 +29,8 @@ CHANNEL = "ocr_job_events"
 """The PostgreSQL NOTIFY channel every replica listens on."""
 WORK_KINDS = frozenset({"queued", "retry"})
 """Event kinds after which a page is claimable: the ones that wake job workers."""
+FINAL_KINDS = frozenset({"succeeded", "failed", "cancelled"})
+"""Event kinds after which a completion callback may be due: the ones that wake the callback dispatcher."""
 
 
 def encode(job_id: str, kind: str) -> str:
@@ -92,7 +95,7 @@ class JobChanges:
     def __init__(self, *, live: bool) -> None:
         self._live = live
         self._watches: dict[str, set[JobWatch]] = {}
-        self._work_listeners: list[Callable[[], None]] = []
+        self._listeners: list[tuple[frozenset[str], Callable[[], None]]] = []
 
     @property
     def live(self) -> bool:
@@ -106,11 +109,12 @@ class JobChanges:
         self.wake_all()  # waiters re-read now and pick the interval that fits the new state
 
     def publish(self, job_id: str, kind: str) -> None:
-        """A committed event of `job_id`: wake its streams, and the workers if a page became claimable."""
+        """A committed event of `job_id`: wake its streams, and whoever registered for `kind`."""
         for watch in self._watches.get(job_id, ()):
             watch.set()
-        if kind in WORK_KINDS:
-            self._wake_workers()
+        for kinds, callback in list(self._listeners):
+            if kind in kinds:
+                callback()
 
     def publish_payload(self, payload: str) -> None:
         decoded = decode(payload)
@@ -124,7 +128,8 @@ class JobChanges:
         for watches in self._watches.values():
             for watch in watches:
                 watch.set()
-        self._wake_workers()
+        for _kinds, callback in list(self._listeners):
+            callback()
 
     @contextlib.contextmanager
     def watch(self, job_id: str) -> Iterator[JobWatch]:
@@ -144,16 +149,13 @@ class JobChanges:
         """How many watchers of `job_id` are waiting for a change right now (for tests and debugging)."""
         return sum(1 for watch in self._watches.get(job_id, ()) if watch.waiting)
 
-    def on_work(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call `callback` whenever a page may have become claimable; returns the function that unregisters it."""
-        self._work_listeners.append(callback)
+    def on_events(self, kinds: frozenset[str], callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` after each event of `kinds` (and on `wake_all`); returns the function that unregisters it."""
+        entry = (kinds, callback)
+        self._listeners.append(entry)
 
         def remove() -> None:
             with contextlib.suppress(ValueError):
-                self._work_listeners.remove(callback)
+                self._listeners.remove(entry)
 
         return remove
-
-    def _wake_workers(self) -> None:
-        for callback in list(self._work_listeners):
-            callback()

@@ -24,7 +24,7 @@ from pathlib import Path
 from ocr_service.cache import ResultCache, engine_version, mark_cached, result_key
 from ocr_service.engine.model import PageResult
 from ocr_service.jobs.callbacks import CallbackDispatcher, check_callback_url
-from ocr_service.jobs.changes import PollIntervals
+from ocr_service.jobs.changes import FINAL_KINDS, WORK_KINDS, PollIntervals
 from ocr_service.jobs.errors import JobAlreadyFinished, JobNotFinished, JobNotFound
 from ocr_service.jobs.housekeeping import Housekeeping
 from ocr_service.jobs.models import ALL_FORMATS, Job, JobStatus, NewJob
@@ -45,7 +45,9 @@ SQLITE_FILE = "jobs.sqlite3"
 WORKER_POLL = PollIntervals(fallback=0.5, live=3.0)
 """How often idle job workers look for a page on their own. While the change feed is live they are
 woken for every new or returned page, so the poll is only the safety net for a lost notification."""
-CALLBACK_POLL_SECONDS = 1.0
+CALLBACK_POLL = PollIntervals(fallback=1.0, live=5.0)
+"""How often the callback dispatcher looks for due callbacks on its own. A job's final event wakes
+it, so while the feed is live the poll only serves retries (due 2 s, 4 s, ... after a failure)."""
 
 
 def open_store(settings: Settings) -> JobStore:
@@ -86,7 +88,7 @@ class JobRuntime:
         self.workers: JobWorkers | None = None
         self.housekeeping: Housekeeping | None = None
         self.callbacks: CallbackDispatcher | None = None
-        self._stop_waking: Callable[[], None] | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
 
     async def start(self) -> None:
         await self.store.open()
@@ -102,10 +104,11 @@ class JobRuntime:
             self.store,
             secret=settings.callback_secret,
             allowed_hosts=settings.callback_allowed_hosts,
-            poll_seconds=CALLBACK_POLL_SECONDS,
+            poll_seconds=lambda: CALLBACK_POLL.now(self.store.changes),
             backoff_base=self.callback_backoff_seconds,
         )
         self.callbacks.start()
+        self._unsubscribe.append(self.store.changes.on_events(FINAL_KINDS, self.callbacks.wake))
         if self.run_workers:
             self.workers = JobWorkers(
                 self.store,
@@ -118,13 +121,12 @@ class JobRuntime:
                 poll_seconds=lambda: self.worker_poll.now(self.store.changes),
             )
             self.workers.start()
-            self._stop_waking = self.store.changes.on_work(self.workers.wake)
+            self._unsubscribe.append(self.store.changes.on_events(WORK_KINDS, self.workers.wake))
         log.info("jobs ready on %s (%d workers)", self.store.backend, self.workers.concurrency if self.workers else 0)
 
     async def stop(self, grace_seconds: float = 0.0) -> None:
-        if self._stop_waking is not None:
-            self._stop_waking()
-            self._stop_waking = None
+        while self._unsubscribe:
+            self._unsubscribe.pop()()
         if self.workers is not None:
             await self.workers.stop(grace_seconds)
         if self.callbacks is not None:

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jobs_support import job_settings, pdf, running_app, wait_final
+from jobs_support import job_settings, pdf, running_app, wait_final, wait_until
 
+from ocr_service.jobs import runtime as jobs_runtime
 from ocr_service.jobs.callbacks import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -23,6 +24,7 @@ from ocr_service.jobs.callbacks import (
     check_callback_url,
     verify,
 )
+from ocr_service.jobs.changes import PollIntervals
 from ocr_service.jobs.errors import CallbackNotAllowed
 from ocr_service.jobs.models import NewJob
 from ocr_service.jobs.sqlstore import SqlJobStore
@@ -140,6 +142,31 @@ async def test_a_job_calls_back_when_it_succeeds(tmp_path: Path, receiver: Recei
     assert payload["event"] == "job.finished"
     assert payload["job"]["id"] == job["id"] and payload["job"]["status"] == "succeeded"
     assert payload["job"]["pages_done"] == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_final_event_wakes_the_dispatcher_instead_of_its_poll(
+    backend: str, tmp_path: Path, receiver: Receiver, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the dispatcher's own poll at a minute, the callback still goes out as the job finishes (change feed)."""
+    monkeypatch.setattr(jobs_runtime, "CALLBACK_POLL", PollIntervals(fallback=60.0, live=60.0))
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else ""
+    async with running_app(job_settings(tmp_path, callback_secret=SECRET, database_url=url)) as client:
+        runtime = client.app.state.jobs  # type: ignore[attr-defined]
+        await wait_until("the change feed live", lambda: bool(runtime.store.changes.live))  # PostgreSQL: LISTEN up
+        response = await client.post(
+            "/v1/jobs",
+            content=pdf(1),
+            headers={"content-type": "application/pdf"},
+            params={"callback_url": receiver.url},
+        )
+        assert response.status_code == 202
+        job = await wait_final(client, response.json()["id"])
+        async with asyncio.timeout(30):  # half the dispatcher's poll
+            while job["callback_state"] != "delivered":
+                await asyncio.sleep(0.1)
+                job = (await client.get(f"/v1/jobs/{job['id']}")).json()
+    assert len(receiver.deliveries) == 1 and receiver.deliveries[0]["signature_ok"]
 
 
 async def test_stop_right_after_a_wake_ends_the_dispatcher(store: SqlJobStore) -> None:

@@ -24,7 +24,7 @@ from suite_support import running_app
 from ocr_service import metrics
 from ocr_service.http import jobs as jobs_http
 from ocr_service.jobs import runtime as jobs_runtime
-from ocr_service.jobs.changes import PollIntervals, decode, encode
+from ocr_service.jobs.changes import WORK_KINDS, PollIntervals, decode, encode
 from ocr_service.jobs.postgres import PostgresDatabase
 from ocr_service.jobs.runtime import JobRuntime
 from ocr_service.jobs.sqlite import SqliteDatabase
@@ -243,7 +243,7 @@ async def test_changes_are_announced_at_commit_and_never_for_a_rollback(
     stop_listening = lambda: None  # noqa: E731
     try:
         await wait_until("the observer's feed live", lambda: observer.changes.live)  # going live wakes everyone
-        stop_listening = observer.changes.on_work(lambda: woken.append("work"))
+        stop_listening = observer.changes.on_events(WORK_KINDS, lambda: woken.append("work"))
         with observer.changes.watch("rolled-back") as rolled_back, observer.changes.watch("committed") as committed:
             with pytest.raises(RuntimeError):
                 async with writer.db.transaction() as tx:

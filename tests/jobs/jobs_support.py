@@ -178,7 +178,7 @@ def start_workers(env: dict[str, str], *, wait: bool = True) -> ChildProcess:
     if wait:
         return start_child(argv, env, r"jobs ready on")
     return ChildProcess(
-        subprocess.Popen(argv, env=child_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(argv, env=child_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,28 @@ async def submit(client: httpx.AsyncClient, document: bytes, within: float = PRO
             await asyncio.sleep(0.2)
 
 
+async def waiting_stream(client: httpx.AsyncClient, job_id: str) -> asyncio.Task[httpx.Response]:
+    """The job's event stream, once it waits on the change feed (it cannot end before the job does).
+
+    A stream that a pooled connection lost with a restarted PostgreSQL ended early (503, or an
+    `error` event) is opened again, for a bounded time.
+    """
+    changes = runtime_of(client).store.changes
+    for _attempt in range(20):
+        stream = asyncio.create_task(client.get(f"/v1/jobs/{job_id}/events"))
+
+        def waiting_or_ended(opened: asyncio.Task[httpx.Response] = stream) -> bool:
+            return changes.waiting(job_id) >= 1 or opened.done()
+
+        await wait_until("the stream waiting on the change feed", waiting_or_ended)
+        if not stream.done():
+            return stream
+        response = stream.result()
+        assert response.status_code == 503 or "event: error" in response.text, response.text
+        await asyncio.sleep(0.2)
+    raise AssertionError("the event stream kept failing")
+
+
 async def stream_on_b_follows_work_on_a(a: httpx.AsyncClient, b: httpx.AsyncClient, pages: int = 2) -> None:
     """B's stream is waiting before A's worker starts; A's events must reach it long before its poll."""
     runtime_a, runtime_b = runtime_of(a), runtime_of(b)
@@ -92,13 +114,8 @@ async def stream_on_b_follows_work_on_a(a: httpx.AsyncClient, b: httpx.AsyncClie
     await runtime_a.workers.stop()
     await runtime_b.workers.stop()
     job_id = await submit(a, pdf(pages))
-    stream = asyncio.create_task(b.get(f"/v1/jobs/{job_id}/events"))
+    stream = await waiting_stream(b, job_id)
     try:
-        await wait_until(
-            "B's stream waiting on the change feed",
-            lambda: runtime_b.store.changes.waiting(job_id) >= 1 or stream.done(),
-        )
-        assert not stream.done(), stream.result().text  # it cannot end before the job does
         runtime_a.workers.start()
         async with asyncio.timeout(PROMPTLY):
             response = await stream
@@ -199,10 +216,8 @@ async def test_sqlite_streams_are_pushed_without_polling(tmp_path: Path, long_po
         assert runtime.workers is not None
         await runtime.workers.stop()
         job_id = await submit(client, pdf(2))
-        stream = asyncio.create_task(client.get(f"/v1/jobs/{job_id}/events"))
+        stream = await waiting_stream(client, job_id)
         try:
-            await wait_until("the stream waiting", lambda: runtime.store.changes.waiting(job_id) >= 1 or stream.done())
-            assert not stream.done()
             runtime.workers.start()
             async with asyncio.timeout(PROMPTLY):
                 response = await stream
@@ -240,7 +255,7 @@ async def test_changes_are_announced_at_commit_and_never_for_a_rollback(
         await writer.open()
         await observer.open()
     woken: list[str] = []
-    stop_listening = lambda: None  # noqa: E731
+    stop_listening: Callable[[], None] | None = None
     try:
         await wait_until("the observer's feed live", lambda: observer.changes.live)  # going live wakes everyone
         stop_listening = observer.changes.on_events(WORK_KINDS, lambda: woken.append("work"))
@@ -260,7 +275,8 @@ async def test_changes_are_announced_at_commit_and_never_for_a_rollback(
                 await tx.notify("committed", "retry")
             await wait_until("workers woken for a page given back", lambda: woken == ["work"], within=PROMPTLY)
     finally:
-        stop_listening()
+        if stop_listening is not None:
+            stop_listening()
         await writer.close()
         if observer is not writer:
             await observer.close()

@@ -70,6 +70,11 @@ async def two_replicas(tmp_path: Path, url: str) -> AsyncIterator[tuple[httpx.As
         yield a, b
 
 
+def metric(collector: Any) -> float:
+    """The current value of an unlabelled gauge or counter."""
+    return float(collector._value.get())
+
+
 def feeds_live(*clients: httpx.AsyncClient) -> bool:
     return all(runtime_of(c).store.changes.live for c in clients)
 
@@ -154,15 +159,20 @@ async def test_a_job_submitted_on_one_replica_wakes_the_idle_workers_of_another(
 async def test_after_a_postgres_restart_the_feed_reconnects_and_pushes_again(
     tmp_path: Path, own_postgres: PostgresServer, long_polls: None
 ) -> None:
-    reconnects_before = metrics.JOB_CHANGE_FEED_RECONNECTS._value.get()
+    reconnects_before = metric(metrics.JOB_CHANGE_FEED_RECONNECTS)
     async with two_replicas(tmp_path, own_postgres.create_database()) as (a, b):
+        connected = metric(metrics.JOB_CHANGE_FEED_CONNECTED)  # a process-wide gauge: both replicas count
+        exposition = (await a.get("/metrics")).text
+        assert "ocr_job_change_feed_connected " in exposition and "ocr_job_change_feed_reconnects_total " in exposition
         await asyncio.to_thread(own_postgres.stop)
         await wait_until("both feeds noticing the outage", lambda: not runtime_of(a).store.changes.live)
         await wait_until("both feeds noticing the outage", lambda: not runtime_of(b).store.changes.live)
+        assert metric(metrics.JOB_CHANGE_FEED_CONNECTED) == connected - 2
         await asyncio.to_thread(own_postgres.start)
         await wait_until("both feeds reconnected", lambda: feeds_live(a, b), within=60)
         assert listener_of(a).reconnects >= 1 and listener_of(b).reconnects >= 1
-        assert metrics.JOB_CHANGE_FEED_RECONNECTS._value.get() >= reconnects_before + 2
+        assert metric(metrics.JOB_CHANGE_FEED_RECONNECTS) >= reconnects_before + 2
+        assert metric(metrics.JOB_CHANGE_FEED_CONNECTED) == connected
         await stream_on_b_follows_work_on_a(a, b)
 
 

@@ -6,8 +6,12 @@ replica's listener (the writing replica's too). The listener owns its own asyncp
 not a pooled one: a pooled connection goes back to the pool after each transaction, while
 LISTEN belongs to one session for as long as it lives.
 
+The feed counts as live only once a notification the listener sends itself has come back (at
+connect, and every `health_check_seconds`): behind a pooler in transaction mode (PgBouncer)
+LISTEN is accepted but nothing is ever delivered, and such a feed must not pass for working.
+
 When PostgreSQL goes away the connection dies (asyncpg's termination callback, or a failed
-health-check query on a silent link); the feed turns not-live, so every waiter falls back to
+health check on a silent link); the feed turns not-live, so every waiter falls back to
 fast polling, and the listener reconnects with capped, jittered exponential back-off. Being
 disconnected is logged and counted but never fails readiness: polling still finds everything,
 only later. `stop()` cancels the loop and terminates the connection without waiting on the network.
@@ -19,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import uuid
 
 import asyncpg
 
@@ -27,6 +32,9 @@ from ocr_service.jobs.changes import CHANNEL, JobChanges
 
 log = logging.getLogger(__name__)
 
+PING_KIND = "ping"
+"""Payload kind of the listener's own round-trip checks (`JobChanges` ignores it: no job has that id)."""
+
 _CONNECT_ERRORS = (
     OSError,
     TimeoutError,
@@ -34,6 +42,10 @@ _CONNECT_ERRORS = (
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
 )
+
+
+class NotificationsNotDelivered(Exception):
+    """The session LISTENs, yet its own test notification did not come back."""
 
 
 class ChangeListener:
@@ -57,7 +69,12 @@ class ChangeListener:
         self._health_check_seconds = health_check_seconds
         self._task: asyncio.Task[None] | None = None
         self._connection: asyncpg.Connection | None = None
+        self._ping_payload = ""
+        self._pong = asyncio.Event()
         self.reconnects = 0
+        self.failed_connects = 0
+        self.round_trips = 0
+        """Counted for tests and debugging: connect attempts that failed, notifications that came back."""
 
     def start(self) -> None:
         if self._task is None:
@@ -72,7 +89,23 @@ class ChangeListener:
         self._drop_connection()
 
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if payload == self._ping_payload:
+            self._pong.set()
+            return
         self.changes.publish_payload(payload)
+
+    async def _delivers(self, conn: asyncpg.Connection) -> bool:
+        """NOTIFY ourselves and wait for it to arrive: the only proof that notifications reach us."""
+        self._ping_payload = f"{PING_KIND}:{uuid.uuid4().hex}"
+        self._pong.clear()
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self._ping_payload, timeout=self._timeout)
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._pong.wait()
+        except TimeoutError:
+            return False
+        self.round_trips += 1
+        return True
 
     async def _connect(self) -> tuple[asyncpg.Connection, asyncio.Event]:
         conn = await asyncpg.connect(self._url, timeout=self._timeout)
@@ -80,6 +113,10 @@ class ChangeListener:
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _conn: lost.set())
         await conn.add_listener(CHANNEL, self._on_notification)
+        if not await self._delivers(conn):
+            raise NotificationsNotDelivered(
+                "LISTEN was accepted but a test notification never arrived (a pooler in transaction mode?)"
+            )
         return conn, lost
 
     async def _run(self) -> None:
@@ -91,11 +128,13 @@ class ChangeListener:
                 conn, lost = await self._connect()
             except Exception as exc:  # whatever it is, the loop must survive it: the feed is an optimisation
                 self._drop_connection()
+                self.failed_connects += 1
                 if not warned:
                     log.warning(
-                        "job change feed cannot LISTEN on PostgreSQL (%s); polling the job store until it can",
+                        "job change feed cannot LISTEN on PostgreSQL (%s: %s); polling the job store until it can",
                         type(exc).__name__,
-                        exc_info=not isinstance(exc, _CONNECT_ERRORS),
+                        exc,
+                        exc_info=not isinstance(exc, (*_CONNECT_ERRORS, NotificationsNotDelivered)),
                     )
                     warned = True
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
@@ -118,7 +157,7 @@ class ChangeListener:
             warned = True
 
     async def _until_lost(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
-        """Return once the connection is gone; a periodic query catches a link that died silently."""
+        """Return once the connection is gone; a periodic round trip catches a link that died silently."""
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._health_check_seconds):
@@ -126,7 +165,9 @@ class ChangeListener:
             if lost.is_set() or conn.is_closed():
                 return
             try:
-                await conn.execute("SELECT 1", timeout=self._timeout)
+                if not await self._delivers(conn):
+                    log.warning("job change feed stopped receiving notifications; reconnecting")
+                    return
             except Exception:  # any failure of the one query it runs means the session is not usable
                 return
 

@@ -25,6 +25,7 @@ from ocr_service import metrics
 from ocr_service.http import jobs as jobs_http
 from ocr_service.jobs import runtime as jobs_runtime
 from ocr_service.jobs.changes import WORK_KINDS, PollIntervals, decode, encode
+from ocr_service.jobs.pglisten import ChangeListener
 from ocr_service.jobs.postgres import PostgresDatabase
 from ocr_service.jobs.runtime import JobRuntime
 from ocr_service.jobs.sqlite import SqliteDatabase
@@ -290,6 +291,38 @@ async def test_changes_are_announced_at_commit_and_never_for_a_rollback(
         await writer.close()
         if observer is not writer:
             await observer.close()
+
+
+async def test_health_checks_keep_a_working_feed_live(postgres_url: str) -> None:
+    database = PostgresDatabase(postgres_url)
+    database.listener = listener = ChangeListener(postgres_url, database.changes, health_check_seconds=0.1)
+    await database.open()
+    try:
+        await wait_until("three health checks after the first", lambda: listener.round_trips >= 4)
+        assert database.changes.live and listener.reconnects == 0 and listener.failed_connects == 0
+    finally:
+        await database.close()
+    assert not database.changes.live
+
+
+class DeafListener(ChangeListener):
+    """What a pooler in transaction mode does to LISTEN: accepted, but no notification ever arrives."""
+
+    def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        pass
+
+
+async def test_a_feed_that_delivers_nothing_never_counts_as_live(postgres_url: str) -> None:
+    database = PostgresDatabase(postgres_url, connect_timeout=0.5)
+    database.listener = listener = DeafListener(postgres_url, database.changes, connect_timeout=0.5, max_backoff=0.2)
+    store = SqlJobStore(database)
+    await store.open()
+    try:
+        await wait_until("two attempts refused", lambda: listener.failed_connects >= 2)
+        assert not store.changes.live  # so streams and workers keep polling at the short intervals
+        await store.ping()  # and the store itself is fine: readiness holds
+    finally:
+        await store.close()
 
 
 def test_payloads_are_small_and_unknown_ones_are_ignored() -> None:

@@ -274,9 +274,17 @@ def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 2)
 
 
+_IDENTITY_TO_SOURCE = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+
+
 def _transform(page: Page, source: tuple[int, int]) -> Report:
-    to_source = np.linalg.inv(page.forward)
-    scale = float(np.sqrt(abs(np.linalg.det(page.forward[:2, :2]))))
+    if not page.rotate and not page.skew and np.array_equal(page.forward, identity()):
+        # Nothing moved the page (always so with preprocess=none): skip inv/det, a tenth of that path's cost.
+        to_source, scale = _IDENTITY_TO_SOURCE, 1.0
+    else:
+        inverse = np.linalg.inv(page.forward)
+        to_source = [[round(float(v), 6) for v in row] for row in inverse]
+        scale = float(np.sqrt(abs(np.linalg.det(page.forward[:2, :2]))))
     height, width = page.image.shape
     return {
         "rotate": page.rotate,
@@ -284,7 +292,7 @@ def _transform(page: Page, source: tuple[int, int]) -> Report:
         "scale": round(scale, 4),
         "size": [width, height],
         "source_size": [source[1], source[0]],
-        "to_source": [[round(float(v), 6) for v in row] for row in to_source],
+        "to_source": [list(row) for row in to_source],
     }
 
 

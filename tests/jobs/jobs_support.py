@@ -26,6 +26,9 @@ from suite_support import (
     running_app,  # noqa: F401 (re-exported for this area's tests)
 )
 
+from ocr_service.jobs.models import NewJob
+from ocr_service.jobs.sqlstore import SqlJobStore
+from ocr_service.options import OcrOptions, OutputFormat
 from ocr_service.settings import Settings
 
 FONT_PATH = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
@@ -199,3 +202,25 @@ async def wait_until(what: str, predicate: Callable[[], bool], within: float = 3
     while not predicate():
         assert time.monotonic() < deadline, f"{what}: not within {within}s"
         await asyncio.sleep(0.05)
+
+
+STORE_DOC = b"%PDF-1.4 not really a pdf, the store never looks inside"
+"""A document for store-level tests: the store keeps bytes and never looks inside them."""
+
+
+def new_job(pages: int = 2, key: str | None = None, document: bytes = STORE_DOC, **kw: Any) -> NewJob:
+    """A store-level submission of `pages` pages (text output), with an optional Idempotency-Key."""
+    return NewJob(
+        document=document,
+        options=OcrOptions(lang="eng", format=OutputFormat.TEXT),
+        page_numbers=tuple(range(1, pages + 1)),
+        filename="doc.pdf",
+        idempotency_key=key,
+        **kw,
+    )
+
+
+async def finals(store: SqlJobStore, job_id: str) -> list[str]:
+    """The final events a job has: exactly one once it is finished."""
+    events = await store.events_since(job_id, 0, 1000)
+    return [e.kind for e in events if e.kind in ("succeeded", "failed", "cancelled")]

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from jobs_support import job_settings, parse_sse, pdf, running_app, wait_final, words
+from jobs_support import STORE_DOC, finals, job_settings, new_job, parse_sse, pdf, running_app, wait_final, words
 
 from ocr_service.jobs import postgres, sqlite
 from ocr_service.jobs.errors import IdempotencyConflict
@@ -26,27 +26,10 @@ from ocr_service.jobs.postgres import PostgresDatabase
 from ocr_service.jobs.schema import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
 from ocr_service.jobs.sqlite import SqliteDatabase
 from ocr_service.jobs.sqlstore import Database, SqlJobStore, Transaction
-from ocr_service.options import OcrOptions, OutputFormat
 
-DOC = b"%PDF-1.4 not really a pdf, the store never looks inside"
 OWNER_A, OWNER_B = "owner-a", "owner-b"
 KEY_A, KEY_B = "tenant-a-key-0123456789", "tenant-b-key-9876543210"
 PDF_TYPE = {"content-type": "application/pdf"}
-
-
-def new_job(pages: int = 2, key: str | None = None, document: bytes = DOC, **kw: Any) -> NewJob:
-    return NewJob(
-        document=document,
-        options=OcrOptions(lang="eng", format=OutputFormat.TEXT),
-        page_numbers=tuple(range(1, pages + 1)),
-        filename="doc.pdf",
-        idempotency_key=key,
-        **kw,
-    )
-
-
-async def finals(store: SqlJobStore, job_id: str) -> list[str]:
-    return [e.kind for e in await store.events_since(job_id, 0, 1000) if e.kind in ("succeeded", "failed", "cancelled")]
 
 
 # -- the store --------------------------------------------------------------------------------
@@ -166,7 +149,7 @@ async def test_a_version_1_store_migrates_with_its_jobs_intact(
         job = await store.get_job("legacy-job")
         assert job is not None and job.status is JobStatus.QUEUED and job.owner is None and job.pages_total == 2
         assert await store.get_job("legacy-job", OWNER_A) is not None  # jobs from before owners stay readable
-        assert await store.load_input("legacy-job") == DOC  # the rebuilt table kept its children
+        assert await store.load_input("legacy-job") == STORE_DOC  # the rebuilt table kept its children
         assert [e.kind for e in await store.events_since("legacy-job", 0)] == ["queued"]
 
         replayed, created = await store.create_job(legacy)

@@ -8,38 +8,20 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from jobs_support import STORE_DOC, finals, new_job
 
 from ocr_service.jobs.errors import IdempotencyConflict, StoreUnavailable
-from ocr_service.jobs.models import JobStatus, NewJob
+from ocr_service.jobs.models import JobStatus
 from ocr_service.jobs.postgres import PostgresDatabase, migrate
 from ocr_service.jobs.schema import POSTGRES_MIGRATIONS
 from ocr_service.jobs.sqlite import SqliteDatabase
 from ocr_service.jobs.sqlstore import SqlJobStore
-from ocr_service.options import OcrOptions, OutputFormat
-
-DOC = b"%PDF-1.4 not really a pdf, the store never looks inside"
-
-
-def new_job(pages: int = 2, key: str | None = None, document: bytes = DOC, **kw: object) -> NewJob:
-    return NewJob(
-        document=document,
-        options=OcrOptions(lang="eng", format=OutputFormat.TEXT),
-        page_numbers=tuple(range(1, pages + 1)),
-        filename="doc.pdf",
-        idempotency_key=key,
-        **kw,  # type: ignore[arg-type]
-    )
-
-
-async def finals(store: SqlJobStore, job_id: str) -> list[str]:
-    events = await store.events_since(job_id, 0, 1000)
-    return [e.kind for e in events if e.kind in ("succeeded", "failed", "cancelled")]
 
 
 async def test_lifecycle_claims_every_page_once_and_finishes_once(store: SqlJobStore) -> None:
     job, created = await store.create_job(new_job(pages=3))
     assert created and job.status is JobStatus.QUEUED and job.pages_total == 3
-    assert await store.load_input(job.id) == DOC
+    assert await store.load_input(job.id) == STORE_DOC
 
     claimed = [await store.claim_page("w1", 30) for _ in range(3)]
     assert await store.claim_page("w1", 30) is None

@@ -7,13 +7,15 @@ globs allowed), `-A/--all-namespaces`, `-L/--liveness URL`, `-P/--peering NAME`,
 Operator settings come from `CATALYST_OPERATOR_*` environment variables (`settings.ENV_VARS`;
 `--metrics-port N` is a shorthand for `CATALYST_OPERATOR_METRICS_PORT`);
 cluster credentials from the in-cluster service account, else KUBECONFIG / ~/.kube/config.
+Cluster-wide (`--all-namespaces`), the operator also watches the Prometheus Operator's CRDs
+(`handlers.register_monitoring_crd_watch`); namespaced, it may not, and the resync timer stands in.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Final
 
@@ -68,4 +70,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         except SettingsError as error:
             print(f"{PROG}: {error}", file=sys.stderr)
             raise SystemExit(2) from None
+        if watches_all_namespaces(args):
+            # Imported only now: importing the handlers reads settings (validated just above);
+            # kopf's own `--module` import then finds the module loaded, this handler included.
+            from catalyst_operator import handlers
+
+            handlers.register_monitoring_crd_watch(kopf.get_default_registry())
     kopf.cli.main(args=["run", "--module", HANDLERS_MODULE, *args], prog_name=PROG)
+
+
+def watches_all_namespaces(args: Sequence[str], environ: Mapping[str, str] | None = None) -> bool:
+    """Whether kopf will run cluster-wide with these `kopf run` options, decided by kopf's own parser.
+
+    Cluster-wide: `-A/--all-namespaces`, or neither that nor `-n/--namespace` (kopf's default, with a
+    warning) unless the legacy `KOPF_RUN_NAMESPACE` names one. Only then is the operator given the
+    ClusterRole (manifests/operator/rbac.yaml, chart `rbac.scope=cluster`), which lets it watch CRDs.
+    """
+    env = os.environ if environ is None else environ
+    params = kopf.cli.run.make_context(PROG, list(args), resilient_parsing=True).params
+    return bool(params["clusterwide"]) or not (params["namespaces"] or env.get("KOPF_RUN_NAMESPACE"))

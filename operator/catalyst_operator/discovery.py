@@ -3,6 +3,8 @@
 Checked on every reconcile, so ServiceMonitors appear as soon as the CRDs are installed and
 stop being applied when they are removed; answers are cached for a few seconds because a burst
 of reconciles (200 custom resources at start-up) should cost one discovery request, not 200.
+A cluster-wide operator also watches the CRDs themselves: on a change it drops the cache and
+waits (briefly) until discovery agrees, so the reconciles that follow see the new answer.
 """
 
 from __future__ import annotations
@@ -31,6 +33,26 @@ class ApiDiscovery:
     def monitoring_available(self) -> bool:
         """True when every monitoring kind we may create (ServiceMonitor, PrometheusRule) is served."""
         return all(self.served(resource) for resource in MONITORING_RESOURCES)
+
+    def invalidate(self) -> None:
+        """Forget every cached answer: the next question asks the API server."""
+        with self._lock:
+            self._cache.clear()
+
+    def wait_until(self, resource: ApiResource, *, served: bool, within: float, poll: float = 0.25) -> bool:
+        """Ask (uncached) until discovery reports `resource` as `served`; False if it still does not after `within`.
+
+        A CRD's Established condition (or its deletion) can reach a watch a moment before the API
+        server's discovery document shows the change; a reconcile in that moment would see the old answer.
+        """
+        deadline = self._clock() + within
+        while True:
+            self.invalidate()
+            if self.served(resource) is served:
+                return True
+            if self._clock() >= deadline:
+                return False
+            time.sleep(poll)
 
     def _plurals(self, group_version_path: str) -> frozenset[str]:
         now = self._clock()

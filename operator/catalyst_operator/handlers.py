@@ -4,11 +4,14 @@ Why change handlers (create/update/resume) plus a resync timer rather than one `
 kopf then retries a failing reconcile with back-off, stops for good on `kopf.PermanentError`
 (an invalid spec: condition + Warning event, no endless loop), and does not re-run the
 handler for our own status writes (they are not part of the spec it diffs). The timer re-checks
-every resource periodically — that is how ServiceMonitors appear once the Prometheus Operator's
-CRDs are installed, and how any missed event is healed. Children and Secrets are watched too, so
+every resource periodically — that is how any missed event is healed. Children and Secrets are watched too, so
 drift (a child deleted or edited by hand), a Deployment's progress and a Secret's rotation or
 late creation trigger the same reconcile promptly. All triggers funnel into one function that
 re-reads the resource under a per-resource lock, so they queue instead of racing.
+
+A cluster-wide operator also watches the Prometheus Operator's CRDs (`register_monitoring_crd_watch`,
+registered by the command line only with `--all-namespaces`), so ServiceMonitors appear within seconds
+of installing them; a namespaced one may not watch CRDs and relies on the resync timer for that.
 
 kopf's bookkeeping lives under the operator's own prefix (`ocr.catalyst.dev/...`): finalizer,
 progress and last-handled-configuration annotations — no `kopf.zalando.org` keys on user objects.
@@ -26,7 +29,13 @@ import kopf
 from catalyst_operator import constants, events, kube, metrics
 from catalyst_operator.discovery import ApiDiscovery
 from catalyst_operator.reconcile import Report, reconcile
-from catalyst_operator.resources import CHILD_RESOURCES, SECRETS, ApiResource
+from catalyst_operator.resources import (
+    CHILD_RESOURCES,
+    CUSTOM_RESOURCE_DEFINITIONS,
+    MONITORING_RESOURCES,
+    SECRETS,
+    ApiResource,
+)
 from catalyst_operator.runtime import Runtime, owner_of
 from catalyst_operator.secrets import secret_digest
 from catalyst_operator.settings import OperatorSettings, resync_seconds_from_env
@@ -149,6 +158,63 @@ def on_secret_event(type: str, body: kopf.Body, name: str, namespace: str | None
     digest = None if type == "DELETED" else secret_digest(body)
     for owner in runtime.secret_refs.owners_to_reconcile(namespace, name, digest):
         _reconcile_and_post(runtime, namespace, owner, f"{type or 'event'} of Secret {name}")
+
+
+MONITORING_CRDS: Final = {resource.crd_name: resource for resource in MONITORING_RESOURCES}
+"""The CRDs whose arrival or removal changes what an OcrDeployment asking for monitoring gets."""
+
+DISCOVERY_CATCH_UP_SECONDS: Final = 10.0
+"""How long a CRD event waits for API discovery to show the change before reconciling anyway."""
+
+
+def on_monitoring_crd_event(type: str | None, body: kopf.Body, name: str, memo: Any, **_: Any) -> None:
+    """A monitoring CRD became Established or was deleted: reconcile, now, whoever that changes.
+
+    Which resources: those whose spec asks for monitoring and whose last reconcile saw the other
+    answer (`Runtime.monitoring_outdated`) — the only ones whose children or MonitoringReady can
+    change; everything else would be a quiet reconcile. They go through the resync timer's path
+    (`_reconcile_and_post`), one after another under their per-resource locks. A CRD that is
+    created but not yet Established is not served: its Established update follows. The initial
+    listing (type None) counts too: a CRD established between the start-up reconciles and the
+    watch's start would otherwise wait for the resync timer.
+    """
+    if type != "DELETED" and not is_established(body):
+        return
+    runtime = runtime_of(memo)
+    resource = MONITORING_CRDS[name]
+    served = type != "DELETED"
+    if not runtime.discovery.wait_until(resource, served=served, within=DISCOVERY_CATCH_UP_SECONDS):
+        logger.warning("CRD %s: %s, but API discovery has not caught up; the resync timer will", name, type)
+    available = runtime.discovery.monitoring_available()
+    for namespace, owner in runtime.monitoring_outdated(available):
+        _reconcile_and_post(runtime, namespace, owner, f"{type or 'listing'} of CRD {name}")
+
+
+def is_established(crd: Mapping[str, Any]) -> bool:
+    """Whether the API server serves the CRD's resource (its `Established` condition is True)."""
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
+def _is_monitoring_crd(name: str, **_: Any) -> bool:
+    return name in MONITORING_CRDS
+
+
+def register_monitoring_crd_watch(registry: kopf.OperatorRegistry) -> None:
+    """Watch the monitoring CRDs — only for an operator allowed to (cluster-wide, see `cli`).
+
+    Not a decorator at import: `customresourcedefinitions` are cluster-scoped, and the namespaced
+    Role cannot grant them; kopf would retry the forbidden watch and log errors forever. Call it
+    once per registry (twice, every event would be handled twice).
+    """
+    kopf.on.event(
+        CUSTOM_RESOURCE_DEFINITIONS.group,
+        CUSTOM_RESOURCE_DEFINITIONS.version,
+        CUSTOM_RESOURCE_DEFINITIONS.plural,
+        id="monitoring-crds",
+        registry=registry,
+        when=_is_monitoring_crd,
+    )(on_monitoring_crd_event)
 
 
 def _reconcile_and_post(runtime: Runtime, namespace: str, name: str, trigger: str, *, created: bool = False) -> Report:

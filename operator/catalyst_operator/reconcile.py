@@ -105,6 +105,7 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str, created: bool
     secrets = read_secrets(api, namespace, referenced_secrets(spec))
     runtime.secret_refs.remember(namespace, name, secrets.seen)
     monitoring_available = runtime.discovery.monitoring_available()
+    runtime.record_monitoring(namespace, name, requested=spec.monitoring.any_enabled, available=monitoring_available)
     context = BuildContext(
         default_image=runtime.settings.default_image,
         monitoring_available=monitoring_available,
@@ -178,6 +179,7 @@ def _invalid_spec(runtime: Runtime, cr: Manifest, previous: Mapping[str, Any] | 
     """Say so in the status (and, on a change, in a Warning Event); touch no child."""
     metadata = cr.get("metadata") or {}
     namespace, name = str(metadata["namespace"]), str(metadata["name"])
+    runtime.record_monitoring(namespace, name, requested=False, available=False)  # nothing to build until fixed
     generation = int(metadata.get("generation") or 1)
     observed = Observed(namespace=namespace, generation=generation, spec_error=str(error))
     new_status = compute_status(observed, previous, runtime.clock())

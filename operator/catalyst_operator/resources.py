@@ -40,6 +40,11 @@ class ApiResource:
         path = f"{self.collection_path(namespace)}/{name}"
         return f"{path}/{subresource}" if subresource else path
 
+    @property
+    def crd_name(self) -> str:
+        """The name of the CustomResourceDefinition that serves this kind (`<plural>.<group>`)."""
+        return f"{self.plural}.{self.group}"
+
 
 OCR_DEPLOYMENTS: Final = ApiResource(constants.GROUP, constants.VERSION, constants.KIND, constants.PLURAL)
 SECRETS: Final = ApiResource("", "v1", "Secret", "secrets")
@@ -62,6 +67,11 @@ PROMETHEUS_RULES: Final = ApiResource(
 
 MONITORING_RESOURCES: Final = (SERVICE_MONITORS, PROMETHEUS_RULES)
 """Optional kinds: served only when the Prometheus Operator's CRDs are installed."""
+
+CUSTOM_RESOURCE_DEFINITIONS: Final = ApiResource(
+    "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False
+)
+"""Watched by a cluster-wide operator only, to notice the monitoring CRDs being installed or removed."""
 
 CHILD_RESOURCES: Final = (
     DEPLOYMENTS,
@@ -92,6 +102,8 @@ class Permission:
     group: str
     resource: str
     verbs: tuple[str, ...]
+    cluster_scoped: bool = False
+    """Granted by the ClusterRole only: a namespaced Role cannot grant a cluster-scoped resource."""
 
 
 _CHILD_VERBS: Final = ("get", "list", "watch", "create", "patch", "delete")
@@ -106,6 +118,12 @@ PERMISSIONS: Final = (
     # kopf posts Kubernetes Events about the custom resources.
     Permission("", "events", ("create",)),
     *(Permission(r.group, r.plural, _CHILD_VERBS) for r in CHILD_RESOURCES),
+    # Cluster-wide only: the monitoring CRDs' arrival or removal triggers a reconcile at once.
+    Permission(CUSTOM_RESOURCE_DEFINITIONS.group, CUSTOM_RESOURCE_DEFINITIONS.plural, ("get", "list", "watch"), True),
 )
 """What the operator's own code and kopf need. `manifests/operator/` grants these and no more
-(kopf's peering objects are not included: the operator runs `--standalone`)."""
+(kopf's peering objects are not included: the operator runs `--standalone`). The namespaced
+Role grants those without `cluster_scoped`; a namespaced operator does not watch CRDs."""
+
+NAMESPACED_PERMISSIONS: Final = tuple(p for p in PERMISSIONS if not p.cluster_scoped)
+"""What the namespaced variant (`rbac-namespaced.yaml`, chart `rbac.scope=namespace`) grants."""

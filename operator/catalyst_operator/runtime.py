@@ -47,6 +47,8 @@ class Runtime:
     _owned_kinds: dict[tuple[str, str], frozenset[ApiResource]] = field(default_factory=dict)
     """Kinds each resource owned after its last reconcile; unknown after a restart (then: list all)."""
     _last_reconciled: dict[tuple[str, str], float] = field(default_factory=dict)
+    _monitoring_seen: dict[tuple[str, str], bool] = field(default_factory=dict)
+    """Resources whose spec asks for monitoring → whether their last reconcile found the CRDs served."""
     monotonic: Callable[[], float] = time.monotonic
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     """Guards the caches above: reconciles and event handlers run in several threads."""
@@ -65,6 +67,24 @@ class Runtime:
         with self._cache_lock:
             last = self._last_reconciled.get((namespace, name))
         return last is None or self.monotonic() - last >= period - min(1.0, period / 10)
+
+    def record_monitoring(self, namespace: str, name: str, *, requested: bool, available: bool) -> None:
+        """What the last reconcile of a resource found: does it ask for monitoring, were the CRDs served."""
+        with self._cache_lock:
+            if requested:
+                self._monitoring_seen[(namespace, name)] = available
+            else:
+                self._monitoring_seen.pop((namespace, name), None)
+
+    def monitoring_outdated(self, available: bool) -> list[tuple[str, str]]:
+        """Resources asking for monitoring whose last reconcile saw the CRDs' availability differently.
+
+        Only those can change when a monitoring CRD comes or goes: a resource that asks for no
+        monitoring builds the same children and status either way, and one that already saw the
+        current answer (the first of two CRDs installed, a replayed watch listing) has nothing to do.
+        """
+        with self._cache_lock:
+            return sorted(key for key, seen in self._monitoring_seen.items() if seen is not available)
 
     def lock_for(self, namespace: str, name: str) -> threading.Lock:
         with self._locks_guard:
@@ -155,6 +175,7 @@ class Runtime:
             self._deployment_seen.pop((namespace, name), None)
             self._owned_kinds.pop((namespace, name), None)
             self._last_reconciled.pop((namespace, name), None)
+            self._monitoring_seen.pop((namespace, name), None)
 
 
 def _deployment_fingerprint(deployment: Mapping[str, Any]) -> str:

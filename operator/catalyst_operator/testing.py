@@ -37,7 +37,12 @@ import kmock
 import kopf
 
 from catalyst_operator import constants, handlers
-from catalyst_operator.resources import MONITORING_RESOURCES, OCR_DEPLOYMENTS, ApiResource
+from catalyst_operator.resources import (
+    CUSTOM_RESOURCE_DEFINITIONS,
+    MONITORING_RESOURCES,
+    OCR_DEPLOYMENTS,
+    ApiResource,
+)
 from catalyst_operator.runtime import Runtime
 
 WRITE_METHODS: Final = ("POST", "PUT", "PATCH", "DELETE")
@@ -241,6 +246,81 @@ def install_monitoring_crds(cluster: kmock.KubernetesEmulator) -> None:
             namespaced=True,
             verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
         )
+
+
+def crd_manifest(resource: ApiResource) -> dict[str, Any]:
+    """A minimal CustomResourceDefinition serving `resource` (what a CRD bundle's entry boils down to)."""
+    return {
+        "apiVersion": CUSTOM_RESOURCE_DEFINITIONS.api_version,
+        "kind": CUSTOM_RESOURCE_DEFINITIONS.kind,
+        "metadata": {"name": resource.crd_name},
+        "spec": {
+            "group": resource.group,
+            "names": {
+                "kind": resource.kind,
+                "listKind": f"{resource.kind}List",
+                "plural": resource.plural,
+                "singular": resource.kind.lower(),
+            },
+            "scope": "Namespaced" if resource.namespaced else "Cluster",
+            "versions": [
+                {
+                    "name": resource.version,
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                }
+            ],
+        },
+    }
+
+
+ESTABLISHED: Final = {
+    "status": {
+        "conditions": [
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found"},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "accepted"},
+        ]
+    }
+}
+
+
+async def apply_monitoring_crds(cluster: kmock.KubernetesEmulator) -> None:
+    """What `kubectl apply` of the Prometheus Operator's CRDs does, over HTTP so watchers see it.
+
+    As on a real API server: each CRD object appears (ADDED, not yet Established), discovery starts
+    serving its resource, then the CRD turns Established (MODIFIED).
+    """
+    for resource in MONITORING_RESOURCES:
+        collection = CUSTOM_RESOURCE_DEFINITIONS.collection_path(None)
+        async with cluster.post(collection, json=crd_manifest(resource)) as response:
+            assert response.status < 300, await response.text()
+    install_monitoring_crds(cluster)
+    headers = {"Content-Type": "application/merge-patch+json"}
+    for resource in MONITORING_RESOURCES:
+        path = CUSTOM_RESOURCE_DEFINITIONS.object_path(None, resource.crd_name, "status")
+        async with cluster.patch(path, json=ESTABLISHED, headers=headers) as response:
+            assert response.status < 300, await response.text()
+
+
+async def delete_monitoring_crds(cluster: kmock.KubernetesEmulator) -> None:
+    """What `kubectl delete` of the Prometheus Operator's CRDs does: their objects go, then the CRDs.
+
+    kmock keeps serving a resource in discovery while any object of it is stored, even a deleted
+    one (gap 10 in `tests/operator/test_kmock_canary.py`): the deleted objects are dropped from
+    its store too, after their DELETED watch events went out.
+    """
+    for resource in MONITORING_RESOURCES:
+        key = kmock.resource(resource.group, resource.version, resource.plural)
+        instances = [(namespace, name) for (kind, namespace, name) in list(cluster.objects.keys()) if kind == key]
+        for namespace, name in instances:
+            if not cluster.objects[(key, namespace, name)].deleted:
+                async with cluster.delete(resource.object_path(namespace, name)) as response:
+                    assert response.status < 300, await response.text()
+            del cluster.objects[(key, namespace, name)]
+        del cluster.resources[f"{resource.api_version}/{resource.plural}"]
+        async with cluster.delete(CUSTOM_RESOURCE_DEFINITIONS.object_path(None, resource.crd_name)) as response:
+            assert response.status < 300, await response.text()
 
 
 async def eventually(check: Callable[[], Any], within: float = 30.0, interval: float = 0.05) -> Any:

@@ -106,6 +106,22 @@ async def test_gap8_no_cascading_delete(plain: kmock.KubernetesEmulator) -> None
         assert response.status == 200
 
 
+async def test_gap10_a_resource_stays_discoverable_while_deleted_objects_of_it_are_stored(
+    plain: kmock.KubernetesEmulator,
+) -> None:
+    """`testing.delete_monitoring_crds` drops deleted objects from the store for this."""
+    plain.resources["example.dev/v1/widgets"] = kmock.ResourceInfo(kind="Widget", singular="widget", namespaced=True)
+    widget = {"apiVersion": "example.dev/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    async with plain.post(f"/apis/example.dev/v1/namespaces/{NS}/widgets", json=widget) as response:
+        assert response.status < 300
+    async with plain.delete(f"/apis/example.dev/v1/namespaces/{NS}/widgets/w") as response:
+        assert response.status < 300
+    del plain.resources["example.dev/v1/widgets"]
+    async with plain.get("/apis/example.dev/v1") as response:
+        assert response.status == 200  # a real API server: 404 once the CRD is gone
+        assert [r["name"] for r in (await response.json())["resources"]] == ["widgets"]
+
+
 async def test_cluster_emulator_stamps_metadata_and_skips_noop_patches(fixed: ClusterEmulator) -> None:
     _, created = await post(fixed, configmap("one"))
     metadata = created["metadata"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import helm_python as helm
 import pytest
-from catalyst_operator.resources import PERMISSIONS
+from catalyst_operator.resources import NAMESPACED_PERMISSIONS, PERMISSIONS
 from catalyst_operator.settings import ENV_VARS
 from packaging_support import (
     CHART_DIR,
@@ -294,24 +294,30 @@ def test_namespace_scope_uses_a_role_and_watches_only_its_namespace(chart: helm.
     assert "ClusterRole" not in kinds(objects) and "ClusterRoleBinding" not in kinds(objects)
     role, binding = one(objects, "Role"), one(objects, "RoleBinding")
     assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == NAMESPACE
-    assert rule_set(role["rules"]) == rule_set(one(render(chart)[0], "ClusterRole")["rules"])
+    assert rule_set(role["rules"]) == {(p.group, p.resource, verb) for p in NAMESPACED_PERMISSIONS for verb in p.verbs}
+    assert rule_set(role["rules"]) < rule_set(one(render(chart)[0], "ClusterRole")["rules"])
+    assert not any("customresourcedefinitions" in rule["resources"] for rule in role["rules"]), "a Role cannot grant it"
     assert binding["roleRef"]["kind"] == "Role"
     (container,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert f"--namespace={NAMESPACE}" in container["args"] and "--all-namespaces" not in container["args"]
 
 
 def test_rbac_matches_the_plain_manifests(chart: helm.Chart) -> None:
+    """The chart's ClusterRole equals manifests/operator/'s, and its namespace-scope Role the namespaced one."""
     operator_dir = REPO / "manifests" / "operator"
-    cluster_roles = [
+    roles = [
         doc
         for path in sorted(operator_dir.glob("*.yaml"))
         for doc in load_yaml_documents(path.read_text(encoding="utf-8"))
         if doc["kind"] in ("ClusterRole", "Role")
     ]
-    assert cluster_roles, "manifests/operator/ grants the operator its permissions"
-    chart_rules = rule_set(one(render(chart)[0], "ClusterRole")["rules"])
-    for role in cluster_roles:
-        assert rule_set(role["rules"]) == chart_rules, (
+    assert sorted(role["kind"] for role in roles) == ["ClusterRole", "Role"], "both install variants grant RBAC"
+    chart_rules = {
+        "ClusterRole": rule_set(one(render(chart)[0], "ClusterRole")["rules"]),
+        "Role": rule_set(one(render(chart, {"rbac": {"scope": "namespace"}})[0], "Role")["rules"]),
+    }
+    for role in roles:
+        assert rule_set(role["rules"]) == chart_rules[role["kind"]], (
             f"{role['kind']} {role['metadata']['name']} differs from the chart"
         )
 

@@ -73,6 +73,6 @@ def test_rbac_grants_the_operators_permission_table(objects: list[dict[str, Any]
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
-    assert expected <= granted
+    assert expected == granted, "the cluster-wide install grants exactly the permission table"
     bindings = by_kind(objects, "ClusterRoleBinding") + by_kind(objects, "RoleBinding")
     assert any(binding["roleRef"]["name"] == role["metadata"]["name"] for binding in bindings)

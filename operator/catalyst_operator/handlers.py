@@ -4,9 +4,9 @@ Why change handlers (create/update/resume) plus a resync timer rather than one `
 kopf then retries a failing reconcile with back-off, stops for good on `kopf.PermanentError`
 (an invalid spec: condition + Warning event, no endless loop), and does not re-run the
 handler for our own status writes (they are not part of the spec it diffs). The timer re-checks
-every resource periodically — that is how any missed event is healed. Children and Secrets are watched too, so
-drift (a child deleted or edited by hand), a Deployment's progress and a Secret's rotation or
-late creation trigger the same reconcile promptly. All triggers funnel into one function that
+every resource periodically — that is how any missed event is healed. Children and Secrets are
+watched too, so drift (a child deleted or edited by hand), a Deployment's progress and a Secret's
+rotation or late creation trigger the same reconcile promptly. All triggers funnel into one function that
 re-reads the resource under a per-resource lock, so they queue instead of racing.
 
 A cluster-wide operator also watches the Prometheus Operator's CRDs (`register_monitoring_crd_watch`,
@@ -187,6 +187,8 @@ def on_monitoring_crd_event(type: str | None, body: kopf.Body, name: str, memo: 
         logger.warning("CRD %s: %s, but API discovery has not caught up; the resync timer will", name, type)
     available = runtime.discovery.monitoring_available()
     for namespace, owner in runtime.monitoring_outdated(available):
+        if runtime.saw_monitoring(namespace, owner) is available:
+            continue  # reconciled meanwhile (the other CRD's event, a change): nothing left to do
         _reconcile_and_post(runtime, namespace, owner, f"{type or 'listing'} of CRD {name}")
 
 
@@ -204,7 +206,7 @@ def register_monitoring_crd_watch(registry: kopf.OperatorRegistry) -> None:
     """Watch the monitoring CRDs — only for an operator allowed to (cluster-wide, see `cli`).
 
     Not a decorator at import: `customresourcedefinitions` are cluster-scoped, and the namespaced
-    Role cannot grant them; kopf would retry the forbidden watch and log errors forever. Call it
+    Role cannot grant them; kopf would retry the forbidden watch, log errors and never serve it. Call it
     once per registry (twice, every event would be handled twice).
     """
     kopf.on.event(

@@ -76,6 +76,11 @@ class Runtime:
             else:
                 self._monitoring_seen.pop((namespace, name), None)
 
+    def saw_monitoring(self, namespace: str, name: str) -> bool | None:
+        """Whether the last reconcile found the monitoring CRDs served; None if it asked for no monitoring."""
+        with self._cache_lock:
+            return self._monitoring_seen.get((namespace, name))
+
     def monitoring_outdated(self, available: bool) -> list[tuple[str, str]]:
         """Resources asking for monitoring whose last reconcile saw the CRDs' availability differently.
 

@@ -285,22 +285,27 @@ ESTABLISHED: Final = {
 }
 
 
-async def apply_monitoring_crds(cluster: kmock.KubernetesEmulator) -> None:
+async def apply_monitoring_crds(cluster: kmock.KubernetesEmulator, discovery_lag: float = 0.0) -> None:
     """What `kubectl apply` of the Prometheus Operator's CRDs does, over HTTP so watchers see it.
 
     As on a real API server: each CRD object appears (ADDED, not yet Established), discovery starts
-    serving its resource, then the CRD turns Established (MODIFIED).
+    serving its resource, then the CRD turns Established (MODIFIED). With `discovery_lag`, discovery
+    follows the Established condition only that many seconds later (an API server under load).
     """
     for resource in MONITORING_RESOURCES:
         collection = CUSTOM_RESOURCE_DEFINITIONS.collection_path(None)
         async with cluster.post(collection, json=crd_manifest(resource)) as response:
             assert response.status < 300, await response.text()
-    install_monitoring_crds(cluster)
+    if not discovery_lag:
+        install_monitoring_crds(cluster)
     headers = {"Content-Type": "application/merge-patch+json"}
     for resource in MONITORING_RESOURCES:
         path = CUSTOM_RESOURCE_DEFINITIONS.object_path(None, resource.crd_name, "status")
         async with cluster.patch(path, json=ESTABLISHED, headers=headers) as response:
             assert response.status < 300, await response.text()
+    if discovery_lag:
+        await asyncio.sleep(discovery_lag)
+        install_monitoring_crds(cluster)
 
 
 async def delete_monitoring_crds(cluster: kmock.KubernetesEmulator) -> None:

@@ -52,13 +52,21 @@ async def test_cluster_wide_operator_applies_monitoring_as_soon_as_the_crds_are_
     )  # fmt: skip
     try:
         await k8s.create_cr("late", MONITORED)
+        await k8s.create_cr("plain")  # asks for no monitoring: the CRDs change nothing for it
         await eventually(has_condition(k8s, "late", "MonitoringReady", "False", "ServiceMonitorCRDMissing"), within=60)
+        await eventually(has_condition(k8s, "plain", "MonitoringReady", "True", "NotRequested"))
         await eventually(lambda: any(r.params.get("watch") == "true" for r in crd_requests(k8s)), within=30)
+        await k8s.settle()
+        before = len(k8s.requests())
 
-        await apply_monitoring_crds(cluster)
+        # Discovery lags the Established condition by a second: the operator waits for it.
+        await apply_monitoring_crds(cluster, discovery_lag=1.0)
         await eventually(has_condition(k8s, "late", "MonitoringReady", "True", "Applied"), within=PROMPTLY)
         assert k8s.stored(SERVICE_MONITORS, "late") is not None
         assert k8s.stored(PROMETHEUS_RULES, "late") is not None
+        await k8s.settle()
+        touched = [r.url.path for r in k8s.requests()[before:] if r.url.path.endswith("/plain")]
+        assert touched == [], "a resource that asks for no monitoring is not reconciled"
 
         await delete_monitoring_crds(cluster)
         await eventually(

@@ -3,7 +3,8 @@
 Cluster-wide, the operator watches the monitoring CRDs: the `catalyst-ocr-operator` process runs
 with the resync timer and the discovery cache both set to an hour, so only that watch can flip
 MonitoringReady within the bounded wait. Namespaced, it must not watch CRDs at all (its Role
-cannot grant them); there the resync timer stands in.
+cannot grant them); there the resync timer stands in. The last tests pin the two pieces the
+handler relies on: discovery's bounded wait past its cache, and which resources count as outdated.
 """
 
 from __future__ import annotations
@@ -12,12 +13,19 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 import pytest
 from catalyst_operator.cli import watches_all_namespaces
+from catalyst_operator.discovery import ApiDiscovery
 from catalyst_operator.resources import CUSTOM_RESOURCE_DEFINITIONS, PROMETHEUS_RULES, SERVICE_MONITORS
-from catalyst_operator.testing import apply_monitoring_crds, delete_monitoring_crds, eventually
+from catalyst_operator.testing import (
+    apply_monitoring_crds,
+    delete_monitoring_crds,
+    eventually,
+    install_monitoring_crds,
+)
 from test_e2e_cli import kubeconfig
 from test_e2e_conditions import MONITORED, has_condition
 from test_e2e_rbac import grants, needed, role
@@ -112,3 +120,29 @@ async def test_namespaced_operator_never_touches_crds_and_falls_back_to_the_resy
 )
 def test_the_crd_watch_follows_kopfs_own_reading_of_the_namespace_flags(args, environ, cluster_wide):
     assert watches_all_namespaces(args, environ) is cluster_wide
+
+
+async def test_discovery_waits_for_a_change_past_its_cache_and_gives_up_after_the_bound(cluster, runtime):
+    discovery = ApiDiscovery(runtime.api, ttl_seconds=3600)
+    assert await asyncio.to_thread(discovery.served, SERVICE_MONITORS) is False
+    install_monitoring_crds(cluster)
+    assert await asyncio.to_thread(discovery.served, SERVICE_MONITORS) is False  # the cached answer
+    assert await asyncio.to_thread(discovery.wait_until, SERVICE_MONITORS, served=True, within=5) is True
+    assert await asyncio.to_thread(discovery.served, PROMETHEUS_RULES) is True  # the refreshed answer is cached
+    started = time.monotonic()
+    assert await asyncio.to_thread(discovery.wait_until, SERVICE_MONITORS, served=False, within=0.5) is False
+    assert time.monotonic() - started < 5
+
+
+def test_only_resources_asking_for_monitoring_that_saw_the_other_answer_are_outdated(runtime):
+    runtime.record_monitoring("a", "wants-missing", requested=True, available=False)
+    runtime.record_monitoring("a", "wants-served", requested=True, available=True)
+    runtime.record_monitoring("b", "wants-missing", requested=True, available=False)
+    runtime.record_monitoring("a", "no-monitoring", requested=False, available=False)
+    assert runtime.monitoring_outdated(True) == [("a", "wants-missing"), ("b", "wants-missing")]
+    assert runtime.monitoring_outdated(False) == [("a", "wants-served")]
+    runtime.record_monitoring("a", "wants-served", requested=False, available=True)  # monitoring switched off
+    runtime.forget("b", "wants-missing")  # deleted
+    assert runtime.monitoring_outdated(False) == []
+    assert runtime.monitoring_outdated(True) == [("a", "wants-missing")]
+    assert runtime.saw_monitoring("a", "wants-missing") is False and runtime.saw_monitoring("a", "x") is None

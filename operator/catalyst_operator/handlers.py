@@ -10,7 +10,7 @@ rotation or late creation trigger the same reconcile promptly. All triggers funn
 re-reads the resource under a per-resource lock, so they queue instead of racing.
 
 A cluster-wide operator also watches the Prometheus Operator's CRDs (`register_monitoring_crd_watch`,
-registered by the command line only with `--all-namespaces`), so ServiceMonitors appear within seconds
+registered by the command line only when kopf runs cluster-wide), so ServiceMonitors appear within seconds
 of installing them; a namespaced one may not watch CRDs and relies on the resync timer for that.
 
 kopf's bookkeeping lives under the operator's own prefix (`ocr.catalyst.dev/...`): finalizer,

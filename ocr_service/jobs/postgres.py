@@ -147,11 +147,13 @@ class PostgresDatabase:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """One transaction on a pooled connection; a connection that failed is terminated, never reused.
+        """One transaction on a pooled connection; one that failed or was cancelled is closed, never reused.
 
         A session the server terminated (restart, failover) can leave asyncpg's protocol
-        mid-operation, and handing that connection out again fails with InternalClientError;
-        so every unavailability error terminates the connection before it goes back to the pool.
+        mid-operation, and handing that connection out again fails with InternalClientError; a
+        task cancelled during BEGIN, a statement or COMMIT leaves its session inside a transaction.
+        So every unavailability error and every cancellation closes the connection before it goes
+        back to the pool (the server rolls back what was open).
         """
         await self._ensure_schema()
         if self._pool is None:
@@ -163,15 +165,18 @@ class PostgresDatabase:
             await transaction.start()
             try:
                 yield _PgTransaction(conn)
-            except asyncio.CancelledError:
-                _discard(conn)  # cancelled mid-statement: the server rolls back; never reuse the connection
-                raise
-            except _UNAVAILABLE:
-                raise  # the session is gone, nothing to roll back: discarded below
+            except (asyncio.CancelledError, *_UNAVAILABLE):
+                raise  # nothing to roll back on a lost session, no time to on a cancelled one: discarded below
             except BaseException:
                 await transaction.rollback()
                 raise
             await transaction.commit()
+        except asyncio.CancelledError:
+            if conn is not None:
+                # Cancelled during BEGIN, a statement, COMMIT or ROLLBACK: the session may be inside a
+                # transaction or mid-protocol; the server rolls back when it closes. Never reuse it.
+                _discard(conn)
+            raise
         except _UNAVAILABLE as exc:
             if conn is not None:
                 _discard(conn)

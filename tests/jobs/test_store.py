@@ -4,6 +4,7 @@ one final state per job, idempotency, cancel, events, retention and migrations."
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
 import asyncpg
@@ -199,6 +200,34 @@ async def test_a_session_the_server_terminates_mid_transaction_is_unavailable_an
     finally:
         await admin.close()
         await store.close()
+
+
+async def test_a_transaction_cancelled_at_any_point_never_returns_its_connection_to_the_pool(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cancellation (a worker stopped mid-claim, a client gone) can land during BEGIN, a statement or
+    COMMIT. A connection it interrupted must be closed, not pooled mid-transaction: asyncpg then
+    has to roll it back on release and logs "Resetting connection with an active transaction"."""
+    store = SqlJobStore(PostgresDatabase(postgres_url))
+    await store.open()
+    delays = random.Random(7)
+
+    async def short_transaction() -> None:
+        async with store.db.transaction() as tx:
+            await tx.fetchrow("SELECT 1 AS one")
+
+    try:
+        for _ in range(200):  # cancelled at random points of BEGIN, SELECT and COMMIT (about 1 s in all)
+            task = asyncio.create_task(short_transaction())
+            await asyncio.sleep(delays.uniform(0, 0.004))
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        job, created = await store.create_job(new_job())
+        assert created and (await store.get_job(job.id)) is not None
+    finally:
+        await store.close()
+    reset_by_asyncpg = "Resetting connection with an active transaction"
+    assert [r.getMessage() for r in caplog.records if reset_by_asyncpg in r.getMessage()] == []
 
 
 async def test_an_unusable_data_dir_is_a_clear_error(tmp_path: Path) -> None:

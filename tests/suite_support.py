@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 
@@ -33,3 +37,19 @@ async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         async with httpx.AsyncClient(transport=transport, base_url="http://service.test", timeout=60) as client:
             client.app = app  # type: ignore[attr-defined]
             yield client
+
+
+def run_benchmark(repo_root: Path, script: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run `benchmarks/<script>` as a user would (from the repo root, one OpenMP thread) and return
+    what it printed; fails the test with its output when it exits non-zero."""
+    completed = subprocess.run(
+        [sys.executable, str(repo_root / "benchmarks" / script), *args],
+        cwd=repo_root,
+        env={**os.environ, "OMP_THREAD_LIMIT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert completed.returncode == 0, f"{completed.stdout}\n{completed.stderr[-3000:]}"
+    return completed

@@ -8,13 +8,11 @@ feed live). How much faster or quieter is the benchmark's business, not this tes
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from suite_support import run_benchmark
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("jobs-benchmark")]
 
@@ -22,16 +20,7 @@ NUMBER = r"(-?[\d.]+)"
 
 
 def test_jobs_benchmark_quick_run(repo_root: Path) -> None:
-    completed = subprocess.run(
-        [sys.executable, str(repo_root / "benchmarks" / "jobs.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env={**os.environ, "OMP_THREAD_LIMIT": "1"},
-        check=False,
-    )
-    out = completed.stdout
-    assert completed.returncode == 0, f"{out}\n{completed.stderr[-3000:]}"
+    out = run_benchmark(repo_root, "jobs.py", "--quick", timeout=240).stdout
     for row in ("sync POST /v1/ocr", "job: submit -> result", "cache hit \\(same document again\\)"):
         assert re.search(rf"^{row}\s+[\d.]+ms$", out, re.M), out
     assert re.search(r"^ratio miss / hit\s+[\d.]+x$", out, re.M), out

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from suite_support import run_benchmark
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -18,17 +17,7 @@ from benchmarks._degrade import FAMILIES
 @pytest.mark.xdist_group("accuracy-benchmark")
 @pytest.mark.timeout(240)
 def test_quick_accuracy_benchmark_meets_the_targets(repo_root: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "benchmarks/accuracy.py", "--quick", "--check"],
-        cwd=repo_root,
-        env={**os.environ, "OMP_THREAD_LIMIT": "1"},
-        capture_output=True,
-        text=True,
-        timeout=200,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = run_benchmark(repo_root, "accuracy.py", "--quick", "--check", timeout=200)
     for family in FAMILIES:
         assert f"| {family} | 1 |" in result.stdout
     assert "MISSED" not in result.stdout
@@ -36,17 +25,7 @@ def test_quick_accuracy_benchmark_meets_the_targets(repo_root: Path) -> None:
 
 @pytest.mark.timeout(120)
 def test_skew_report_covers_straight_and_tilted_one_line_crops(repo_root: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "benchmarks/accuracy.py", "--skew"],
-        cwd=repo_root,
-        env={**os.environ, "OMP_THREAD_LIMIT": "1"},
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = run_benchmark(repo_root, "accuracy.py", "--skew", timeout=100)
     rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith(("| receipt", "| short"))]
     assert {(row[1].strip(), row[2].strip()) for row in rows} == {
         (kind, angle) for kind in ("receipt line", "short words") for angle in ("+0", "+1", "-1", "+3", "-3")

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from suite_support import run_benchmark
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("service-process")]
 
 
 def test_service_benchmark_quick_run(repo_root: Path) -> None:
-    completed = subprocess.run(
-        [sys.executable, str(repo_root / "benchmarks" / "service_throughput.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env={**os.environ, "OMP_THREAD_LIMIT": "1"},
-        check=True,
-    )
-    out = completed.stdout
+    out = run_benchmark(repo_root, "service_throughput.py", "--quick", timeout=240).stdout
     for workload in ("receipt lines", "A4 pages, 300 DPI"):
         assert re.search(rf"^  {workload}: raw engine\s+[\d.]+ img/s", out, re.M), out
         assert re.search(rf"^  {workload}: service, text, preprocess=none\s+[\d.]+ img/s", out, re.M), out

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import re
 import signal
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -44,6 +47,37 @@ def kubeconfig(path: Path, server: str) -> Path:
     return path
 
 
+@dataclass
+class RunningOperator:
+    process: asyncio.subprocess.Process
+    output: str = ""
+    """Everything the process printed (stdout and stderr), once it has stopped."""
+
+
+@contextlib.asynccontextmanager
+async def operator_process(env: dict[str, str], *args: str) -> AsyncIterator[RunningOperator]:
+    """`python -m catalyst_operator run *args`, stopped with SIGTERM (SIGKILL after 30 s) on exit.
+
+    Its log is printed at the end, so pytest shows it when the test failed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "catalyst_operator", "run", *args,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    running = RunningOperator(process)
+    try:
+        yield running
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+        except TimeoutError:
+            process.kill()
+            output, _ = await process.communicate()
+        running.output = output.decode(errors="replace")
+        print(running.output[-8000:])
+
+
 SECRET_VALUE = "postgresql://ocr:S3cr3t-Never-Logged@db/ocr"
 
 
@@ -56,12 +90,10 @@ async def test_cli_runs_the_operator_from_kubeconfig_with_liveness_and_metrics(k
         "CATALYST_OPERATOR_METRICS_ADDRESS": "127.0.0.1",
         "KUBERNETES_SERVICE_HOST": "",  # never mistake the test runner for a pod
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "catalyst_operator", "run", "--metrics-port", str(metrics_port),
-        "--standalone", "--all-namespaces", "--liveness", f"http://127.0.0.1:{liveness_port}/healthz", "--debug",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    async with operator_process(
+        env, "--metrics-port", str(metrics_port), "--standalone", "--all-namespaces",
+        "--liveness", f"http://127.0.0.1:{liveness_port}/healthz", "--debug",
+    ) as running:  # fmt: skip
         encoded = base64.b64encode(SECRET_VALUE.encode()).decode()
         await k8s.create(
             SECRETS, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "data": {"url": encoded}}
@@ -78,16 +110,8 @@ async def test_cli_runs_the_operator_from_kubeconfig_with_liveness_and_metrics(k
             metrics = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
         assert 'catalyst_operator_children_applied_total{action="created",kind="Deployment"} 1.0' in metrics
         assert "catalyst_operator_reconcile_duration_seconds_count" in metrics
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
-        except TimeoutError:
-            process.kill()
-            output, _ = await process.communicate()
-    assert process.returncode == 0, output.decode(errors="replace")[-3000:]
-    log = output.decode(errors="replace")
+    assert running.process.returncode == 0, running.output[-3000:]
+    log = running.output
     assert "reconcil" in log.lower() or "created" in log.lower()  # it did log its work
     assert SECRET_VALUE not in log and encoded not in log  # never a Secret's value, not even encoded
 

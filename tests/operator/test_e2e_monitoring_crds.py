@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import sys
 import time
 from typing import Any
 
@@ -26,7 +24,7 @@ from catalyst_operator.testing import (
     eventually,
     install_monitoring_crds,
 )
-from test_e2e_cli import kubeconfig
+from test_e2e_cli import kubeconfig, operator_process
 from test_e2e_conditions import MONITORED, has_condition
 from test_e2e_rbac import grants, needed, role
 
@@ -54,11 +52,7 @@ async def test_cluster_wide_operator_applies_monitoring_as_soon_as_the_crds_are_
         "CATALYST_OPERATOR_DISCOVERY_TTL_SECONDS": HOUR,
         "KUBERNETES_SERVICE_HOST": "",  # never mistake the test runner for a pod
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "catalyst_operator", "run", "--metrics-port", "0", "--standalone", "--all-namespaces",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    async with operator_process(env, "--metrics-port", "0", "--standalone", "--all-namespaces") as running:
         await k8s.create_cr("late", MONITORED)
         await k8s.create_cr("plain")  # asks for no monitoring: the CRDs change nothing for it
         await eventually(has_condition(k8s, "late", "MonitoringReady", "False", "ServiceMonitorCRDMissing"), within=60)
@@ -83,16 +77,7 @@ async def test_cluster_wide_operator_applies_monitoring_as_soon_as_the_crds_are_
         used = set().union(*(needed(request) for request in operator_requests(k8s)))
         assert ("apiextensions.k8s.io", "customresourcedefinitions", "watch") in used
         assert used - grants(role("ClusterRole")) == set(), "the ClusterRole must allow every request"
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
-        except TimeoutError:
-            process.kill()
-            output, _ = await process.communicate()
-        print(output.decode(errors="replace")[-8000:])  # the operator's log: pytest shows it on a failure
-    assert process.returncode == 0, output.decode(errors="replace")[-3000:]
+    assert running.process.returncode == 0, running.output[-3000:]
 
 
 @pytest.mark.resync_seconds(3)

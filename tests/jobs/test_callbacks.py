@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from jobs_support import job_settings, pdf, running_app, wait_final, wait_until
 
@@ -121,22 +122,25 @@ async def test_failed_deliveries_are_retried_with_backoff(store: SqlJobStore, re
     assert receiver.deliveries[-1]["body"]["job"]["status"] == "cancelled"
 
 
+async def submit_and_await_delivery(client: httpx.AsyncClient, receiver: Receiver, within: float) -> dict[str, Any]:
+    """Submit a one-page job with a callback to `receiver`; the job once its callback is delivered."""
+    response = await client.post(
+        "/v1/jobs", content=pdf(1), headers={"content-type": "application/pdf"}, params={"callback_url": receiver.url}
+    )
+    assert response.status_code == 202
+    job = await wait_final(client, response.json()["id"])
+    async with asyncio.timeout(within):
+        while job["callback_state"] != "delivered":
+            await asyncio.sleep(0.1)
+            job = (await client.get(f"/v1/jobs/{job['id']}")).json()
+    return job
+
+
 async def test_a_job_calls_back_when_it_succeeds(tmp_path: Path, receiver: Receiver) -> None:
     receiver.failures = 1  # the first attempt fails; the retry (2 s back-off) succeeds
     async with running_app(job_settings(tmp_path, callback_secret=SECRET)) as client:
-        response = await client.post(
-            "/v1/jobs",
-            content=pdf(1),
-            headers={"content-type": "application/pdf"},
-            params={"callback_url": receiver.url},
-        )
-        assert response.status_code == 202
-        job = await wait_final(client, response.json()["id"])
+        job = await submit_and_await_delivery(client, receiver, within=20)
         assert job["status"] == "succeeded"
-        async with asyncio.timeout(20):
-            while job["callback_state"] != "delivered":
-                await asyncio.sleep(0.1)
-                job = (await client.get(f"/v1/jobs/{job['id']}")).json()
     assert len(receiver.deliveries) == 2 and all(d["signature_ok"] for d in receiver.deliveries)
     payload = receiver.deliveries[-1]["body"]
     assert payload["event"] == "job.finished"
@@ -154,18 +158,7 @@ async def test_a_final_event_wakes_the_dispatcher_instead_of_its_poll(
     async with running_app(job_settings(tmp_path, callback_secret=SECRET, database_url=url)) as client:
         runtime = client.app.state.jobs  # type: ignore[attr-defined]
         await wait_until("the change feed live", lambda: bool(runtime.store.changes.live))  # PostgreSQL: LISTEN up
-        response = await client.post(
-            "/v1/jobs",
-            content=pdf(1),
-            headers={"content-type": "application/pdf"},
-            params={"callback_url": receiver.url},
-        )
-        assert response.status_code == 202
-        job = await wait_final(client, response.json()["id"])
-        async with asyncio.timeout(30):  # half the dispatcher's poll
-            while job["callback_state"] != "delivered":
-                await asyncio.sleep(0.1)
-                job = (await client.get(f"/v1/jobs/{job['id']}")).json()
+        await submit_and_await_delivery(client, receiver, within=30)  # half the dispatcher's poll
     assert len(receiver.deliveries) == 1 and receiver.deliveries[0]["signature_ok"]
 
 

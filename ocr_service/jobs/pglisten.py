@@ -44,6 +44,18 @@ _CONNECT_ERRORS = (
 )
 
 
+def discard_connection(conn: asyncpg.Connection) -> None:
+    """Close a connection whose session failed or was interrupted, without waiting on the network.
+
+    A session the server terminated (restart, failover, admin shutdown) can leave asyncpg's
+    protocol mid-operation, and reusing it fails with InternalClientError. asyncpg may also have
+    detached the lost connection from its pool proxy already, and then `terminate()` raises
+    InterfaceError: there is nothing left to close, and that must not turn a 503 into a 500.
+    """
+    with contextlib.suppress(asyncpg.InterfaceError):
+        conn.terminate()
+
+
 class NotificationsNotDelivered(Exception):
     """The session LISTENs, yet its own test notification did not come back."""
 
@@ -174,5 +186,4 @@ class ChangeListener:
     def _drop_connection(self) -> None:
         conn, self._connection = self._connection, None
         if conn is not None and not conn.is_closed():
-            with contextlib.suppress(asyncpg.InterfaceError):
-                conn.terminate()
+            discard_connection(conn)

@@ -20,7 +20,7 @@ import asyncpg
 
 from ocr_service.jobs.changes import CHANNEL, JobChanges, encode
 from ocr_service.jobs.errors import StoreUnavailable
-from ocr_service.jobs.pglisten import ChangeListener
+from ocr_service.jobs.pglisten import ChangeListener, discard_connection
 from ocr_service.jobs.schema import POSTGRES_MIGRATIONS
 from ocr_service.jobs.sqlstore import Row, Transaction
 
@@ -35,18 +35,6 @@ _UNAVAILABLE = (
     asyncpg.InternalClientError,  # a connection whose session the server terminated mid-operation
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
 )
-
-
-def _discard(conn: asyncpg.Connection) -> None:
-    """Close a connection whose session failed, so that the pool never hands it out again.
-
-    A session the server terminated (restart, failover, admin shutdown) can leave asyncpg's
-    protocol mid-operation, and reusing it fails with InternalClientError. asyncpg may also have
-    detached the lost connection from its pool proxy already, and then `terminate()` raises
-    InterfaceError: there is nothing left to close, and that must not turn a 503 into a 500.
-    """
-    with contextlib.suppress(asyncpg.InterfaceError):
-        conn.terminate()
 
 
 def translate(sql: str) -> str:
@@ -140,7 +128,7 @@ class PostgresDatabase:
                 try:
                     yield conn
                 except _UNAVAILABLE:
-                    _discard(conn)
+                    discard_connection(conn)
                     raise
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"PostgreSQL is unreachable ({type(exc).__name__}); retry shortly.") from exc
@@ -175,11 +163,11 @@ class PostgresDatabase:
             if conn is not None:
                 # Cancelled during BEGIN, a statement, COMMIT or ROLLBACK: the session may be inside a
                 # transaction or mid-protocol; the server rolls back when it closes. Never reuse it.
-                _discard(conn)
+                discard_connection(conn)
             raise
         except _UNAVAILABLE as exc:
             if conn is not None:
-                _discard(conn)
+                discard_connection(conn)
             raise StoreUnavailable(f"PostgreSQL is unreachable ({type(exc).__name__}); retry shortly.") from exc
         finally:
             if conn is not None:

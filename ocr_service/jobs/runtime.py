@@ -74,7 +74,6 @@ class JobRuntime:
         cache: ResultCache,
         *,
         store: JobStore | None = None,
-        worker_poll: PollIntervals | None = None,
         callback_backoff_seconds: float = 2.0,
         run_workers: bool = True,
     ) -> None:
@@ -82,7 +81,6 @@ class JobRuntime:
         self.pipeline = pipeline
         self.cache = cache
         self.store = store or open_store(settings)
-        self.worker_poll = worker_poll or WORKER_POLL
         self.callback_backoff_seconds = callback_backoff_seconds
         self.run_workers = run_workers
         self.workers: JobWorkers | None = None
@@ -118,7 +116,7 @@ class JobRuntime:
                 concurrency=settings.job_workers or self.pipeline.stats().workers or 1,
                 lease_seconds=settings.job_lease_seconds,
                 max_attempts=settings.job_max_attempts,
-                poll_seconds=lambda: self.worker_poll.now(self.store.changes),
+                poll_seconds=lambda: WORKER_POLL.now(self.store.changes),
             )
             self.workers.start()
             self._unsubscribe.append(self.store.changes.on_events(WORK_KINDS, self.workers.wake))

@@ -183,19 +183,8 @@ class SqlJobStore:
     @staticmethod
     async def _visible_job(tx: Transaction, job_id: str, owner: str | None, *, lock: bool = False) -> Row | None:
         """The job row if `owner` may see it (None: anyone may); locked for update with `lock`."""
-        if lock:
-            return await tx.fetchrow(
-                "SELECT * FROM ocr_jobs WHERE id = $1 AND (CAST($2 AS text) IS NULL OR owner IN ($2, $3)) {for_update}",
-                job_id,
-                owner,
-                NO_OWNER,
-            )
-        return await tx.fetchrow(
-            "SELECT * FROM ocr_jobs WHERE id = $1 AND (CAST($2 AS text) IS NULL OR owner IN ($2, $3))",
-            job_id,
-            owner,
-            NO_OWNER,
-        )
+        visible = "SELECT * FROM ocr_jobs WHERE id = $1 AND (CAST($2 AS text) IS NULL OR owner IN ($2, $3))"
+        return await tx.fetchrow(visible + (" {for_update}" if lock else ""), job_id, owner, NO_OWNER)
 
     # -- submission and reads -------------------------------------------------------------
 

@@ -223,4 +223,4 @@ def new_job(pages: int = 2, key: str | None = None, document: bytes = STORE_DOC,
 async def finals(store: SqlJobStore, job_id: str) -> list[str]:
     """The final events a job has: exactly one once it is finished."""
     events = await store.events_since(job_id, 0, 1000)
-    return [e.kind for e in events if e.kind in ("succeeded", "failed", "cancelled")]
+    return [e.kind for e in events if e.kind in FINAL]

@@ -107,24 +107,14 @@ def operator_requests(k8s: Harness, since: int) -> tuple[int, int]:
     return len(ours) - writes, writes
 
 
-def reconcile_count(k8s: Harness, since: int) -> int:
-    """Reconciles after request `since` (each starts with a GET of its resource by name)."""
+def reconcile_reads(k8s: Harness, since: int) -> list[str]:
+    """Names of the resources the operator read by name after request `since`: one per reconcile, which starts so."""
     prefix = f"/apis/ocr.catalyst.dev/v1alpha1/namespaces/{NAMESPACE}/ocrdeployments/"
-    return sum(
-        1
-        for r in k8s.requests()[since:]
-        if r.method.value == "GET" and r.url.path.startswith(prefix) and "/" not in r.url.path.removeprefix(prefix)
-    )
-
-
-def reconciled_since(k8s: Harness, since: int) -> set[str]:
-    """Resources the operator has read by name (each reconcile starts so) after request `since`."""
-    prefix = f"/apis/ocr.catalyst.dev/v1alpha1/namespaces/{NAMESPACE}/ocrdeployments/"
-    return {
+    return [
         r.url.path.removeprefix(prefix)
         for r in k8s.requests()[since:]
         if r.method.value == "GET" and r.url.path.startswith(prefix) and "/" not in r.url.path.removeprefix(prefix)
-    }
+    ]
 
 
 async def wait_until(check: Callable[[], bool], what: str) -> None:
@@ -180,16 +170,16 @@ async def run(count: int) -> None:
             resync = OperatorProcess({**env, "CATALYST_OPERATOR_RESYNC_SECONDS": str(TIMER_SECONDS)})
             started = time.perf_counter()
             await resync.start()
-            await wait_until(lambda: reconciled_since(k8s, mark) >= set(names), "every resource to be resumed")
+            await wait_until(lambda: set(reconcile_reads(k8s, mark)) >= set(names), "every resource to be resumed")
             await k8s.settle(quiet=1.0, within=STEP_TIMEOUT_SECONDS)
             restart_seconds = time.perf_counter() - started
             restart_reads, restart_writes = operator_requests(k8s, mark)
 
             # Steady state: one round of the resync timer over every resource, watch caches warm.
             mark = len(k8s.requests())
-            await wait_until(lambda: reconciled_since(k8s, mark) >= set(names), "a timer round over every resource")
+            await wait_until(lambda: set(reconcile_reads(k8s, mark)) >= set(names), "a timer round over every resource")
             await asyncio.sleep(0.5)
-            timer_reconciles = reconcile_count(k8s, mark)
+            timer_reconciles = len(reconcile_reads(k8s, mark))
             timer_reads, timer_writes = operator_requests(k8s, mark)
             peak_rss = max(operator.peak_rss, resync.peak_rss)
             await resync.stop()

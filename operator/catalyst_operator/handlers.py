@@ -27,6 +27,7 @@ from typing import Any, Final
 import kopf
 
 from catalyst_operator import constants, events, kube, metrics
+from catalyst_operator.status import TRUE, condition
 from catalyst_operator.discovery import ApiDiscovery
 from catalyst_operator.reconcile import Report, reconcile
 from catalyst_operator.resources import (
@@ -194,8 +195,7 @@ def on_monitoring_crd_event(type: str | None, body: kopf.Body, name: str, memo: 
 
 def is_established(crd: Mapping[str, Any]) -> bool:
     """Whether the API server serves the CRD's resource (its `Established` condition is True)."""
-    conditions = (crd.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+    return (condition(crd.get("status"), "Established") or {}).get("status") == TRUE
 
 
 def _is_monitoring_crd(name: str, **_: Any) -> bool:

@@ -139,8 +139,6 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str, created: bool
 
     for manifest in desired:
         runtime.remember_desired(namespace, manifest)
-    if created:
-        runtime.record_owned(namespace, name, ())
     candidates = [r for r in CHILD_RESOURCES if monitoring_available or r not in MONITORING_RESOURCES]
     applied = apply_children(
         api,
@@ -148,7 +146,7 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str, created: bool
         desired,
         owner_uid=str(metadata.get("uid") or ""),
         owner_labels={constants.LABEL_INSTANCE: name, constants.LABEL_MANAGED_BY: constants.OPERATOR_NAME},
-        prunable=runtime.kinds_to_prune(namespace, name, candidates),
+        prunable=() if created else runtime.kinds_to_prune(namespace, name, candidates),
         cached=lambda resource, child_name: runtime.cached_child(resource, namespace, child_name),
         new_owner=created,
     )

@@ -185,6 +185,11 @@ class OcrPipeline:
         pool = self._pool
         return pool.stats if pool is not None else PoolStats(0, 0, 0, 0, 0)
 
+    def overloaded(self) -> Overloaded:
+        """The pool's 429, its Retry-After from how long the queue takes to drain (for gates in front of it)."""
+        pool = self._pool_or_fail()
+        return pool.overloaded()
+
     def capacity(self) -> int:
         """`stats().capacity` without taking the pool's lock: read on every request's admission."""
         pool = self._pool

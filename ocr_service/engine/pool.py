@@ -148,9 +148,9 @@ class WorkerPool:
         with self._lock:
             full = self._used >= self.capacity or bool(self._waiters)
         if full:
-            raise self._overloaded()
+            raise self.overloaded()
 
-    def _overloaded(self) -> Overloaded:
+    def overloaded(self) -> Overloaded:
         """429 with Retry-After = about how long the current queue takes to drain (1-60 s)."""
         drain = self._mean_task_seconds * (self.queue_size + self.workers) / self.workers
         retry_after = max(1, min(60, math.ceil(drain)))
@@ -168,7 +168,7 @@ class WorkerPool:
                 self._used += 1
                 return True
             if not wait:
-                raise self._overloaded()
+                raise self.overloaded()
             return False
 
     async def _wait_for_slot(self, deadline: float | None) -> None:

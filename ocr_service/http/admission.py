@@ -15,24 +15,21 @@ from contextlib import contextmanager
 
 from ocr_service.errors import Overloaded
 
-RETRY_AFTER_SECONDS = 1
-
 
 class DocumentAdmission:
-    """Counts requests holding a document; `limit()` is read on each admission (the pool may resize)."""
+    """Counts requests holding a document; `limit()` is read on each admission (the pool may resize),
+    and a refusal is the pool's own `Overloaded` (`refusal()`), so clients get one Retry-After policy."""
 
-    def __init__(self, limit: Callable[[], int]) -> None:
+    def __init__(self, limit: Callable[[], int], refusal: Callable[[], Overloaded]) -> None:
         self._limit = limit
+        self._refusal = refusal
         self.active = 0
 
     @contextmanager
     def admit(self) -> Iterator[None]:
         limit = max(1, self._limit())
         if self.active >= limit:
-            raise Overloaded(
-                f"{self.active} requests are already in progress, as many as the service has room for; retry shortly",
-                retry_after=RETRY_AFTER_SECONDS,
-            )
+            raise self._refusal()  # the pool's own 429: one Retry-After policy for both gates
         self.active += 1
         try:
             yield

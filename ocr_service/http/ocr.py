@@ -42,7 +42,7 @@ class OcrEndpoint:
     def __init__(self, settings: Settings, pipeline: OcrPipeline) -> None:
         self.settings = settings
         self.pipeline = pipeline
-        self.admission = DocumentAdmission(pipeline.capacity)
+        self.admission = DocumentAdmission(pipeline.capacity, pipeline.overloaded)
         self._parsed_queries: dict[tuple[bytes, str | None], OcrOptions] = {}
 
     async def recognize(self, request: Request) -> Response:
@@ -55,24 +55,18 @@ class OcrEndpoint:
         )
         options = self.options(request, received.options)
         cache: ResultCache = request.app.state.cache
-        if not cache.enabled:
-            outcome = await self.pipeline.run(received.data, options, timeout=self.settings.timeout_seconds)
-            record_recognition(outcome, options.format)
-            return self._answer(outcome, options)
-        digest = await document_digest(received.data)
-        key = result_key(digest, options, options.format.value, engine_version(self.pipeline.engine_info()))
-        hit = await cache.get(key)
-        if hit is not None:
-            body = mark_cached(hit, options.format, cached=True)
-            return Response(body, media_type=MEDIA_TYPES[options.format], headers={"X-Cache": "hit"})
+        digest = key = None
+        if cache.enabled:  # a disabled cache costs no digest and no key
+            digest = await document_digest(received.data)
+            key = result_key(digest, options, options.format.value, engine_version(self.pipeline.engine_info()))
+            hit = await cache.get(key)
+            if hit is not None:
+                body = mark_cached(hit, options.format, cached=True)
+                return Response(body, media_type=MEDIA_TYPES[options.format], headers={"X-Cache": "hit"})
         outcome = await self.pipeline.run(received.data, options, timeout=self.settings.timeout_seconds, sha256=digest)
         record_recognition(outcome, options.format)
-        await cache.put(key, outcome.body)
-        return self._answer(outcome, options)
-
-    @staticmethod
-    def _answer(outcome: OcrOutcome, options: OcrOptions) -> Response:
-        """The answer for a freshly recognised result (not from the cache)."""
+        if key is not None:
+            await cache.put(key, outcome.body)
         body = mark_cached(outcome.body, options.format, cached=False)
         return Response(body, media_type=outcome.media_type, headers={"X-Cache": "miss"})
 

@@ -49,12 +49,9 @@ class InkPoints:
         rows = (self.ys * np.cos(theta) + self.xs * np.sin(theta) + (self.length + 0.5)).astype(np.int64)
         return np.bincount(rows, minlength=2 * self.length + 1).astype(np.float64)
 
-    def sharpness(self, angle: float) -> float:
-        """How crisply the ink falls into rows at `angle` (sum of squared row-to-row differences)."""
-        return float(self.sharpnesses(np.array([angle]))[0])
-
     def sharpnesses(self, angles: NDArray[np.float64]) -> NDArray[np.float64]:
-        """`sharpness` at each of `angles`, from one `bincount` over all of them.
+        """How crisply the ink falls into rows at each of `angles` (sum of squared row-to-row
+        differences of `profile`), from one `bincount` over all of them.
 
         Coordinates are projected in float32 and binned in int32: rows are whole pixels, so the
         single precision changes no figure that matters and halves the memory the pass walks.

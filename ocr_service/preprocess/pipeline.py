@@ -72,6 +72,10 @@ class Page:
         """Typical letter height of the current image (measured once per image)."""
         return self.letters().height
 
+    def sharpness(self) -> float:
+        """Edge steepness of the current image (measured once per image: sharpen and binarize both ask)."""
+        return cast(float, self._cached("sharpness", sharpen.sharpness))
+
     def ink_points(self) -> deskew.InkPoints | None:
         """The current image's ink as points for projection profiles (shared by orientation and deskew)."""
         return cast(deskew.InkPoints | None, self._cached("points", deskew.ink_points))
@@ -183,7 +187,7 @@ def _upscale(page: Page, forced: bool) -> StepRun:
 
 
 def _sharpen(page: Page, forced: bool) -> StepRun:
-    steepness = sharpen.sharpness(page.image)
+    steepness = page.sharpness()
     sigma = sharpen.blur_sigma(steepness)
     decision = policy.sharpen(steepness, smoothed=page.grain_smoothed)
     outcome = sharpen.unsharp(page.image, max(sigma, 1.0)) if decision.run or forced else None
@@ -234,7 +238,7 @@ def _binarize(page: Page, forced: bool) -> StepRun:
     repaired = "illumination" in page.applied or "contrast" in page.applied
     if not (repaired or forced):
         return StepRun(None, {}, policy.binarize(1.0, sharpened=False, repaired=False).reason)
-    sharpness = sharpen.sharpness(page.image)
+    sharpness = page.sharpness()
     decision = policy.binarize(sharpness, sharpened="sharpen" in page.applied, repaired=repaired)
     measures: Params = {"sharpness": round(sharpness, 3)}
     outcome = None

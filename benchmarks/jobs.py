@@ -88,6 +88,9 @@ async def timed_sync(client: httpx.AsyncClient, document: bytes) -> float:
     return time.perf_counter() - started
 
 
+FINAL_STATES = ("succeeded", "failed", "cancelled")
+
+
 async def timed_job(client: httpx.AsyncClient, document: bytes, limit: float) -> tuple[float, float]:
     started = time.perf_counter()
     response = await client.post(
@@ -96,13 +99,7 @@ async def timed_job(client: httpx.AsyncClient, document: bytes, limit: float) ->
     response.raise_for_status()
     accepted = time.perf_counter() - started
     job_id = response.json()["id"]
-    while True:
-        status = (await client.get(f"/v1/jobs/{job_id}")).json()["status"]
-        if status == "succeeded":
-            break
-        if status in ("failed", "cancelled") or time.perf_counter() - started > limit:
-            raise RuntimeError(f"job {job_id} ended {status}")
-        await asyncio.sleep(0.02)
+    await wait_final(client, job_id, within=limit - (time.perf_counter() - started), poll=0.02)
     (await client.get(f"/v1/jobs/{job_id}/result")).raise_for_status()
     return time.perf_counter() - started, accepted
 
@@ -262,12 +259,13 @@ async def follow(client: httpx.AsyncClient, job_id: str, seen: dict[str, float])
                 seen.setdefault(line.removeprefix("event: "), time.perf_counter())
 
 
-async def wait_final(client: httpx.AsyncClient, job_id: str, within: float = 120) -> None:
+async def wait_final(client: httpx.AsyncClient, job_id: str, within: float = 120, poll: float = 0.05) -> None:
+    """Until the job is final; RuntimeError unless it succeeded, TimeoutError after `within` seconds."""
     deadline = time.perf_counter() + within
-    while (status := (await client.get(f"/v1/jobs/{job_id}")).json()["status"]) not in ("succeeded", "failed"):
+    while (status := (await client.get(f"/v1/jobs/{job_id}")).json()["status"]) not in FINAL_STATES:
         if time.perf_counter() > deadline:
             raise TimeoutError(f"job {job_id} still {status} after {within}s")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(poll)
     if status != "succeeded":
         raise RuntimeError(f"job {job_id} {status}")
 

@@ -27,7 +27,6 @@ from typing import Any, Final
 import kopf
 
 from catalyst_operator import constants, events, kube, metrics
-from catalyst_operator.status import TRUE, condition
 from catalyst_operator.discovery import ApiDiscovery
 from catalyst_operator.reconcile import Report, reconcile
 from catalyst_operator.resources import (
@@ -40,6 +39,7 @@ from catalyst_operator.resources import (
 from catalyst_operator.runtime import Runtime, owner_of
 from catalyst_operator.secrets import secret_digest
 from catalyst_operator.settings import OperatorSettings, resync_seconds_from_env
+from catalyst_operator.status import TRUE, condition
 
 RUNTIME_KEY: Final = "runtime"
 """Where the operator's `Runtime` lives in kopf's memo (tests put their own there before start)."""

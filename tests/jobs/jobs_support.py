@@ -224,3 +224,20 @@ async def finals(store: SqlJobStore, job_id: str) -> list[str]:
     """The final events a job has: exactly one once it is finished."""
     events = await store.events_since(job_id, 0, 1000)
     return [e.kind for e in events if e.kind in FINAL]
+
+
+SECRET = "test-secret"
+"""The callback secret of `job_settings`, which `Receiver` verifies signatures with."""
+
+
+@dataclass
+class Receiver:
+    """Answers 500 to the first `failures` deliveries, then 204; records every delivery."""
+
+    failures: int = 0
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"

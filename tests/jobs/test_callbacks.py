@@ -4,73 +4,24 @@ allow-list. The receiver is a real HTTP server on loopback that verifies every s
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from jobs_support import job_settings, pdf, running_app, wait_final, wait_until
+from jobs_support import SECRET, Receiver, job_settings, pdf, running_app, wait_final, wait_until
 
 from ocr_service.jobs import runtime as jobs_runtime
 from ocr_service.jobs.callbacks import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
     CallbackDispatcher,
     backoff_seconds,
     check_callback_url,
-    verify,
 )
 from ocr_service.jobs.changes import PollIntervals
 from ocr_service.jobs.errors import CallbackNotAllowed
 from ocr_service.jobs.models import NewJob
 from ocr_service.jobs.sqlstore import SqlJobStore
 from ocr_service.options import OcrOptions
-
-SECRET = "test-secret"
-
-
-@dataclass
-class Receiver:
-    """Answers 500 to the first `failures` deliveries, then 204; records every delivery."""
-
-    failures: int = 0
-    deliveries: list[dict[str, Any]] = field(default_factory=list)
-    port: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            signature_ok = verify(SECRET, self.headers[TIMESTAMP_HEADER], body, self.headers[SIGNATURE_HEADER])
-            state.deliveries.append({"body": json.loads(body), "signature_ok": signature_ok})
-            failing = len(state.deliveries) <= state.failures
-            self.send_response(500 if failing else 204)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
 
 
 def test_the_allow_list_refuses_everything_else() -> None:

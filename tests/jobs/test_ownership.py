@@ -5,19 +5,27 @@ authentication off changes nothing, and a store at schema version 1 migrates wit
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from jobs_support import STORE_DOC, finals, job_settings, new_job, parse_sse, pdf, running_app, wait_final, words
+from jobs_support import (
+    STORE_DOC,
+    Receiver,
+    finals,
+    job_settings,
+    new_job,
+    parse_sse,
+    pdf,
+    running_app,
+    wait_final,
+    words,
+)
 
 from ocr_service.jobs import postgres, sqlite
 from ocr_service.jobs.errors import IdempotencyConflict
@@ -242,26 +250,25 @@ async def test_another_keys_job_is_not_found_on_every_route_and_not_cancelled(te
     assert (await a.get(f"/v1/jobs/{job_id}", headers={"x-api-key": ""})).status_code == 401
 
 
-async def test_each_key_gets_its_own_results_and_callbacks(tenants: tuple[Any, Any]) -> None:
+async def test_each_key_gets_its_own_results_and_callbacks(tenants: tuple[Any, Any], receiver: Receiver) -> None:
     a, b = tenants
-    deliveries: list[dict[str, Any]] = []
-    with callback_receiver(deliveries) as hook:
-        a_id = await submit(a, pdf(1), format="text", callback_url=hook)
-        b_id = await submit(b, pdf(1, start=2), format="text")
-        assert (await wait_final(a, a_id))["status"] == "succeeded"
-        assert (await wait_final(b, b_id))["status"] == "succeeded"
-        assert words((await a.get(f"/v1/jobs/{a_id}/result")).text) == ["alpha", "page", "1"]
-        assert words((await b.get(f"/v1/jobs/{b_id}/result")).text) == ["bravo", "page", "2"]
-        for other, job_id in ((b, a_id), (a, b_id)):
-            for suffix in ("", "/result", "/events"):
-                assert (await other.get(f"/v1/jobs/{job_id}{suffix}")).status_code == 404, suffix
-        own_events = parse_sse((await a.get(f"/v1/jobs/{a_id}/events")).text)
-        assert own_events[-1][0] == "succeeded"
-        async with asyncio.timeout(20):
-            while not deliveries:  # noqa: ASYNC110 (the receiver runs in its own thread)
-                await asyncio.sleep(0.1)
-    assert [d["job"]["id"] for d in deliveries] == [a_id]  # the owned job's callback went out
-    assert KEY_A not in json.dumps(deliveries)
+    deliveries = receiver.deliveries
+    a_id = await submit(a, pdf(1), format="text", callback_url=receiver.url)
+    b_id = await submit(b, pdf(1, start=2), format="text")
+    assert (await wait_final(a, a_id))["status"] == "succeeded"
+    assert (await wait_final(b, b_id))["status"] == "succeeded"
+    assert words((await a.get(f"/v1/jobs/{a_id}/result")).text) == ["alpha", "page", "1"]
+    assert words((await b.get(f"/v1/jobs/{b_id}/result")).text) == ["bravo", "page", "2"]
+    for other, job_id in ((b, a_id), (a, b_id)):
+        for suffix in ("", "/result", "/events"):
+            assert (await other.get(f"/v1/jobs/{job_id}{suffix}")).status_code == 404, suffix
+    own_events = parse_sse((await a.get(f"/v1/jobs/{a_id}/events")).text)
+    assert own_events[-1][0] == "succeeded"
+    async with asyncio.timeout(20):
+        while not deliveries:  # noqa: ASYNC110 (the receiver runs in its own thread)
+            await asyncio.sleep(0.1)
+    assert [d["body"]["job"]["id"] for d in deliveries] == [a_id]  # the owned job's callback went out
+    assert deliveries[0]["signature_ok"] and KEY_A not in json.dumps(deliveries)
 
 
 async def test_one_idempotency_key_from_two_api_keys_makes_two_jobs(tenants: tuple[Any, Any]) -> None:
@@ -297,26 +304,3 @@ async def test_without_api_keys_every_caller_shares_jobs_and_idempotency_keys(tm
         job_url = f"/v1/jobs/{first.json()['id']}"
         assert (await client.get(job_url, headers={"authorization": "Bearer caller-three"})).status_code == 200
         assert (await client.delete(job_url, headers={"x-api-key": "caller-four"})).json()["status"] == "cancelled"
-
-
-@contextlib.contextmanager
-def callback_receiver(deliveries: list[dict[str, Any]]) -> Iterator[str]:
-    """A loopback HTTP server that records each callback body in `deliveries`; yields its URL."""
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            deliveries.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    finally:
-        server.shutdown()
-        server.server_close()

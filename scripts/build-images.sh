@@ -7,7 +7,8 @@
 #
 # Names: <IMAGE_REGISTRY>/catalyst-ocr:<IMAGE_TAG> (target production, the name the manifests,
 # the chart and the operator's default image use), <IMAGE_REGISTRY>/catalyst-ocr-operator:<IMAGE_TAG>
-# (target operator) and <IMAGE_REGISTRY>/catalyst-ocr-dev:<IMAGE_TAG> (target development).
+# (target operator) and <IMAGE_REGISTRY>/catalyst-ocr:<IMAGE_TAG>-dev (target development, the
+# name docker-compose.dev.yml uses).
 #
 # Inputs (environment):
 #   PYTHON_IMAGE   the base image; default python:3.11-slim-bookworm (the Dockerfile's), or with
@@ -60,7 +61,7 @@ name_of() {
     case "$1" in
         production) echo "$IMAGE_REGISTRY/catalyst-ocr:$IMAGE_TAG" ;;
         operator) echo "$IMAGE_REGISTRY/catalyst-ocr-operator:$IMAGE_TAG" ;;
-        development) echo "$IMAGE_REGISTRY/catalyst-ocr-dev:$IMAGE_TAG" ;;
+        development) echo "$IMAGE_REGISTRY/catalyst-ocr:$IMAGE_TAG-dev" ;;
         *) echo "build-images: unknown target $1" >&2; return 2 ;;
     esac
 }

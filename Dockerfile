@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # Catalyst OCR images, one file, five stages:
 #
 #   base         Debian slim + Python + Tesseract, installed by scripts/install-system-deps.sh
@@ -9,11 +7,24 @@
 #   operator     the kopf operator only: no Tesseract, no OpenCV
 #   production   the service: /opt/venv on top of base, non-root, no compilers (the default target)
 #
-# production is the last stage, so a plain `docker build .` builds the service image.
+# production is the last stage, so a plain `docker build .` builds the service image. Build with
+# BuildKit (the default builder since Docker 23; `DOCKER_BUILDKIT=1` on 20.10). There is no
+# `# syntax=` line on purpose: that makes BuildKit fetch a frontend image from a registry, which
+# fails offline, and the built-in frontend has everything used here.
 #
 #   docker build --target production -t ghcr.io/catalyst-ocr/catalyst-ocr:0.1.0 .
 #   docker build --target operator   -t ghcr.io/catalyst-ocr/catalyst-ocr-operator:0.1.0 .
 #   docker build --build-arg OCR_LANGUAGES="eng deu fra spa" ...
+#   scripts/build-images.sh      # all three targets, with the options below worked out for you
+#
+# Build inputs:
+#   PYTHON_IMAGE  (build arg) the base: python:3.11-slim-bookworm, or a local equivalent where no
+#                 registry is reachable (scripts/build-base-image.sh builds one with debootstrap).
+#   extra-ca      (build secret, optional) extra CA certificates (PEM) that pip must trust, for a
+#                 network behind a TLS-inspecting proxy:
+#                   docker build --secret id=extra-ca,src=corporate-ca.pem ...
+#                 Used only while pip runs; no image keeps it (a secret leaves no trace in layers
+#                 or history). To trust it at run time too, add it in an image built FROM these.
 #
 # The base image is pinned by tag. Pin the digest too when you release:
 #   docker buildx imagetools inspect python:3.11-slim-bookworm   # then FROM python:3.11-slim-bookworm@sha256:<index digest>
@@ -52,14 +63,21 @@ COPY requirements/lock.txt requirements/lock.txt
 COPY pyproject.toml README.md ./
 COPY ocr_service/ ocr_service/
 COPY operator/ operator/
-RUN pip install --no-cache-dir -c requirements/lock.txt ".[tesserocr]"
+# pip trusts the optional extra-ca secret too (see the header), for this command only.
+RUN --mount=type=secret,id=extra-ca \
+    if [ -s /run/secrets/extra-ca ]; then cat /etc/ssl/certs/ca-certificates.crt /run/secrets/extra-ca >/tmp/ca.pem && export PIP_CERT=/tmp/ca.pem; fi \
+    && pip install --no-cache-dir -c requirements/lock.txt ".[tesserocr]" \
+    && rm -f /tmp/ca.pem
 
 # ---------------------------------------------------------------------------------------------
 FROM builder AS development
 
 # Dev tools from the same lock, and the source installed editable so a bind mount of the
 # checkout over /src is what runs.
-RUN pip install --no-cache-dir -c requirements/lock.txt -e ".[tesserocr,dev]" \
+RUN --mount=type=secret,id=extra-ca \
+    if [ -s /run/secrets/extra-ca ]; then cat /etc/ssl/certs/ca-certificates.crt /run/secrets/extra-ca >/tmp/ca.pem && export PIP_CERT=/tmp/ca.pem; fi \
+    && pip install --no-cache-dir -c requirements/lock.txt -e ".[tesserocr,dev]" \
+    && rm -f /tmp/ca.pem \
     && groupadd --gid 1000 ocr \
     && useradd --uid 1000 --gid 1000 --create-home --shell /bin/bash ocr \
     && install -d -o 1000 -g 1000 /var/lib/catalyst-ocr
@@ -89,10 +107,16 @@ COPY ocr_service/ ocr_service/
 COPY operator/ operator/
 # Only the operator's own dependencies (versions from the lock); the project itself with
 # --no-deps, since the operator imports only the standard-library contract from ocr_service.
-RUN python -m venv /opt/venv \
+# The uid the manifests run it as gets a passwd entry (as in production); the operator no longer
+# needs one (it sets kopf's POD_ID itself), since Kubernetes may run it under any runAsUser.
+RUN --mount=type=secret,id=extra-ca \
+    if [ -s /run/secrets/extra-ca ]; then cat /etc/ssl/certs/ca-certificates.crt /run/secrets/extra-ca >/tmp/ca.pem && export PIP_CERT=/tmp/ca.pem; fi \
+    && python -m venv /opt/venv \
     && pip install --no-cache-dir -c requirements/lock.txt kopf kubernetes prometheus-client pyyaml \
     && pip install --no-cache-dir --no-deps . \
-    && rm -rf /src
+    && rm -rf /src /tmp/ca.pem \
+    && groupadd --gid 1000 ocr \
+    && useradd --uid 1000 --gid 1000 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ocr
 
 LABEL org.opencontainers.image.title="catalyst-ocr-operator" \
       org.opencontainers.image.description="kopf operator that runs Catalyst OCR from OcrDeployment resources" \

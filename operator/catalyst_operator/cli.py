@@ -14,6 +14,7 @@ Cluster-wide (`--all-namespaces`), the operator also watches the Prometheus Oper
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from importlib import metadata
@@ -76,7 +77,20 @@ def main(argv: Sequence[str] | None = None) -> None:
             from catalyst_operator import handlers
 
             handlers.register_monitoring_crd_watch(kopf.get_default_registry())
+    set_default_identity()
     kopf.cli.main(args=["run", "--module", HANDLERS_MODULE, *args], prog_name=PROG)
+
+
+def set_default_identity(environ: dict[str, str] | None = None) -> str:
+    """Give kopf an identity that needs no passwd entry, unless `POD_ID` already names one.
+
+    Without `POD_ID`, kopf's `peering.detect_own_id` asks `getpass.getuser()`, which raises
+    `KeyError` for a uid with no passwd entry: what Kubernetes gives a container run under
+    `runAsUser` that its image does not know. The manifests set `POD_ID` from the downward API
+    (`metadata.name`); elsewhere the host name stands in (in a pod, the pod's name too).
+    """
+    env = os.environ if environ is None else environ
+    return env.setdefault("POD_ID", socket.gethostname())
 
 
 def watches_all_namespaces(args: Sequence[str], environ: Mapping[str, str] | None = None) -> bool:

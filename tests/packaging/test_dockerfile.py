@@ -258,3 +258,29 @@ def test_everything_an_image_installs_is_pinned_by_the_lock(image: str, roots: l
     assert not unpinned, f"{image} image would install unpinned {unpinned}"
     for name in closure:
         assert importlib.metadata.version(name) == pins[name], f"{name}: the venv differs from the lock"
+
+
+def test_no_syntax_line_so_buildkit_needs_no_registry() -> None:
+    """`# syntax=` makes BuildKit pull a frontend image first, which fails where no registry answers."""
+    first_lines = DOCKERFILE.read_text(encoding="utf-8").splitlines()[:5]
+    assert not any(re.match(r"#\s*syntax\s*=", line, re.IGNORECASE) for line in first_lines)
+
+
+def test_every_pip_install_trusts_the_optional_extra_ca_secret_without_keeping_it(dockerfile: Dockerfile) -> None:
+    pip_runs = [
+        run.args for stage in dockerfile.stages.values() for run in stage.all("RUN") if "pip install" in run.args
+    ]
+    assert len(pip_runs) == 3, "builder, development and operator install with pip"
+    for run in pip_runs:
+        assert run.startswith("--mount=type=secret,id=extra-ca "), run
+        assert "export PIP_CERT=/tmp/ca.pem" in run and "/tmp/ca.pem" in run.rsplit("rm ", 1)[-1], run
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert "update-ca-certificates" not in text and "ARG EXTRA_CA" not in text, "no image bakes the extra CA in"
+    assert "--secret id=extra-ca" in text, "the header documents the build input"
+    assert "--secret id=extra-ca" in (REPO / "scripts" / "build-images.sh").read_text(encoding="utf-8")
+
+
+def test_operator_stage_has_a_passwd_entry_for_its_uid(dockerfile: Dockerfile) -> None:
+    op = dockerfile.stages["operator"]
+    assert any("useradd --uid 1000 --gid 1000" in run.args for run in op.all("RUN"))
+    assert [i.args for i in op.all("USER")] == ["1000:1000"]

@@ -30,6 +30,8 @@ CLOSE = {"Connection": "close"}
 """Sent with a 413 for an unread body: the server then drops the connection instead of draining the rest."""
 JSON_OVERHEAD_BYTES = 64 * 1024
 """Room for option members and whitespace around the base64 content of a JSON body."""
+MAX_JSON_INTEGER_DIGITS = 18
+"""No option is a number past this many digits (and it keeps to int64, like the store's columns)."""
 
 
 @dataclass(frozen=True)
@@ -154,13 +156,53 @@ async def _read_multipart(request: Request, max_bytes: int) -> ReceivedDocument:
     return ReceivedDocument(document, options)
 
 
+class _DuplicateMember(ValueError):
+    """A JSON object names one member twice: which value counts would be a guess."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _unique_members(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    members: dict[str, object] = {}
+    for name, value in pairs:
+        if name in members:
+            raise _DuplicateMember(name)
+        members[name] = value
+    return members
+
+
+def _bounded_int(text: str) -> int:
+    """Options are small numbers; a longer integer is refused before Python converts it (4300-digit limit)."""
+    if len(text.lstrip("-")) > MAX_JSON_INTEGER_DIGITS:
+        raise ValueError(f"an integer of {len(text)} characters; at most {MAX_JSON_INTEGER_DIGITS} digits are accepted")
+    return int(text)
+
+
+def parse_json_body(body: bytes) -> object:
+    """`json.loads` with every way it can fail on hostile input turned into 400 `invalid-parameter`.
+
+    Besides syntax errors: nesting deep enough to exhaust the parser's recursion (RecursionError),
+    integers too long for Python to convert (ValueError), and a member named twice, which the API
+    treats like an option given twice (400, as the docs say), not as "the last one wins".
+    """
+    try:
+        return json.loads(body, object_pairs_hook=_unique_members, parse_int=_bounded_int)
+    except _DuplicateMember as exc:
+        raise InvalidParameter(f"Option {exc.name!r} is given more than once.", param=exc.name) from None
+    except RecursionError:
+        raise InvalidParameter("The JSON body is nested too deeply.", param="content") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidParameter(f"The JSON body does not parse: {exc}.", param="content") from None
+    except ValueError as exc:  # from _bounded_int
+        raise InvalidParameter(f"The JSON body does not parse: {exc}.", param="content") from None
+
+
 async def _read_json(request: Request, max_bytes: int) -> ReceivedDocument:
     # base64 grows the document by 4/3; the limit applies to the decoded document.
     body = await read_limited(request, max_bytes * 4 // 3 + 4 + JSON_OVERHEAD_BYTES)
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidParameter(f"The JSON body does not parse: {exc}.", param="content") from None
+    payload = parse_json_body(body)
     if not isinstance(payload, dict):
         raise InvalidParameter("The JSON body must be an object with a base64 `content` member.", param="content")
     content = payload.pop("content", None)

@@ -50,6 +50,9 @@ SSE_POLL = PollIntervals(fallback=0.25, live=5.0)
 store's change feed for each committed event, so while the feed is live this is only a safety
 net; while it is not (PostgreSQL LISTEN reconnecting), streams poll as often as before it existed."""
 SSE_KEEPALIVE_SECONDS = 15.0
+MAX_EVENT_ID = 2**63 - 1
+"""Event ids are int64 in both stores (SQLite INTEGER, PostgreSQL bigint)."""
+_EVENT_ID = re.compile(r"^[0-9]{1,19}$")
 
 
 def _runtime(request: Request) -> JobRuntime:
@@ -119,7 +122,7 @@ async def job_result(request: Request) -> Response:
     if unknown:
         raise InvalidParameter(f"Unknown parameter {unknown[0]!r}; only `format` is accepted.", param=unknown[0])
     requested = request.query_params.get("format")
-    fmt = parse_format(requested) if requested else None
+    fmt = parse_format(requested) if requested is not None else None  # `?format=` (empty) is a 400, not the default
     if fmt is None:
         fmt = (await runtime.get(job_id, owner)).options.format
     job, body, media_type = await runtime.result(job_id, fmt, owner)
@@ -140,10 +143,7 @@ async def job_events(request: Request) -> Response:
     runtime = _runtime(request)
     job_id = request.path_params["job_id"]
     job = await runtime.get(job_id, _owner(request))  # 404 (unknown or another key's) before the stream starts
-    try:
-        after = int(request.headers.get("last-event-id", "0") or 0)
-    except ValueError:
-        raise InvalidParameter("Last-Event-ID must be an event id from this stream.", param="Last-Event-ID") from None
+    after = last_event_id(request.headers.get("last-event-id"))
 
     async def stream() -> AsyncIterator[bytes]:
         changes = runtime.store.changes
@@ -186,6 +186,22 @@ async def job_events(request: Request) -> Response:
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+def last_event_id(header: str | None) -> int:
+    """The id to resume after: 0 without the header, else a decimal event id the store can hold.
+
+    Checked before the stream starts: `-5` or `+1` is no id this stream sent, and a number past
+    int64 would only fail in the database once the 200 was sent, breaking the stream mid-way.
+    """
+    if header is None or header == "":
+        return 0
+    if not _EVENT_ID.fullmatch(header) or int(header) > MAX_EVENT_ID:
+        raise InvalidParameter(
+            f"Last-Event-ID must be an event id from this stream (decimal, 0 to {MAX_EVENT_ID}).",
+            param="Last-Event-ID",
+        )
+    return int(header)
 
 
 def _sse(kind: str, data: dict[str, Any], event_id: int | None) -> bytes:

@@ -48,7 +48,8 @@ class OperatorSettings:
     metrics_address: str = "0.0.0.0"
     resync_seconds: float = 60.0
     discovery_ttl_seconds: float = 10.0
-    watch_server_timeout: float = 300.0
+    watch_server_timeout: int = 300
+    """Sent as the watch's `timeoutSeconds`: an integer on the wire (`300.0` is a 400 from the API server)."""
 
     @property
     def watch_client_timeout(self) -> float:
@@ -64,7 +65,7 @@ class OperatorSettings:
             metrics_address=env.get("CATALYST_OPERATOR_METRICS_ADDRESS") or "0.0.0.0",
             resync_seconds=resync_seconds_from_env(env),
             discovery_ttl_seconds=_number(env, "CATALYST_OPERATOR_DISCOVERY_TTL_SECONDS", 10.0, 0.0, 3600.0, float),
-            watch_server_timeout=_number(env, "CATALYST_OPERATOR_WATCH_SERVER_TIMEOUT", 300.0, 10.0, 3600.0, float),
+            watch_server_timeout=_number(env, "CATALYST_OPERATOR_WATCH_SERVER_TIMEOUT", 300, 10, 3600, int),
         )
 
 

@@ -11,6 +11,11 @@ suite and `benchmarks/operator_reconcile.py` drive the operator the same way.
 2. server-side apply of an object that does not exist creates it;
 3. `generateName` generates a name.
 
+Every request is first checked on the wire as a real API server would (`catalyst_operator.wire`:
+integer and boolean query parameters, `resourceVersion`, patch content types, `fieldManager`); a
+violation is answered with the real server's status code and kept in `wire_violations`, which the
+tests' `cluster` fixture asserts empty.
+
 It also keeps kmock's request routing linear: kmock scans its whole request log for every new
 request, which made a 200-resource benchmark measure kmock instead of the operator.
 
@@ -36,7 +41,7 @@ import attrs
 import kmock
 import kopf
 
-from catalyst_operator import constants, handlers
+from catalyst_operator import constants, handlers, wire
 from catalyst_operator.resources import (
     CUSTOM_RESOURCE_DEFINITIONS,
     MONITORING_RESOURCES,
@@ -57,6 +62,8 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     _revisions: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
     _log: list[kmock.Request] = attrs.field(factory=list, init=False)
     _in_flight: list[kmock.Request] = attrs.field(factory=list, init=False)
+    wire_violations: list[str] = attrs.field(factory=list, init=False)
+    """Requests a real API server would have refused ("METHOD path: message"), in arrival order."""
 
     def history(self) -> list[kmock.Request]:
         """Every request received, in arrival order (rewritten ones in the form that was served)."""
@@ -68,6 +75,9 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         self._log.append(request)
         self._in_flight.append(request)
         try:
+            refused = self._refuse_like_an_api_server(request)
+            if refused is not None:
+                return refused
             served = await self._rewrite(request)
             if isinstance(served, aiohttp.web.StreamResponse):
                 return served
@@ -76,6 +86,34 @@ class ClusterEmulator(kmock.KubernetesEmulator):
             return await super()._handle(served)
         finally:
             self._in_flight[:] = [r for r in self._in_flight if r is not request]
+
+    async def _serve_list(self, request: kmock.Request) -> Any:
+        """kmock answers a LIST with `resourceVersion: "..."`, which kopf sends back on its watch:
+        a real server's is a number (and it refuses anything else), so give it one."""
+        answer = await super()._serve_list(request)
+        if isinstance(answer, dict):
+            answer = {
+                **answer,
+                "metadata": {**answer.get("metadata", {}), "resourceVersion": str(next(self._revisions))},
+            }
+        return answer
+
+    def _refuse_like_an_api_server(self, request: kmock.Request) -> aiohttp.web.StreamResponse | None:
+        """Answer what a real API server refuses as it would (the client sees the error), and note it."""
+        group = request.resource.group if request.resource is not None else None
+        found = wire.violation(
+            _method(request),
+            {str(key): str(value) for key, value in request.params.items()},
+            _header(request, "Content-Type"),
+            group,
+            is_watch_or_list=request.action in (kmock.action.LIST, kmock.action.WATCH),
+        )
+        if found is None:
+            return None
+        self.wire_violations.append(f"{_method(request)} {request.url.path_qs}: {found.message}")
+        status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+        body = {**status, "message": found.message, "reason": found.reason, "code": found.status}
+        return aiohttp.web.json_response(body, status=found.status)
 
     def _keep_only_in_flight(self, original: kmock.Request, served: kmock.Request) -> None:
         """Trim kmock's own log to the requests still being served, the rewritten one in place.

@@ -37,6 +37,8 @@ async def cluster() -> AsyncIterator[ClusterEmulator]:
         emulator.resources.load_bundled()
         register_crd(emulator)
         yield emulator
+        # What a real API server would have refused (it was refused here too): a wire-type bug.
+        assert not emulator.wire_violations, f"requests a real API server refuses: {emulator.wire_violations}"
         # 4xx answers are part of the game (404 on a missing object); a 5xx means the emulator broke.
         broken = [e for e in emulator.errors if not (isinstance(e, kmock.KubernetesError) and e.status < 500)]
         assert not broken, f"the emulated API server failed to answer: {broken!r}"

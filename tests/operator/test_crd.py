@@ -204,7 +204,10 @@ def test_empty_spec_is_admitted_and_defaults_agree_with_parse_spec() -> None:
 
 
 VALID_SPECS = {
-    "hpa": {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 2}},
+    "hpa": {
+        "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 2},
+        "database": {"urlSecretRef": {"name": "pg"}},
+    },
     "pdb-percent": {"podDisruptionBudget": {"maxUnavailable": "25%"}},
     "pdb-zero": {"podDisruptionBudget": {"minAvailable": 0}},
     "langs": {"languages": ["eng", "deu"], "ocr": {"lang": "deu+eng"}},

@@ -138,7 +138,9 @@ def render_field_reference() -> str:
         "",
         "Constraints starting with *rule:* are CEL validations: the API server refuses an object that breaks "
         "one, with the message shown. The operator re-checks them (and a few no schema can express, such as "
-        "label values) and reports a violation as `Degraded`/`InvalidSpec` naming the field.",
+        "label values) and reports a violation as `Degraded`/`InvalidSpec` naming the field — all but the "
+        "rule that more than one pod needs `spec.database`, which only the API server enforces (on create, "
+        "update and `kubectl scale`), so a resource stored before that rule keeps running until it is changed.",
         "",
         "## Children",
         "",
@@ -160,6 +162,14 @@ def render_field_reference() -> str:
         *(f"- {rule['message']}" for rule in schema.get("x-kubernetes-validations", [])),
         "",
         "## spec",
+        "",
+        "Rules on the whole spec:",
+        "",
+        *(f"- {_cell(rule['message'])}" for rule in schema["properties"]["spec"].get("x-kubernetes-validations", [])),
+        "",
+        "Several pods share jobs only through PostgreSQL: without `spec.database` each pod keeps its own SQLite "
+        "job store, and a job submitted through the Service is not found when a later request lands on another "
+        "pod. So `replicas` above 1, or autoscaling that may go above 1, is refused until `spec.database` is set.",
         "",
         header,
         *_rows(schema["properties"]["spec"], "spec"),

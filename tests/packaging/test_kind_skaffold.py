@@ -132,5 +132,7 @@ def test_prod_profile_pushes_and_publishes_no_node_port(skaffold: dict[str, Any]
     (release,) = skaffold["deploy"]["helm"]["releases"]
     objects, _ = render(chart, merged_values([*release["valuesFiles"], added_values_file(prod)]))
     assert not [o for o in objects if o["kind"] == "Service" and o["spec"].get("type") == "NodePort"]
-    assert one(objects, "OcrDeployment")["spec"]["replicas"] == 2
+    sample = one(objects, "OcrDeployment")
+    assert sample["spec"]["replicas"] == 2
+    assert sample["spec"]["database"]["urlSecretRef"]["name"], "two pods share jobs only through PostgreSQL"
     assert skaffold["build"]["local"]["push"] is False, "the default (kind) build loads images locally"

@@ -1,0 +1,1 @@
+"""Catalyst OCR's Python client, installable on its own (`pip install 'catalyst-ocr[client]'`)."""

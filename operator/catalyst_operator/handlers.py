@@ -13,8 +13,16 @@ A cluster-wide operator also watches the Prometheus Operator's CRDs (`register_m
 registered by the command line only when kopf runs cluster-wide), so ServiceMonitors appear within seconds
 of installing them; a namespaced one may not watch CRDs and relies on the resync timer for that.
 
-kopf's bookkeeping lives under the operator's own prefix (`ocr.catalyst.dev/...`): finalizer,
-progress and last-handled-configuration annotations — no `kopf.zalando.org` keys on user objects.
+kopf's bookkeeping lives under the operator's own prefix (`ocr.catalyst.dev/...`): progress and
+last-handled-configuration annotations — no `kopf.zalando.org` keys on user objects.
+
+No finalizer: children are owned through ownerReferences and garbage-collected, so deleting an
+OcrDeployment needs no operator — with one, a deletion hung whenever the operator was down. kopf
+adds a finalizer only for mandatory deletion handlers, daemons and timers; there are none (the
+periodic resync is `resync.ResyncLoop`, not a `kopf.timer`). Earlier versions did put
+`ocr.catalyst.dev/finalizer` on every object; kopf removes the finalizer named in its settings from
+any object whose handlers no longer need it, on the first event it handles for it (the resume
+listing of an upgraded operator), so that name stays configured as `LEGACY_FINALIZER`.
 """
 
 from __future__ import annotations
@@ -36,18 +44,20 @@ from catalyst_operator.resources import (
     SECRETS,
     ApiResource,
 )
+from catalyst_operator.resync import ResyncLoop
 from catalyst_operator.runtime import Runtime, owner_of
 from catalyst_operator.secrets import secret_digest
-from catalyst_operator.settings import OperatorSettings, resync_seconds_from_env
+from catalyst_operator.settings import OperatorSettings
 from catalyst_operator.status import TRUE, condition
 
 RUNTIME_KEY: Final = "runtime"
 """Where the operator's `Runtime` lives in kopf's memo (tests put their own there before start)."""
 
-FINALIZER: Final = f"{constants.GROUP}/finalizer"
-RESYNC_SECONDS: Final = resync_seconds_from_env()
-"""How often kopf's timer asks whether a resync is due. kopf needs it when the handlers are
-registered (at import); the runtime's `settings.resync_seconds` decides (they agree in production)."""
+RESYNC_KEY: Final = "resync"
+"""Where the running `ResyncLoop` lives in kopf's memo (started at start-up, stopped at clean-up)."""
+
+LEGACY_FINALIZER: Final = f"{constants.GROUP}/finalizer"
+"""The finalizer earlier operator versions put on every OcrDeployment; kopf strips it (see above)."""
 
 _OCR: Final = (constants.GROUP, constants.VERSION, constants.PLURAL)
 _MANAGED: Final = {constants.LABEL_MANAGED_BY: constants.OPERATOR_NAME}
@@ -61,8 +71,9 @@ def build_runtime(settings: OperatorSettings, api: kube.KubeApi) -> Runtime:
 
 def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) -> None:
     """kopf settings chosen on purpose (see docs/operator-operations.md)."""
-    # Our own finalizer and annotation prefix: nothing named kopf.zalando.org on user objects.
-    kopf_settings.persistence.finalizer = FINALIZER
+    # No handler needs a finalizer, so kopf adds none and removes this one (the old versions') where found.
+    kopf_settings.persistence.finalizer = LEGACY_FINALIZER
+    # Our own annotation prefix: nothing named kopf.zalando.org on user objects.
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=constants.GROUP)
     kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=constants.GROUP, key="last-handled-configuration"
@@ -99,7 +110,16 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
             raise kopf.PermanentError(str(error)) from error  # stops the operator: nothing to talk to
         memo[RUNTIME_KEY] = build_runtime(operator_settings, kube.KubeApi(configuration))
         metrics.serve(operator_settings.metrics_port, operator_settings.metrics_address)
-    configure_kopf(settings, runtime_of(memo).settings)
+    runtime = runtime_of(memo)
+    configure_kopf(settings, runtime.settings)
+    memo[RESYNC_KEY] = ResyncLoop(runtime, lambda namespace, name: _resync(runtime, namespace, name)).start()
+
+
+@kopf.on.cleanup()
+def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    loop = memo.get(RESYNC_KEY)
+    if isinstance(loop, ResyncLoop):
+        loop.stop()
 
 
 @kopf.on.login()
@@ -119,11 +139,9 @@ def reconcile_on_change(namespace: str | None, name: str, memo: Any, reason: str
         raise kopf.PermanentError(report.spec_error)
 
 
-@kopf.timer(*_OCR, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def resync(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    runtime = runtime_of(memo)
-    if runtime.due_for_resync(namespace or "default", name):
-        _reconcile_and_post(runtime, namespace or "default", name, "resync timer")
+def _resync(runtime: Runtime, namespace: str, name: str) -> None:
+    if runtime.due_for_resync(namespace, name):  # an event may have reconciled it since the loop asked
+        _reconcile_and_post(runtime, namespace, name, "resync timer")
 
 
 def on_child_event(type: str, body: kopf.Body, memo: Any, namespace: str | None, param: Any = None, **_: Any) -> None:

@@ -73,7 +73,8 @@ def reconcile(runtime: Runtime, namespace: str, name: str, *, created: bool = Fa
     with runtime.lock_for(namespace, name):
         try:
             report = _reconcile_locked(runtime, namespace, name, created)
-            runtime.reconciled(namespace, name)
+            if report.outcome is not Outcome.GONE:  # a gone resource stays forgotten: nothing to resync
+                runtime.reconciled(namespace, name)
         except Exception:
             metrics.RECONCILES.labels(Outcome.ERROR.value).inc()
             raise

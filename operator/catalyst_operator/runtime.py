@@ -60,13 +60,19 @@ class Runtime:
     def due_for_resync(self, namespace: str, name: str) -> bool:
         """Whether `settings.resync_seconds` passed since the resource was last reconciled (by anything).
 
-        kopf's timer only asks; a resource that an event reconciled a moment ago is not re-read.
-        A little slack keeps a timer tick that arrives a hair early from skipping a whole period.
+        The resync loop only asks; a resource that an event reconciled a moment ago is not re-read.
+        A little slack keeps a tick that arrives a hair early from skipping a whole period.
         """
         period = self.settings.resync_seconds
         with self._cache_lock:
             last = self._last_reconciled.get((namespace, name))
         return last is None or self.monotonic() - last >= period - min(1.0, period / 10)
+
+    def due_for_resync_all(self) -> list[tuple[str, str]]:
+        """Every resource reconciled before (and not found gone since) that is due for a resync."""
+        with self._cache_lock:
+            known = sorted(self._last_reconciled)
+        return [key for key in known if self.due_for_resync(*key)]
 
     def record_monitoring(self, namespace: str, name: str, *, requested: bool, available: bool) -> None:
         """What the last reconcile of a resource found: does it ask for monitoring, were the CRDs served."""

@@ -38,6 +38,8 @@ from typing import Any, Final
 
 import aiohttp.web
 import attrs
+import jsonpatch
+import jsonpointer
 import kmock
 import kopf
 
@@ -130,6 +132,8 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     async def _rewrite(self, request: kmock.Request) -> kmock.Request | aiohttp.web.StreamResponse:
         """Stamp metadata, turn an apply of a missing object into a create, answer no-op patches."""
         resource = request.resource
+        if resource is not None and isinstance(request.data, list) and request.name is not None:
+            return await self._rewrite_json_patch(request, resource)
         if resource is None or not isinstance(request.data, dict):
             return request
         if request.action == kmock.action.CREATE:
@@ -155,6 +159,31 @@ class ClusterEmulator(kmock.KubernetesEmulator):
             stamps["generation"] = int((current.get("metadata") or {}).get("generation") or 1) + 1
         patch["metadata"] = stamps
         return attrs.evolve(request, data=patch)
+
+    async def _rewrite_json_patch(
+        self, request: kmock.Request, resource: kmock.resource
+    ) -> kmock.Request | aiohttp.web.StreamResponse:
+        """A JSON patch gets a new resourceVersion too (kopf guards its patches with a `test` op on it),
+        and a failing `test` or `remove` is the real server's 422, not an emulator crash."""
+        current = await self._current(resource, request.namespace, str(request.name))
+        if current is None:
+            return request
+        try:
+            patched = jsonpatch.apply_patch(copy.deepcopy(current), request.data)
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as error:
+            status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+            return aiohttp.web.json_response(
+                {**status, "message": str(error), "reason": "Invalid", "code": 422}, status=422
+            )
+        if _comparable(patched) == _comparable(current):
+            return aiohttp.web.json_response(current)
+        stamps: list[dict[str, Any]] = [
+            {"op": "add", "path": "/metadata/resourceVersion", "value": str(next(self._revisions))}
+        ]
+        if _spec_part(patched) != _spec_part(current):
+            generation = int((current.get("metadata") or {}).get("generation") or 1) + 1
+            stamps.append({"op": "add", "path": "/metadata/generation", "value": generation})
+        return attrs.evolve(request, data=[*request.data, *stamps])
 
     async def _current(self, resource: kmock.resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         key = (resource, namespace, name)

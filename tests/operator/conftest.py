@@ -8,20 +8,13 @@ one namespace; `start_operator` does the same on demand, for tests that prepare 
 
 from __future__ import annotations
 
-import os
-
-# kopf reads the resync timer's interval when the handlers are imported, so it is set before any
-# import of the operator: short, so the tests see real timer-driven resyncs (and assert that they
-# write nothing) within seconds.
-os.environ["CATALYST_OPERATOR_RESYNC_SECONDS"] = "3"
-
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import kmock
 import kubernetes
 import pytest
-from catalyst_operator.handlers import RESYNC_SECONDS, build_runtime
+from catalyst_operator.handlers import build_runtime
 from catalyst_operator.kube import KubeApi
 from catalyst_operator.runtime import Runtime
 from catalyst_operator.settings import OperatorSettings
@@ -59,9 +52,9 @@ def operator_settings(request: pytest.FixtureRequest) -> OperatorSettings:
 
 
 @pytest.fixture
-def resync_seconds() -> float:
-    """How often the running handlers' timer ticks (a test's `resync_seconds` marker should match)."""
-    return RESYNC_SECONDS
+def resync_seconds(operator_settings: OperatorSettings) -> float:
+    """The resync period of the running operator (set per test with the `resync_seconds` marker)."""
+    return operator_settings.resync_seconds
 
 
 @pytest.fixture

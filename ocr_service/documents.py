@@ -41,6 +41,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ocr_service.errors import (
     InvalidParameter,
     OcrError,
+    PageTooWide,
     TooManyPages,
     TooManyPixels,
     UndecodableDocument,
@@ -55,6 +56,10 @@ PDFIUM_LOCK = threading.RLock()
 
 PixelArray = npt.NDArray[np.uint8]
 """A decoded page: (height, width) grey or (height, width, 3) RGB, uint8."""
+
+MAX_PAGE_SIDE = 32767
+"""Leptonica refuses an image with a side past this (its PIX width/height limit): Tesseract then
+fails the page, whatever its pixel count, so such pages are refused up front (413 `page-too-wide`)."""
 
 _MIN_CREDIBLE_DPI = 70
 _MAX_CREDIBLE_DPI = 2400
@@ -259,9 +264,16 @@ class Document:
             )
 
     def _check_pixels(self, number: int, width: int, height: int) -> None:
+        """Both limits of a page, from its header (or MediaBox at the chosen dpi) before any pixel is decoded."""
         if width * height > self._settings.max_pixels:
             raise TooManyPixels(
                 f"page {number} is {width}x{height} = {width * height} pixels; the limit is {self._settings.max_pixels}"
+            )
+        if max(width, height) > MAX_PAGE_SIDE:
+            hint = " (render it at a lower dpi)" if self.kind is DocumentKind.PDF else ""
+            raise PageTooWide(
+                f"page {number} is {width}x{height} pixels{hint}; Tesseract (Leptonica) takes at most "
+                f"{MAX_PAGE_SIDE} pixels per side"
             )
 
     def _open_image(self) -> Image.Image:

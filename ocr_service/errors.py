@@ -73,6 +73,12 @@ class TooManyPixels(OcrError):
     status, slug, title = 413, "too-many-pixels", "Page has too many pixels"
 
 
+class PageTooWide(OcrError):
+    """A page side past what Leptonica (and so Tesseract) can hold, whatever its pixel count."""
+
+    status, slug, title = 413, "page-too-wide", "Page side too long"
+
+
 class TooManyPages(OcrError):
     status, slug, title = 413, "too-many-pages", "Document has too many pages"
 

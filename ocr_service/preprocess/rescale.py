@@ -22,6 +22,8 @@ LARGE_HEIGHT = 90.0
 """Text whose median blob is taller than this is downscaled (time, not accuracy)."""
 MAX_UPSCALE = 4.0
 MAX_OUTPUT_PIXELS = 40_000_000
+MAX_OUTPUT_SIDE = 32767
+"""Leptonica's side limit (`documents.MAX_PAGE_SIDE`): an accepted long line must stay recognisable once enlarged."""
 
 
 def scale_for(char_height: float | None, width: int, height: int) -> float:
@@ -41,8 +43,9 @@ def scale_for(char_height: float | None, width: int, height: int) -> float:
 
 def resize(gray: Gray, factor: float) -> Outcome:
     """Resize by `factor` (cubic when enlarging, area averaging when shrinking)."""
-    interpolation = cv2.INTER_CUBIC if factor > 1 else cv2.INTER_AREA
     height, width = gray.shape
+    factor = min(factor, MAX_OUTPUT_SIDE / max(width, height))
+    interpolation = cv2.INTER_CUBIC if factor > 1 else cv2.INTER_AREA
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     out = cv2.resize(gray, size, interpolation=interpolation)
     exact_x, exact_y = size[0] / width, size[1] / height

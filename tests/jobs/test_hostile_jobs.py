@@ -47,3 +47,16 @@ async def test_last_event_id_must_be_a_storable_decimal_id(client: httpx.AsyncCl
 async def test_empty_result_format_is_400(client: httpx.AsyncClient) -> None:
     job_id = await finished_job(client)
     assert_invalid(await client.get(f"/v1/jobs/{job_id}/result?format="), "format")
+
+
+async def test_a_page_side_past_leptonicas_limit_is_refused_at_submission(client: httpx.AsyncClient) -> None:
+    """Used to be accepted, retried as a deterministic failure, then failed as recognition-failed (500)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (32768, 1), 255).save(buffer, format="PNG")
+    response = await client.post("/v1/jobs", content=buffer.getvalue())
+    assert response.status_code == 413, response.text
+    assert response.json()["type"].endswith("/page-too-wide")

@@ -79,3 +79,11 @@ def test_map_bbox_clips_to_the_page() -> None:
     assert map_bbox([-5, -5, 20, 20], identity, (10, 10)) == [0, 0, 10, 10]
     halve = [[0.5, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 1.0]]
     assert map_bbox([10, 20, 30, 40], halve, (100, 100)) == [5, 10, 15, 20]
+
+
+def test_upscaling_a_long_line_stops_at_leptonicas_side_limit() -> None:
+    """An accepted 20000 px wide line enlarged 4x would be 80000 px: Tesseract could not take it."""
+    from ocr_service.preprocess.rescale import MAX_OUTPUT_SIDE, resize
+
+    out = resize(np.full((10, 20_000), 255, dtype=np.uint8), 4.0)
+    assert max(out.image.shape) <= MAX_OUTPUT_SIDE

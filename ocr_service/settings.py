@@ -49,7 +49,11 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = (
         "Pages that may wait for a worker before requests get 429; 0 = 4 per worker.",
     ),
     SettingSpec(
-        "engine", EnvVar.ENGINE, "auto", "`tesserocr` (warm in-process), `pytesseract` (CLI per call) or `auto`."
+        "engine",
+        EnvVar.ENGINE,
+        "auto",
+        "`capi` (warm in-process, libtesseract's C API), `tesserocr` (warm in-process binding, holds the GIL"
+        " for ALTO/PDF), `pytesseract` (CLI per call) or `auto` (the first of these that works).",
     ),
     SettingSpec(
         "timeout_seconds",
@@ -212,7 +216,7 @@ class Settings:
             "port": lambda n, v: _int(n, v, 1),
             "workers": _int,
             "queue_size": _int,
-            "engine": lambda n, v: _choice(n, v, ("auto", "tesserocr", "pytesseract")),
+            "engine": lambda n, v: _choice(n, v, ("auto", "capi", "tesserocr", "pytesseract")),
             "timeout_seconds": _float,
             "max_upload_bytes": lambda n, v: _int(n, v, 1),
             "max_pixels": lambda n, v: _int(n, v, 1),

@@ -1,9 +1,13 @@
-"""Choosing the engine for `Settings.engine` (`auto`, `tesserocr`, `pytesseract`), and version facts.
+"""Choosing the engine for `Settings.engine` (`auto`, `capi`, `tesserocr`, `pytesseract`), and version facts.
 
-`auto` takes tesserocr when it imports and can initialise a model from the system tessdata
-(a tesserocr wheel built against another Tesseract fails that check), else the CLI.
+`auto` takes `capi` (libtesseract's C API through ctypes, `engine/capi_engine.py`) when
+libtesseract loads and initialises a model from the system tessdata, then tesserocr under the
+same check, else the CLI. `capi` before tesserocr because no call of it holds the GIL: with
+tesserocr an ALTO/PDF render (its `ProcessPages`) stops every other thread for the whole page
+(a ticking thread saw a 2.5-3.5 s gap on a dense page; with `capi` at most 5 ms, at the same
+recognition time), and it needs no compiled binding, only the libtesseract the CLI uses.
 
-Why tesserocr, by the numbers of `benchmarks/engines.py` (2 cores, Tesseract 5.3.0, a machine
+Why an in-process engine, by the numbers of `benchmarks/engines.py` (2 cores, Tesseract 5.3.0, a machine
 shared with other work, load average ~7):
 
 | workload     | p50 tesserocr | p50 CLI  | throughput tesserocr / CLI (2 threads) |
@@ -13,7 +17,8 @@ shared with other work, load average ~7):
 
 The CLI pays process start-up and model loading (~200 ms) on every page: that dominates small
 images and is noise on full pages, where recognition itself dominates. Never slower, often
-several times faster, so tesserocr is the default whenever it works.
+several times faster, so a warm in-process engine is the default whenever one works (the table's
+tesserocr figures hold for `capi`, which makes the same libtesseract calls).
 """
 
 from __future__ import annotations
@@ -41,18 +46,39 @@ def load_backend(choice: str) -> EngineBackend:
             return PytesseractBackend()
         except Exception as exc:
             raise EngineUnavailableError(f"pytesseract engine: {exc}") from exc
+    if choice == "capi":
+        return _capi_backend()
     if choice == "tesserocr":
         return _tesserocr_backend()
     if choice != "auto":
-        raise EngineUnavailableError(f"unknown engine {choice!r}; use auto, tesserocr or pytesseract")
-    try:
-        return _tesserocr_backend()
-    except EngineUnavailableError as exc:
-        log.warning("falling back to the pytesseract engine: %s", exc)
+        raise EngineUnavailableError(f"unknown engine {choice!r}; use auto, capi, tesserocr or pytesseract")
+    failures: list[str] = []
+    for candidate in (_capi_backend, _tesserocr_backend):
         try:
-            return PytesseractBackend()
-        except Exception as cli_exc:
-            raise EngineUnavailableError(f"no engine works: {exc}; pytesseract: {cli_exc}") from cli_exc
+            return candidate()
+        except EngineUnavailableError as exc:
+            failures.append(str(exc))
+    log.warning("falling back to the pytesseract engine: %s", "; ".join(failures))
+    try:
+        return PytesseractBackend()
+    except Exception as cli_exc:
+        raise EngineUnavailableError(f"no engine works: {'; '.join(failures)}; pytesseract: {cli_exc}") from cli_exc
+
+
+def _default_lang() -> str:
+    languages = installed_languages()
+    return "eng" if "eng" in languages else (languages[0] if languages else "")
+
+
+def _capi_backend() -> EngineBackend:
+    from ocr_service.engine.capi_engine import CapiBackend, CapiUnavailableError
+
+    try:
+        backend = CapiBackend()
+        backend.check(_default_lang())
+    except (CapiUnavailableError, AttributeError) as exc:  # AttributeError: a libtesseract without the C API
+        raise EngineUnavailableError(f"capi engine: {exc}") from exc
+    return backend
 
 
 def _tesserocr_backend() -> EngineBackend:
@@ -62,8 +88,7 @@ def _tesserocr_backend() -> EngineBackend:
         from ocr_service.engine.tesserocr_engine import TesserocrBackend
     except ImportError as exc:
         raise EngineUnavailableError(f"tesserocr is not installed ({exc})") from exc
-    languages = installed_languages()
-    lang = "eng" if "eng" in languages else (languages[0] if languages else "")
+    lang = _default_lang()
     try:
         api = tesserocr.PyTessBaseAPI(lang=lang)
         api.End()

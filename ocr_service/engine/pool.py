@@ -1,8 +1,9 @@
 """The worker pool: N recognition threads, a bounded queue, immediate 429s and real time limits.
 
 - Size: `settings.workers`, or when 0 the CPUs this process may use (`engine/cpus.py`, cgroup
-  aware). Threads, not processes: tesserocr releases the GIL while Tesseract works, and each
-  thread keeps its own warm recognizer (`EngineBackend.new_recognizer`, made lazily in the thread).
+  aware). Threads, not processes: the `capi` engine releases the GIL in every libtesseract call
+  (tesserocr does in `Recognize` only), and each thread keeps its own warm recognizer
+  (`EngineBackend.new_recognizer`, made lazily in the thread).
 - Admission: a task holds a SLOT from submission until it finishes; there are
   `workers + queue_size` slots (`queue_size` 0 -> 4 per worker). `submit(wait_for_slot=False)`
   raises `Overloaded` at once when none is free, so memory never piles up behind busy workers;

@@ -12,9 +12,9 @@ recognition that built the JSON model) and merged here by `combine`:
 | alto   | a complete one-page ALTO document from Tesseract       | first header + every `<Page>` (ids prefixed `pN_`) |
 | pdf    | a complete one-page searchable PDF from Tesseract      | pages imported into one PDF with pypdfium2 |
 
-The engines produce the parts in exactly these shapes (tesserocr calls `GetHOCRText(page)`
-and `GetTSVText(page)`; the CLI engine rewrites its page numbers), so outputs are identical
-whichever engine ran.
+The engines produce the parts in exactly these shapes (the in-process engines call
+`GetHOCRText(page)` and `GetTSVText(page)`; the CLI engine rewrites its page numbers), so
+outputs are identical whichever engine ran.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """The warm in-process engine: tesserocr, one `PyTessBaseAPI` per worker thread and settings combo.
 
+Kept as an option (`OCR_ENGINE=tesserocr`); `auto` prefers `engine/capi_engine.py`, because
+tesserocr releases the GIL only in `Recognize`: its `ProcessPages` (below, for ALTO and PDF)
+holds it for the whole page, and every other thread, the event loop included, stops meanwhile.
+
 Loading a model costs far more than recognising a receipt line, so each worker thread keeps its
-initialised APIs in a small LRU keyed by (lang, psm, oem) and reuses them; tesserocr releases
-the GIL while Tesseract works, so N threads recognise N pages in parallel. The time limit is
+initialised APIs in a small LRU keyed by (lang, psm, oem) and reuses them. The time limit is
 Tesseract's own (`Recognize(timeout=ms)` / `ProcessPages(timeout=ms)`): it really stops the
 work, where abandoning a thread would not.
 

@@ -8,10 +8,10 @@ from ocr_service.engine.backends import EngineUnavailableError, library_versions
 
 
 def test_auto_prefers_the_warm_engine_when_it_works() -> None:
-    assert load_backend("auto").info.name == "tesserocr"
+    assert load_backend("auto").info.name == "capi"
 
 
-@pytest.mark.parametrize("choice", ["tesserocr", "pytesseract"])
+@pytest.mark.parametrize("choice", ["capi", "tesserocr", "pytesseract"])
 def test_explicit_choices(choice: str) -> None:
     backend = load_backend(choice)
     assert backend.info.name == choice

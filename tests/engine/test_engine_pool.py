@@ -190,7 +190,7 @@ def dense_png() -> bytes:
     return encode(dense_page(lines=45), "PNG")
 
 
-@pytest.mark.parametrize("engine", ["tesserocr", "pytesseract"])
+@pytest.mark.parametrize("engine", ["capi", "tesserocr", "pytesseract"])
 @pytest.mark.parametrize("fmt", [OutputFormat.JSON, OutputFormat.PDF])
 def test_timeout_is_504_and_really_stops_the_work(engine: str, fmt: OutputFormat, dense_png: bytes) -> None:
     settings = Settings(workers=1, engine=engine, default_preprocess="none")
@@ -264,7 +264,7 @@ def test_stats_and_engine_info(settings: Settings) -> None:
         stats = pipeline.stats()
         assert (stats.workers, stats.queue_capacity, stats.capacity, stats.busy, stats.queued) == (3, 12, 15, 0, 0)
         info = pipeline.engine_info()
-        assert info["name"] == "tesserocr" and info["tesseract"] == "5.3.0" and info["leptonica"].startswith("1.")
+        assert info["name"] == "capi" and info["tesseract"] == "5.3.0" and info["leptonica"].startswith("1.")
         asyncio.run(pipeline.self_test())
     finally:
         asyncio.run(pipeline.aclose())

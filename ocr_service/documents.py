@@ -4,15 +4,25 @@ Why it looks like this:
 
 - The type comes from magic bytes only (`sniff`), never from a file name or a declared
   `Content-Type`: clients lie, and a wrong guess would hand attacker bytes to the wrong decoder.
-- Limits are checked from headers BEFORE any pixel is decoded: Pillow's lazy `open` (and
-  `seek` for TIFF frames) gives sizes without decoding, GIF frames are counted by walking the
-  block structure (`_count_gif_frames`), and PDF page sizes come from pdfium in points and are
-  scaled by `dpi / 72`. Pillow's own decompression-bomb guard is switched off
+- Limits are checked from headers BEFORE any pixel is decoded: Pillow's lazy `open` gives the
+  size of a single image, the ONE pass that counts a document's frames records every frame's
+  size on the way (TIFF: one `seek` per IFD, no pixel data read; GIF: a walk of the block
+  structure, `_gif_frame_sizes`, no LZW decoding), and PDF page sizes come from pdfium in points
+  and are scaled by `dpi / 72`. So sizing and selecting pages is O(frames), never a re-open and
+  seek per frame. Pillow's own decompression-bomb guard is switched off
   (`Image.MAX_IMAGE_PIXELS = None`) because our explicit checks replace it with precise 413s;
   should it fire anyway, it is mapped to `TooManyPixels`.
 - Pages are decoded lazily by `Document.load_page(number)`, each from a fresh view of the
   bytes, so worker threads can decode different pages of one document concurrently and the
   jobs layer can decode a single page of a stored document. Memory stays at one page per worker.
+  GIF is the exception: a GIF frame is drawn over the frames before it, and Pillow's `seek(n)`
+  decodes every earlier frame, so a fresh open per page would decode N(N+1)/2 frames. GIF pages
+  come from ONE image walked forward (`_GifFrames`): each frame is decoded once, and a selected
+  frame passed on the way to a later one (another worker asked first) is kept until its page
+  is loaded.
+- Decoding runs under the page's `Deadline`: it is checked before a page is decoded and between
+  frames (TIFF IFDs while counting, GIF frames while walking), so no document outlives its limit
+  by more than one frame's decoding.
 - Each image is parsed once: a page's size is read from its header once and remembered, and
   the first page's header, opened by `open_document` for the size check, is the very image
   `load_page(1)` decodes (Pillow opens lazily, so nothing is decoded before the checks). A
@@ -28,7 +38,7 @@ from __future__ import annotations
 import io
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -38,6 +48,7 @@ import numpy.typing as npt
 import pypdfium2 as pdfium
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ocr_service.deadline import Deadline
 from ocr_service.errors import (
     InvalidParameter,
     OcrError,
@@ -155,14 +166,24 @@ def parse_pages(raw: str) -> tuple[int, ...]:
 class Document:
     """A sniffed, size-checked document whose pages decode on demand (see the module docstring)."""
 
-    def __init__(self, data: bytes, kind: DocumentKind, page_count: int, settings: Settings, dpi: int) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        kind: DocumentKind,
+        page_count: int,
+        settings: Settings,
+        dpi: int,
+        sizes: list[tuple[int, int]] | None = None,
+    ) -> None:
+        """`sizes`: every page's (width, height) when the pass that counted the pages learned them."""
         self.data = data
         self.kind = kind
         self.page_count = page_count
         self.dpi = dpi
         self._settings = settings
         self._pdf: pdfium.PdfDocument | None = None
-        self._sizes: dict[int, tuple[int, int]] = {}
+        self._sizes: dict[int, tuple[int, int]] = dict(enumerate(sizes or (), start=1))
+        self._gif = _GifFrames(self._open_image) if kind is DocumentKind.GIF else None
         self._first_page: Image.Image | None = None
         """Page 1 as opened for its size check, kept (undecoded) for `load_page(1)` to decode."""
         self._first_page_lock = threading.Lock()
@@ -187,6 +208,8 @@ class Document:
             raise TooManyPages(f"{len(numbers)} pages selected; the limit is {self._settings.max_pages}")
         for number in numbers:
             self._check_pixels(number, *self.page_size(number))
+        if self._gif is not None:
+            self._gif.wanted = frozenset(numbers)
         return numbers
 
     def page_size(self, number: int) -> tuple[int, int]:
@@ -217,20 +240,24 @@ class Document:
             self._seek(image, number)
             return int(image.width), int(image.height)
 
-    def load_page(self, number: int) -> PageImage:
-        """Decode page `number` (1-based) to a uint8 grey/RGB array; safe to call from several threads."""
+    def load_page(self, number: int, deadline: Deadline | None = None) -> PageImage:
+        """Decode page `number` (1-based) to a uint8 grey/RGB array; safe to call from several threads.
+
+        `deadline` is checked before decoding and between the frames a GIF walks past.
+        """
         width, height = self.page_size(number)
         self._check_pixels(number, width, height)
+        if deadline is not None:
+            deadline.check(f"page {number}: decoding")
         if self.kind is DocumentKind.PDF:
             return PageImage(number, self._render_pdf_page(number), self.dpi)
         try:
+            if self._gif is not None:
+                return self._gif.page(number, deadline, self._seek)
             with self._take_first_page() if number == 1 else self._open_image() as image:
                 if number > 1:
                     self._seek(image, number)
-                dpi = _image_dpi(image)
-                image.load()
-                frame = image if self.kind is not DocumentKind.JPEG else ImageOps.exif_transpose(image)
-                return PageImage(number, _to_uint8(frame), dpi)
+                return _decode(image, number, self.kind)
         except OcrError:
             raise
         except Image.DecompressionBombError as exc:
@@ -250,6 +277,8 @@ class Document:
             first, self._first_page = self._first_page, None
         if first is not None:
             first.close()
+        if self._gif is not None:
+            self._gif.close()
         if self._pdf is not None:
             with PDFIUM_LOCK:
                 self._pdf.close()
@@ -319,8 +348,13 @@ class Document:
         return pixels
 
 
-def open_document(data: bytes, settings: Settings, dpi: int | None = None) -> Document:
-    """Sniff and size-check `data` without decoding pixels; `dpi` rasterises PDFs (default `settings.pdf_dpi`)."""
+def open_document(
+    data: bytes, settings: Settings, dpi: int | None = None, deadline: Deadline | None = None
+) -> Document:
+    """Sniff and size-check `data` without decoding pixels; `dpi` rasterises PDFs (default `settings.pdf_dpi`).
+
+    `deadline` is checked between the frames counted (a TIFF's IFDs are read one by one).
+    """
     kind = sniff(data)
     dpi = settings.pdf_dpi if dpi is None else dpi
     if not 1 <= dpi <= settings.max_dpi:
@@ -336,8 +370,9 @@ def open_document(data: bytes, settings: Settings, dpi: int | None = None) -> Do
         document = Document(data, kind, count, settings, dpi)
         document._pdf = pdf
     else:
-        count = _count_image_pages(data, kind, settings.max_pages, settings.max_pixels)
-        document = Document(data, kind, count, settings, dpi)
+        sizes = _image_page_sizes(data, kind, settings.max_pages, settings.max_pixels, deadline)
+        count = len(sizes) if sizes is not None else 1
+        document = Document(data, kind, count, settings, dpi, sizes)
         document._check_pixels(1, *document.page_size(1))
     if count > settings.max_pages:
         document.close()
@@ -372,29 +407,37 @@ def _open_pillow(data: bytes, kind: DocumentKind) -> Image.Image:
         raise UndecodableDocument(f"the {kind.value.upper()} header could not be read: {exc}") from None
 
 
-def _count_image_pages(data: bytes, kind: DocumentKind, max_pages: int, max_pixels: int) -> int:
-    """Pages in an image file, counting at most `max_pages + 1` so a huge count is never walked."""
+def _image_page_sizes(
+    data: bytes, kind: DocumentKind, max_pages: int, max_pixels: int, deadline: Deadline | None
+) -> list[tuple[int, int]] | None:
+    """Every frame's size in one pass, at most `max_pages + 1` frames (a huge count is never walked).
+
+    None for the single-image kinds: their one size comes from the header `load_page(1)` reuses.
+    """
     if kind is DocumentKind.GIF:
-        return _count_gif_frames(data, max_pages + 1, max_pixels)
+        return _gif_frame_sizes(data, max_pages + 1, max_pixels)
     if kind is not DocumentKind.TIFF:
-        return 1
+        return None
     with _open_pillow(data, kind) as image:
-        count = 1
-        while count <= max_pages:
+        sizes = [(int(image.width), int(image.height))]
+        while len(sizes) <= max_pages:
+            if deadline is not None:
+                deadline.check(f"counting the TIFF's pages (at page {len(sizes) + 1})")
             try:
-                image.seek(count)  # reads the next IFD only; no pixel data is decoded
+                image.seek(len(sizes))  # reads the next IFD only; no pixel data is decoded
             except EOFError:
                 break
             except Exception as exc:
-                raise UndecodableDocument(f"TIFF page {count + 1} is unreadable: {exc}") from None
-            count += 1
-        return count
+                raise UndecodableDocument(f"TIFF page {len(sizes) + 1} is unreadable: {exc}") from None
+            sizes.append((int(image.width), int(image.height)))
+        return sizes
 
 
-def _count_gif_frames(data: bytes, stop_at: int, max_pixels: int) -> int:
-    """Frames in a GIF by walking its blocks (no LZW decoding), stopping once `stop_at` are seen.
+def _gif_frame_sizes(data: bytes, stop_at: int, max_pixels: int) -> list[tuple[int, int]]:
+    """Each frame's page size by walking the GIF's blocks (no LZW decoding), stopping after `stop_at` frames.
 
-    Each frame's own size is checked too: a frame may declare itself far larger than the screen.
+    A page's size is what Pillow gives that frame: the logical screen, grown to hold every frame
+    so far (a frame may reach past the screen). Each frame's own size is checked too.
     """
 
     def skip_sub_blocks(pos: int) -> int:
@@ -408,10 +451,12 @@ def _count_gif_frames(data: bytes, stop_at: int, max_pixels: int) -> int:
 
     if len(data) < 13:
         raise UndecodableDocument("the GIF is truncated")
+    screen = int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
     flags = data[10]
     pos = 13 + (3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0)
-    frames = 0
-    while frames < stop_at:
+    sizes: list[tuple[int, int]] = []
+    page_width, page_height = screen
+    while len(sizes) < stop_at:
         if pos >= len(data):
             break  # a missing trailer is common; count what is there
         block = data[pos]
@@ -422,23 +467,75 @@ def _count_gif_frames(data: bytes, stop_at: int, max_pixels: int) -> int:
         elif block == 0x2C:  # image descriptor, optional local colour table, LZW code size, data
             if pos + 10 > len(data):
                 raise UndecodableDocument("the GIF is truncated")
-            width, height = (
-                int.from_bytes(data[pos + 5 : pos + 7], "little"),
-                int.from_bytes(data[pos + 7 : pos + 9], "little"),
-            )
+            left, top, width, height = (int.from_bytes(data[pos + i : pos + i + 2], "little") for i in (1, 3, 5, 7))
             if width * height > max_pixels:
                 raise TooManyPixels(
-                    f"GIF frame {frames + 1} is {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
+                    f"GIF frame {len(sizes) + 1} is {width}x{height} = {width * height} pixels; "
+                    f"the limit is {max_pixels}"
                 )
+            page_width, page_height = max(page_width, left + width), max(page_height, top + height)
             local = data[pos + 9]
             pos += 10 + (3 * 2 ** ((local & 7) + 1) if local & 0x80 else 0) + 1
             pos = skip_sub_blocks(pos)
-            frames += 1
+            sizes.append((page_width, page_height))
         else:
             raise UndecodableDocument(f"the GIF has an unknown block 0x{block:02x} at byte {pos}")
-    if frames == 0:
+    if not sizes:
         raise UndecodableDocument("the GIF has no image frames")
-    return frames
+    return sizes
+
+
+class _GifFrames:
+    """A GIF's pages from ONE Pillow image walked forward, each frame decoded once (see module docstring).
+
+    `wanted` (the selected pages) says which frames passed on the way to a later page are kept
+    for their own `load_page`, so pages fanned out over the pool in order cost no re-walk even
+    when two workers ask out of order. Threads take turns (the walk is inherently sequential).
+    """
+
+    def __init__(self, open_image: Callable[[], Image.Image]) -> None:
+        self._open_image = open_image
+        self._lock = threading.Lock()
+        self._image: Image.Image | None = None
+        self._kept: dict[int, PageImage] = {}
+        self._delivered: set[int] = set()
+        self.wanted: frozenset[int] = frozenset()
+
+    def page(self, number: int, deadline: Deadline | None, seek: Callable[[Image.Image, int], None]) -> PageImage:
+        with self._lock:
+            kept = self._kept.pop(number, None)
+            if kept is not None:
+                self._delivered.add(number)
+                return kept
+            image = self._image
+            if image is None or image.tell() > number - 1:  # never opened, or past this frame: start over
+                if image is not None:
+                    image.close()
+                image = self._image = self._open_image()
+            while image.tell() < number - 1:
+                passing = image.tell() + 1  # the page the image holds now
+                if passing in self.wanted and passing not in self._delivered and passing not in self._kept:
+                    self._kept[passing] = _decode(image, passing, DocumentKind.GIF)
+                if deadline is not None:
+                    deadline.check(f"page {number}: decoding GIF frame {passing + 1}")
+                seek(image, passing + 1)  # decodes the frame it leaves (once), reads the next header
+            self._delivered.add(number)
+            return _decode(image, number, DocumentKind.GIF)
+
+    def close(self) -> None:
+        with self._lock:
+            image, self._image = self._image, None
+            self._kept.clear()
+        if image is not None:
+            image.close()
+
+
+def _decode(image: Image.Image, number: int, kind: DocumentKind) -> PageImage:
+    """Decode the frame `image` is at into page `number` (JPEG turned upright by its EXIF orientation)."""
+    dpi = _image_dpi(image)
+    image.load()
+    frame = image if kind is not DocumentKind.JPEG else ImageOps.exif_transpose(image)
+    return PageImage(number, _to_uint8(frame), dpi)
 
 
 def _image_dpi(image: Image.Image) -> int | None:

@@ -331,3 +331,121 @@ def test_pdf_pages_render_at_the_requested_dpi() -> None:
     page = open_document(data, SETTINGS, dpi=100).load_page(2)
     assert (page.width, page.height, page.dpi) == (100, 200, 100)
     assert page.pixels.min() == 255  # blank page renders white
+
+
+# -- frame access is O(frames) and runs under the deadline ---------------------------------------
+
+
+def distinct_frames(count: int, size: tuple[int, int] = (60, 40)) -> list[Image.Image]:
+    """Frames that differ everywhere (Pillow merges identical frames and crops unchanged borders)."""
+    return [Image.new("L", size, 20 + 7 * n) for n in range(count)]
+
+
+@pytest.fixture
+def gif_frames_decoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the GIF frames Pillow moves through with pixels (each such `_seek` decodes the frame it leaves)."""
+    from PIL import GifImagePlugin
+
+    calls: list[int] = []
+    original = GifImagePlugin.GifImageFile._seek
+
+    def counting(self: GifImagePlugin.GifImageFile, frame: int, update_image: bool = True) -> None:
+        if update_image:
+            calls.append(frame)
+        original(self, frame, update_image)
+
+    monkeypatch.setattr(GifImagePlugin.GifImageFile, "_seek", counting)
+    return calls
+
+
+def reference_frames(data: bytes, count: int) -> list[np.ndarray]:
+    with Image.open(io.BytesIO(data)) as image:
+        frames = []
+        for index in range(count):
+            image.seek(index)
+            frames.append(documents._to_uint8(image))
+        return frames
+
+
+def test_a_gif_of_n_frames_is_walked_once_for_all_its_pages(gif_frames_decoded: list[int]) -> None:
+    frames = 12
+    data = multipage(distinct_frames(frames), "GIF")
+    expected = reference_frames(data, frames)
+    gif_frames_decoded.clear()
+    document = open_document(data, Settings(max_pages=50))
+    numbers = document.selected(None)
+    assert numbers == tuple(range(1, frames + 1))
+    # Two workers take the fanned-out pages about in order, sometimes the later one first.
+    order = [n for pair in zip(numbers[1::2], numbers[0::2], strict=True) for n in pair]
+    pages = {n: document.load_page(n) for n in order}
+    document.close()
+    assert len(gif_frames_decoded) <= frames + 1, gif_frames_decoded  # was ~frames^2 / 2 (one re-walk per page)
+    for n in numbers:
+        assert np.array_equal(pages[n].pixels, expected[n - 1]), f"page {n} differs from Pillow's frame"
+
+
+def test_gif_pages_load_concurrently_and_out_of_order(gif_frames_decoded: list[int]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    frames = 10
+    data = multipage(distinct_frames(frames), "GIF")
+    expected = reference_frames(data, frames)
+    document = open_document(data, Settings(max_pages=50))
+    numbers = document.selected(None)
+    with ThreadPoolExecutor(3) as threads:
+        pages = list(threads.map(document.load_page, reversed(numbers)))
+    for page in pages:
+        assert np.array_equal(page.pixels, expected[page.number - 1])
+
+
+def test_gif_page_sizes_come_from_the_block_walk_as_pillow_reports_them() -> None:
+    """A frame drawn past the logical screen grows the page, from that frame on (as Pillow's seek does)."""
+    header = b"GIF89a" + struct.pack("<HHBBB", 4, 3, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+
+    def frame(left: int, top: int) -> bytes:
+        return b"\x2c" + struct.pack("<HHHHB", left, top, 1, 1, 0) + b"\x02\x02\x44\x01\x00"
+
+    data = header + frame(0, 0) + frame(6, 1) + frame(1, 9) + frame(0, 0) + b"\x3b"
+    document = open_document(data, SETTINGS)
+    sizes = [document.page_size(n) for n in document.selected(None)]
+    with Image.open(io.BytesIO(data)) as image:
+        pillow = []
+        for index in range(4):
+            image.seek(index)
+            pillow.append(image.size)
+    assert sizes == pillow == [(4, 3), (7, 3), (7, 10), (7, 10)]
+
+
+def test_a_passed_deadline_stops_a_gif_page_within_one_frame(gif_frames_decoded: list[int]) -> None:
+    from ocr_service.deadline import Deadline
+    from ocr_service.errors import RecognitionTimeout
+
+    data = multipage(distinct_frames(20), "GIF")
+    document = open_document(data, Settings(max_pages=50))
+    document.selected(None)
+    deadline = Deadline.after(60)
+    document.load_page(2, deadline)
+    gif_frames_decoded.clear()
+    deadline.cancel()
+    with pytest.raises(RecognitionTimeout):
+        document.load_page(20, deadline)
+    assert len(gif_frames_decoded) <= 1
+    with pytest.raises(RecognitionTimeout):
+        open_document(multipage(distinct_frames(3), "TIFF"), SETTINGS, deadline=deadline)
+
+
+def test_tiff_page_sizes_are_read_in_the_counting_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = [(30 + n, 20 + n) for n in range(5)]
+    data = multipage([Image.new("L", size, 255) for size in sizes], "TIFF")
+    opened = 0
+    original = documents._open_pillow
+
+    def counting(data: bytes, kind: DocumentKind) -> Image.Image:
+        nonlocal opened
+        opened += 1
+        return original(data, kind)
+
+    monkeypatch.setattr(documents, "_open_pillow", counting)
+    document = open_document(data, SETTINGS)
+    assert [document.page_size(n) for n in document.selected(None)] == sizes
+    assert opened == 1  # the pass that counted the pages; no re-open and seek per page

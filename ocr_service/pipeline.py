@@ -36,9 +36,11 @@ opened, recognised and rendered in ONE worker task: no thread hop to open it bef
 render it after. Multi-page kinds (TIFF, GIF, PDF) are opened in a helper thread and their
 pages fanned out over the pool as described above.
 
-Everything shares one deadline (`timeout`, default `settings.timeout_seconds`): past it
-the request raises `RecognitionTimeout` (504), queued pages are skipped and running ones are
-stopped by the engine's own time limit.
+Everything shares one `Deadline` (`timeout`, default `settings.timeout_seconds`): past it
+the request raises `RecognitionTimeout` (504), queued pages are skipped, and running ones stop:
+the work checks the deadline before every step (opening and counting, decoding each frame, each
+preprocessing step, recognising, rendering ALTO/PDF) and the pool cancels it as soon as the
+caller stops waiting, which also cuts the `capi` engine's Recognize short (see `engine/pool.py`).
 
 Errors raised are `ocr_service.errors.OcrError` subclasses with their HTTP status.
 """
@@ -57,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from ocr_service.deadline import Deadline
 from ocr_service.documents import Document, DocumentKind, PageImage, PixelArray, open_document, sniff
 from ocr_service.engine import languages
 from ocr_service.engine.backends import library_versions, load_backend
@@ -75,7 +78,7 @@ from ocr_service.engine.model import (
 )
 from ocr_service.engine.pool import PoolStats, WorkerPool
 from ocr_service.engine.renderers import combine as combine_parts
-from ocr_service.errors import InvalidParameter, OcrError, Overloaded, RecognitionTimeout, ServiceUnavailable
+from ocr_service.errors import InvalidParameter, OcrError, Overloaded, ServiceUnavailable
 from ocr_service.options import MEDIA_TYPES, PREPROCESS_STEPS, OcrOptions, OutputFormat
 from ocr_service.preprocess import map_bbox, preprocess
 from ocr_service.settings import Settings
@@ -205,10 +208,10 @@ class OcrPipeline:
         options = OcrOptions(lang=lang, psm=6, format=OutputFormat.TEXT)
         options = dataclasses.replace(options, preprocess=dataclasses.replace(options.preprocess, mode="none"))
         page = PageImage(1, pixels, None)
+        deadline = Deadline.after(30)
         try:
             outcome = await self._pool_or_fail().submit(
-                _page_work(_PreDecoded(page), 1, options, frozenset(), time.monotonic() + 30, with_words=False),
-                deadline=time.monotonic() + 30,
+                _page_work(_PreDecoded(page), 1, options, frozenset(), deadline, with_words=False), deadline=deadline
             )
         except Overloaded:
             return
@@ -250,14 +253,14 @@ class OcrPipeline:
         body for its cache key), so the document is not hashed twice.
         """
         started = time.perf_counter()
-        deadline = time.monotonic() + (timeout or self.settings.timeout_seconds)
+        deadline = Deadline.after(timeout or self.settings.timeout_seconds)
         pool = self._pool_or_fail()
         options = self.validate(options)
         if sniff(data) in SINGLE_PAGE_KINDS:
             work = self._whole_document_work(data, options, sha256, started, deadline)
             return await pool.submit(work, deadline=deadline)  # a full pool answers 429 here, before decoding
         pool.check_capacity()  # a full pool answers 429 before the document is opened
-        document, info = await asyncio.to_thread(self._open, data, options, sha256)
+        document, info = await asyncio.to_thread(self._open, data, options, sha256, deadline)
         try:
             pages = await self._recognise(document, info.pages, options, {options.format}, deadline, first_waits=False)
         finally:
@@ -268,14 +271,14 @@ class OcrPipeline:
         return OcrOutcome(result, body, MEDIA_TYPES[options.format])
 
     def _whole_document_work(
-        self, data: bytes, options: OcrOptions, sha256: str | None, started: float, deadline: float
+        self, data: bytes, options: OcrOptions, sha256: str | None, started: float, deadline: Deadline
     ) -> Callable[[Recognizer], OcrOutcome]:
         """One worker task for a whole single-page document: open, recognise, assemble and render."""
         formats = _tesseract_formats({options.format})
         with_words = options.format is OutputFormat.JSON
 
         def work(recognizer: Recognizer) -> OcrOutcome:
-            document, info = self._open(data, options, sha256)
+            document, info = self._open(data, options, sha256, deadline)
             try:
                 pages = [
                     _page_work(document, n, options, formats, deadline, with_words=with_words)(recognizer)
@@ -320,12 +323,12 @@ class OcrPipeline:
         Waits for a free worker by default (a job's page should queue, not fail, when sync traffic
         fills the pool); `wait_for_slot=False` raises `Overloaded` instead.
         """
-        deadline = time.monotonic() + (timeout or self.settings.timeout_seconds)
+        deadline = Deadline.after(timeout or self.settings.timeout_seconds)
         self._pool_or_fail()
         options = self.validate(options)
 
         def open_one() -> Document:
-            document = open_document(data, self.settings, options.dpi)
+            document = open_document(data, self.settings, options.dpi, deadline)
             try:
                 document.selected((page_number,))
             except OcrError:
@@ -375,8 +378,10 @@ class OcrPipeline:
             raise ServiceUnavailable("the OCR engine is not running (starting up or shutting down)")
         return self._pool
 
-    def _open(self, data: bytes, options: OcrOptions, sha256: str | None = None) -> tuple[Document, DocumentInfo]:
-        document = open_document(data, self.settings, options.dpi)
+    def _open(
+        self, data: bytes, options: OcrOptions, sha256: str | None = None, deadline: Deadline | None = None
+    ) -> tuple[Document, DocumentInfo]:
+        document = open_document(data, self.settings, options.dpi, deadline)
         try:
             pages = document.selected(options.pages)
         except OcrError:
@@ -391,7 +396,7 @@ class OcrPipeline:
         numbers: tuple[int, ...],
         options: OcrOptions,
         formats: set[OutputFormat] | frozenset[OutputFormat],
-        deadline: float,
+        deadline: Deadline,
         *,
         first_waits: bool,
     ) -> list[PageOutcome]:
@@ -416,7 +421,7 @@ class _PreDecoded:
     def __init__(self, page: PageImage) -> None:
         self._page = page
 
-    def load_page(self, number: int) -> PageImage:
+    def load_page(self, number: int, deadline: Deadline | None = None) -> PageImage:
         return self._page
 
 
@@ -425,7 +430,7 @@ def _page_work(
     number: int,
     options: OcrOptions,
     formats: frozenset[OutputFormat],
-    deadline: float,
+    deadline: Deadline,
     *,
     with_words: bool,
 ) -> Callable[[Recognizer], PageOutcome]:
@@ -436,18 +441,25 @@ def _page_work(
 
     def work(recognizer: Recognizer) -> PageOutcome:
         started = time.perf_counter()
-        page = document.load_page(number)
+        page = document.load_page(number, deadline)
         decoded = time.perf_counter()
-        pixels, report = _preprocess(page, options)
+        pixels, report = _preprocess(page, options, deadline)
         prepared = time.perf_counter()
-        remaining_ms = int((deadline - time.monotonic()) * 1000)
-        if remaining_ms <= 0:
-            raise RecognitionTimeout(f"page {number}: the time limit passed before recognition started")
+        deadline.check(f"page {number}: recognition")
+        remaining_ms = max(1, int(deadline.remaining() * 1000))
         scale = float(report.get("scale", 1.0) or 1.0) if report else 1.0
         # Rescaling changes pixels per inch, not inches: PDF pages keep their physical size.
         dpi = round((page.dpi or ASSUMED_DPI) * scale)
         request = RecognitionRequest(
-            number, options.lang, options.psm, options.oem, dpi, formats, remaining_ms, with_words=with_words
+            number,
+            options.lang,
+            options.psm,
+            options.oem,
+            dpi,
+            formats,
+            remaining_ms,
+            with_words=with_words,
+            deadline=deadline,
         )
         render = recognizer.recognize(pixels, request)
         recognized = time.perf_counter()
@@ -473,13 +485,18 @@ def _page_work(
     return work
 
 
-def _preprocess(page: PageImage, options: OcrOptions) -> tuple[PixelArray, dict[str, Any]]:
-    """Run the preprocessing pipeline (it expects OpenCV's BGR order for colour pages)."""
+def _preprocess(page: PageImage, options: OcrOptions, deadline: Deadline) -> tuple[PixelArray, dict[str, Any]]:
+    """Run the preprocessing steps under `deadline` (they expect OpenCV's BGR order for colour pages)."""
     pixels = page.pixels
     if pixels.ndim == 3:
         pixels = np.ascontiguousarray(pixels[:, :, ::-1])
+    number = page.number
+
+    def checkpoint(step: str) -> None:
+        deadline.check(f"page {number}: preprocessing ({step})")
+
     try:
-        image, report = preprocess(pixels, options.preprocess, dpi=page.dpi)
+        image, report = preprocess(pixels, options.preprocess, dpi=page.dpi, checkpoint=checkpoint)
     except ValueError as exc:
         raise InvalidParameter(f"preprocess: {exc}", param="preprocess") from None
     # The report goes into JSON responses and job stores: make sure no numpy scalar slipped into it.

@@ -9,9 +9,10 @@ of one page and returns the model plus every requested Tesseract rendering of th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from ocr_service.deadline import Deadline
 from ocr_service.documents import PixelArray
 from ocr_service.engine.model import Block, EngineInfo
 from ocr_service.options import OutputFormat
@@ -24,6 +25,9 @@ class RecognitionRequest:
     `with_words` asks for the word model (blocks > lines > words with boxes). Only JSON needs it,
     and walking Tesseract's result iterator costs about a millisecond per receipt line, so text,
     hOCR and TSV requests skip it and get the engine's own mean confidence instead.
+
+    `deadline`, when given, is the page's `Deadline`: an engine that can stop a recognition in
+    progress registers its stop with `deadline.on_cancel` for the duration of the native call.
     """
 
     page_number: int
@@ -34,6 +38,7 @@ class RecognitionRequest:
     formats: frozenset[OutputFormat]
     timeout_ms: int = 0
     with_words: bool = True
+    deadline: Deadline | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

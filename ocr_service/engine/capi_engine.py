@@ -15,7 +15,9 @@ byte for byte what `tesseract page out alto pdf` writes, which is what `engine/r
 
 Cancel: `cancel()` (any thread) moves the monitor's deadline to "now", which Tesseract checks
 between words; no Python callback runs inside Tesseract (a ctypes callback would take the GIL on
-every word).
+every word). While Recognize runs, the request's `Deadline` (when it has one) holds `cancel` as
+its hook, so the worker pool stopping a page (504, client gone, job cancelled) stops Tesseract,
+and the ALTO/PDF renders after it are skipped once the deadline is cancelled or past.
 
 Each worker thread keeps its initialised APIs in a small LRU keyed by (lang, psm, oem): loading a
 model costs far more than recognising a receipt line.
@@ -23,6 +25,7 @@ model costs far more than recognising a receipt line.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -232,8 +235,10 @@ class CapiRecognizer:
         if request.timeout_ms > 0:
             tess.TessMonitorSetDeadlineMSecs(monitor, request.timeout_ms)
         started = time.monotonic()
+        stop = request.deadline.on_cancel(self.cancel) if request.deadline is not None else contextlib.nullcontext()
         try:
-            failed = tess.TessBaseAPIRecognize(handle, monitor) != 0
+            with stop:  # registered after the monitor: a cancel that came first fires at once
+                failed = tess.TessBaseAPIRecognize(handle, monitor) != 0
         finally:
             with self._monitor_lock:
                 self._monitor = None
@@ -264,6 +269,8 @@ class CapiRecognizer:
         if OutputFormat.TSV in request.formats:
             parts[OutputFormat.TSV] = libs.take_text(tess.TessBaseAPIGetTsvText(handle, index)).encode()
         if OutputFormat.ALTO in request.formats or OutputFormat.PDF in request.formats:
+            if request.deadline is not None:
+                request.deadline.check(f"page {request.page_number}: rendering")
             parts.update(self._file_renders(handle, raw, width, height, channels, request))
         if request.with_words:
             blocks, confidence = self._blocks(handle), None

@@ -10,10 +10,14 @@
   its Retry-After is how long the queue takes to drain at the recent mean page time.
   `wait_for_slot=True` is for the later pages of a document already admitted: they queue for a
   slot (in arrival order) instead of failing the request half-way.
-- Deadlines: a task carries an absolute `time.monotonic()` deadline. The engine gets the time
-  left as its own limit (which really stops Tesseract or kills the CLI); a task still queued at
-  its deadline, or whose caller gave up, is skipped without running; and the awaiting coroutine
-  raises `RecognitionTimeout` at the deadline whatever the thread is doing.
+- Deadlines: a task carries a `Deadline` (an absolute `time.monotonic()` limit plus a cancel
+  switch, `ocr_service/deadline.py`). The engine gets the time left as its own limit (which
+  really stops Tesseract or kills the CLI); a task still queued at its deadline, or whose caller
+  gave up, is skipped without running; and the awaiting coroutine raises `RecognitionTimeout`
+  at the deadline whatever the thread is doing. Whenever the caller stops waiting without a
+  result (deadline passed, client gone, job cancelled, a sibling page failed) the pool cancels
+  the task's `Deadline`: the work checks it between steps and the `capi` engine's monitor cuts
+  the Recognize in progress short, so a 504 leaves no worker busy.
 - The event loop never blocks: a worker hands the result to the caller's own asyncio future
   through `call_soon_threadsafe`, and slots go to waiters the same way.
 - The hand-off costs the event loop as little as possible (it runs for every request): one
@@ -37,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from ocr_service.deadline import Deadline
 from ocr_service.engine.base import EngineBackend, Recognizer
 from ocr_service.errors import Overloaded, RecognitionTimeout, ServiceUnavailable
 
@@ -119,17 +124,34 @@ class WorkerPool:
             self._threads.append(thread)
 
     async def submit(
-        self, work: Callable[[Recognizer], T], *, deadline: float | None = None, wait_for_slot: bool = False
+        self,
+        work: Callable[[Recognizer], T],
+        *,
+        deadline: Deadline | float | None = None,
+        wait_for_slot: bool = False,
     ) -> T:
-        """Run `work(recognizer)` on a worker thread; raise `Overloaded` or `RecognitionTimeout` as described above."""
-        if not self._take_free_slot(wait_for_slot):
-            await self._wait_for_slot(deadline)
-        loop = asyncio.get_running_loop()
-        task: _Task[T] = _Task(work, contextvars.copy_context(), deadline, loop, loop.create_future())
-        self._tasks.put(task)  # type: ignore[arg-type]
-        timer = None if deadline is None else loop.call_later(max(0.0, deadline - time.monotonic()), _expire, task)
+        """Run `work(recognizer)` on a worker thread; raise `Overloaded` or `RecognitionTimeout` as described above.
+
+        `deadline` (a `Deadline`, or a bare monotonic time) is cancelled if this returns without a result.
+        """
+        stop = Deadline(deadline) if isinstance(deadline, float | int) else deadline
+        at = None if stop is None else stop.at
         try:
-            return await task.done
+            if not self._take_free_slot(wait_for_slot):
+                await self._wait_for_slot(at)
+        except BaseException:
+            if stop is not None:
+                stop.cancel()
+            raise
+        loop = asyncio.get_running_loop()
+        task: _Task[T] = _Task(work, contextvars.copy_context(), at, loop, loop.create_future())
+        self._tasks.put(task)  # type: ignore[arg-type]
+        timer = None if at is None else loop.call_later(max(0.0, at - time.monotonic()), _expire, task)
+        finished = False
+        try:
+            result = await task.done
+            finished = True
+            return result
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if self._closed and current is not None and current.cancelling() == 0:
@@ -140,6 +162,8 @@ class WorkerPool:
             task.abandoned = True
             if timer is not None:
                 timer.cancel()
+            if not finished and stop is not None:
+                stop.cancel()  # the work in its thread stops too (see the module docstring)
 
     def check_capacity(self) -> None:
         """Raise `Overloaded` now if no slot is free: lets callers refuse before doing any other work.

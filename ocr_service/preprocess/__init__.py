@@ -31,6 +31,8 @@ coordinates.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -48,12 +50,18 @@ __all__ = ["STEP_NAMES", "Report", "map_bbox", "preprocess"]
 
 
 def preprocess(
-    image: NDArray[np.generic], options: PreprocessOptions, *, dpi: int | None = None
+    image: NDArray[np.generic],
+    options: PreprocessOptions,
+    *,
+    dpi: int | None = None,
+    checkpoint: Callable[[str], None] | None = None,
 ) -> tuple[NDArray[np.uint8], Report]:
     """Prepare one decoded page (uint8 gray (H, W) or BGR (H, W, 3)) for Tesseract.
 
     Returns the 8-bit gray image to recognise and the JSON-able report described above. `dpi`, when
     the document states it, only guides forced upscaling of pages where no text could be measured.
     Raises ValueError for an unknown step name or mode (the HTTP layer validates these first).
+    `checkpoint(step)` runs before each step that will run, so the caller's deadline can stop the
+    page between steps (it raises to stop).
     """
-    return run(image, options, dpi=dpi)
+    return run(image, options, dpi=dpi, checkpoint=checkpoint)

@@ -300,7 +300,13 @@ def _transform(page: Page, source: tuple[int, int]) -> Report:
     }
 
 
-def run(image: NDArray[np.generic], options: PreprocessOptions, *, dpi: int | None = None) -> tuple[Gray, Report]:
+def run(
+    image: NDArray[np.generic],
+    options: PreprocessOptions,
+    *,
+    dpi: int | None = None,
+    checkpoint: Callable[[str], None] | None = None,
+) -> tuple[Gray, Report]:
     """Preprocess one decoded page; see `ocr_service.preprocess.preprocess` for the report's shape."""
     start = time.perf_counter()
     unknown = set(options.steps) - {name for name, _ in STEPS}
@@ -316,6 +322,8 @@ def run(image: NDArray[np.generic], options: PreprocessOptions, *, dpi: int | No
         if forced is False or (forced is None and options.mode == "none"):
             steps.append({"name": name, "applied": False, "decision": "off", "params": {}, "ms": 0.0})
             continue
+        if checkpoint is not None:
+            checkpoint(name)
         step_start = time.perf_counter()
         if min(page.image.shape) < 8:
             steps.append({"name": name, "applied": False, "decision": "image too small", "params": {}, "ms": 0.0})

@@ -18,6 +18,7 @@ import psutil
 import pytest
 from engine_images import dense_page, encode, multipage, text_image
 
+from ocr_service.deadline import Deadline
 from ocr_service.documents import PixelArray
 from ocr_service.engine.base import PageRender, RecognitionRequest, Recognizer
 from ocr_service.engine.model import EngineInfo
@@ -68,6 +69,38 @@ async def wait_for(condition, limit: float = 5.0) -> None:  # type: ignore[no-un
     while not condition():
         assert time.monotonic() < end, "condition not reached in time"
         await asyncio.sleep(0.01)
+
+
+async def test_a_caller_that_stops_waiting_cancels_the_tasks_deadline(pool: WorkerPool) -> None:
+    """The running work learns it must stop (its `Deadline` is cancelled) when the pool stops waiting for it."""
+    started, seen = threading.Event(), []
+
+    def work(recognizer: Recognizer) -> str:
+        started.set()
+        end = time.monotonic() + 10
+        while not deadline.cancelled and time.monotonic() < end:  # a step loop that checks its deadline
+            time.sleep(0.005)
+        seen.append(deadline.cancelled)
+        return "stopped"
+
+    deadline = Deadline.after(0.3)  # expiry: a 504 for the caller, a cancel for the work
+    with pytest.raises(RecognitionTimeout):
+        await pool.submit(work, deadline=deadline)
+    await wait_for(lambda: seen == [True] and pool.stats.busy == 0, limit=2)
+
+    deadline = Deadline.after(60)  # the caller is cancelled (client gone, job cancelled)
+    started.clear()
+    seen.clear()
+    waiting = asyncio.create_task(pool.submit(work, deadline=deadline))
+    await asyncio.to_thread(started.wait, 5)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await wait_for(lambda: seen == [True] and pool.stats.busy == 0, limit=2)
+
+    deadline = Deadline.after(60)  # a result: nothing to cancel
+    assert await pool.submit(lambda recognizer: "done", deadline=deadline) == "done"
+    assert not deadline.cancelled
 
 
 async def test_full_pool_answers_429_immediately_and_recovers(pool: WorkerPool) -> None:

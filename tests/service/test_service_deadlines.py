@@ -1,0 +1,116 @@
+"""Deadlines everywhere: past its limit a request answers 504 on time and no worker stays busy after it.
+
+Timings here are limits with generous slack (the suite shares its cores), not measurements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from service_support import font, make_settings, png, running_app
+
+from ocr_service.errors import RecognitionTimeout
+from ocr_service.options import OcrOptions, OutputFormat
+from ocr_service.pipeline import OcrPipeline
+
+WORDS = ["invoice", "total", "amount", "coffee", "bread", "butter", "milk", "cheese", "receipt", "paid", "card"]
+
+
+@functools.cache
+def many_frame_gif(frames: int = 30, side: int = 2000) -> bytes:
+    """`frames` full-size frames that all differ (noise band rolled per frame, so Pillow cannot crop them)
+    and cost real LZW decoding, with lines of text below the band for Tesseract to read."""
+    rng = np.random.default_rng(7)
+    band = (rng.integers(0, 2, (side // 2, side)) * 20 + 235).astype(np.uint8)
+    text_font = font(36)
+    images = []
+    for k in range(frames):
+        pixels = np.full((side, side), 255, dtype=np.uint8)
+        pixels[: side // 2] = np.roll(band, k, axis=1)
+        image = Image.fromarray(pixels, "L")
+        draw = ImageDraw.Draw(image)
+        for line in range(10):
+            draw.text((60, side // 2 + 40 + line * 90), f"frame {k} line {line} total paid", fill=0, font=text_font)
+        images.append(image)
+    buffer = io.BytesIO()
+    images[0].save(buffer, "GIF", save_all=True, append_images=images[1:], optimize=False)
+    return buffer.getvalue()
+
+
+def dense_page(lines: int = 99) -> bytes:
+    """An A4-length page of varied words: recognising it takes several seconds."""
+    rows = [" ".join(WORDS[(row * 7 + col * 3) % len(WORDS)] for col in range(9)) for row in range(lines)]
+    return png(rows, size=28)
+
+
+async def idle_after(pipeline: OcrPipeline, limit: float) -> float:
+    """Seconds until the pool has no busy worker (polled; at most `limit` + a little)."""
+    started = time.perf_counter()
+    for _ in range(int(limit * 100) + 1):
+        if not pipeline.stats().busy:
+            break
+        await asyncio.sleep(0.01)
+    assert pipeline.stats().busy == 0, f"a worker is still busy {limit} s after the request ended"
+    return time.perf_counter() - started
+
+
+async def test_a_many_frame_gif_answers_504_at_its_time_limit_and_frees_the_workers(tmp_path: Path) -> None:
+    """30 frames of 2000x2000: counting, sizing and decoding them used to take seconds outside the deadline.
+
+    Timed from `pipeline.run`, so the 21 MB upload through the in-process client is not counted;
+    the same request over HTTP is a 504 too.
+    """
+    document = many_frame_gif()
+    limit = 2.0
+    async with running_app(make_settings(tmp_path, timeout_seconds=limit, cache_ttl_seconds=0)) as client:
+        pipeline: OcrPipeline = client.app.state.pipeline  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        with pytest.raises(RecognitionTimeout):
+            await pipeline.run(document, OcrOptions(format=OutputFormat.TEXT), timeout=limit)
+        answered = time.perf_counter() - started
+        assert answered < limit + 1.0, f"504 after {answered:.2f} s for a {limit} s limit"
+        await idle_after(pipeline, 1.5)
+        response = await client.post("/v1/ocr?format=text", content=document)
+        assert response.status_code == 504, response.text
+        assert response.json()["type"].endswith("/timeout")
+        await idle_after(pipeline, 1.5)
+
+
+async def test_a_dense_page_past_a_1_s_limit_leaves_no_worker_busy(tmp_path: Path) -> None:
+    document = dense_page()
+    async with running_app(make_settings(tmp_path, workers=1, timeout_seconds=1, cache_ttl_seconds=0)) as client:
+        for fmt in ("text", "pdf"):
+            started = time.perf_counter()
+            response = await client.post(f"/v1/ocr?format={fmt}", content=document)
+            assert response.status_code == 504, response.text
+            assert time.perf_counter() - started < 2.0
+            await idle_after(client.app.state.pipeline, 1.5)  # type: ignore[attr-defined]
+
+
+async def test_a_caller_that_stops_waiting_stops_its_recognition(tmp_path: Path) -> None:
+    """No deadline passes here: only the caller goes away (a disconnect, a cancelled job), and Tesseract stops."""
+    document = dense_page()
+    async with running_app(make_settings(tmp_path, workers=1, cache_ttl_seconds=0)) as client:
+        pipeline: OcrPipeline = client.app.state.pipeline  # type: ignore[attr-defined]
+        options = OcrOptions(format=OutputFormat.TEXT)
+        started = time.perf_counter()
+        await pipeline.run(document, options, timeout=120)
+        full = time.perf_counter() - started
+        assert full > 2.5, f"the page must take clearly longer than the cancel point ({full:.2f} s)"
+
+        running = asyncio.create_task(pipeline.run(document, options, timeout=120))
+        await asyncio.sleep(1.0)  # well into recognition
+        assert pipeline.stats().busy == 1
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError, RecognitionTimeout):
+            await running
+        stopped = await idle_after(pipeline, 1.0)
+        assert stopped < 1.0 < full - 1.0

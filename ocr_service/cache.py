@@ -13,7 +13,6 @@ a short back-off the client simply tries again, so it recovers on its own.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import json
@@ -21,7 +20,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -112,11 +111,12 @@ def mark_cached(body: bytes, fmt: OutputFormat, cached: bool) -> bytes:
     return flag + (rest if rest.lstrip().startswith(b"}") else b"," + rest)
 
 
-async def document_digest(data: bytes) -> str:
-    """sha256 of a document; large ones are hashed in a thread so the event loop keeps serving."""
+async def document_digest(data: bytes, offload: Callable[[Callable[[], str]], Awaitable[str]]) -> str:
+    """sha256 of a document; large ones are hashed by `offload` (the pipeline's bounded helper threads)
+    so the event loop keeps serving."""
     if len(data) < 1 << 20:
         return hashlib.sha256(data).hexdigest()
-    return await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
+    return await offload(lambda: hashlib.sha256(data).hexdigest())
 
 
 class DisabledCache:

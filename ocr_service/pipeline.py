@@ -8,13 +8,14 @@ pipeline.resolve_lang("eng+chi-sim") -> str  # normalised, or UnknownLanguage(pa
 pipeline.engine_info() -> dict[str, str]     # name, version (Tesseract), tesseract, leptonica
 pipeline.stats() -> PoolStats                # workers, busy, queued, queue_capacity, capacity
 pipeline.capacity() -> int                   # stats().capacity, cheaply
+await pipeline.offload(fn, *args, deadline=d) # fn on the bounded helper threads (engine/helpers.py)
 await pipeline.self_test()                   # readiness: recognises a generated image, raises on failure
 
 # synchronous requests
 outcome = await pipeline.run(data, options, timeout=seconds)   # OcrOutcome(result, body, media_type)
 
 # jobs: store the document once, recognise pages anywhere, merge at the end
-info = pipeline.inspect(data, options)                           # DocumentInfo(kind, page_count, pages, sha256...)
+info = pipeline.inspect(data, options, deadline)                 # DocumentInfo(kind, page_count, pages, sha256...)
 page = await pipeline.run_page(data, n, options, {OutputFormat.PDF, ...}, timeout=seconds)  # PageOutcome
 record = page.to_record(); page = PageOutcome.from_record(record)                     # JSON-safe storage
 body = pipeline.combine(pages, OutputFormat.PDF, language=..., sha256=info.sha256)   # merged document
@@ -33,8 +34,9 @@ a slot.
 Per-request overhead is part of the product (issue 2 wants the service within 5% of the raw
 engine on receipt-line crops), so a document of a single-page kind (PNG, JPEG, WebP, BMP) is
 opened, recognised and rendered in ONE worker task: no thread hop to open it before, none to
-render it after. Multi-page kinds (TIFF, GIF, PDF) are opened in a helper thread and their
-pages fanned out over the pool as described above.
+render it after. Multi-page kinds (TIFF, GIF, PDF) are opened on a helper thread (the bounded
+`HelperPool`, never asyncio's default executor) and their pages fanned out over the pool as
+described above.
 
 Everything shares one `Deadline` (`timeout`, default `settings.timeout_seconds`): past it
 the request raises `RecognitionTimeout` (504), queued pages are skipped, and running ones stop:
@@ -55,7 +57,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -65,6 +67,7 @@ from ocr_service.engine import languages
 from ocr_service.engine.backends import library_versions, load_backend
 from ocr_service.engine.base import ASSUMED_DPI, EngineBackend, PageRender, RecognitionRequest, Recognizer
 from ocr_service.engine.cpus import available_cpus
+from ocr_service.engine.helpers import HelperPool
 from ocr_service.engine.model import (
     BBox,
     Block,
@@ -83,6 +86,7 @@ from ocr_service.options import MEDIA_TYPES, PREPROCESS_STEPS, OcrOptions, Outpu
 from ocr_service.preprocess import map_bbox, preprocess
 from ocr_service.settings import Settings
 
+T = TypeVar("T")
 VALID_PSM = frozenset({1, *range(3, 14)})
 """Page segmentation modes that recognise text (0 is orientation only, 2 is not implemented by Tesseract)."""
 VALID_OEM = frozenset(range(4))
@@ -139,6 +143,7 @@ class OcrPipeline:
         self.settings = settings
         self._backend: EngineBackend | None = None
         self._pool: WorkerPool | None = None
+        self._helpers: HelperPool | None = None
         self._start_lock = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -152,7 +157,10 @@ class OcrPipeline:
             workers = self.settings.workers or available_cpus()
             pool = WorkerPool(backend, workers, self.settings.queue_size, warm=self._warm_worker)
             pool.start()
-            self._backend, self._pool = backend, pool
+            helpers = HelperPool(
+                self.settings.helper_threads or max(2, workers), self.settings.helper_queue_size or pool.capacity
+            )
+            self._backend, self._pool, self._helpers = backend, pool, helpers
         await self.self_test()
 
     def _warm_worker(self, recognizer: Recognizer) -> None:
@@ -168,6 +176,9 @@ class OcrPipeline:
     async def aclose(self, grace_seconds: float = 0) -> None:
         """Refuse new work, let admitted pages finish for `grace_seconds`, then stop the workers."""
         pool, self._pool = self._pool, None
+        helpers, self._helpers = self._helpers, None
+        if helpers is not None:
+            helpers.close()
         if pool is not None:
             await asyncio.to_thread(pool.close, grace_seconds)
 
@@ -197,6 +208,13 @@ class OcrPipeline:
         """`stats().capacity` without taking the pool's lock: read on every request's admission."""
         pool = self._pool
         return pool.capacity if pool is not None else 0
+
+    async def offload(self, fn: Callable[..., T], *args: object, deadline: Deadline | None = None) -> T:
+        """`fn(*args)` on the bounded helper threads: 429 when they are full, 504 past `deadline` (see helpers.py)."""
+        helpers = self._helpers
+        if helpers is None:
+            raise ServiceUnavailable("the OCR engine is not running (starting up or shutting down)")
+        return await helpers.run(fn, *args, deadline=deadline)
 
     async def self_test(self) -> None:
         """Recognise a generated image and check the words come back; raise RuntimeError otherwise.
@@ -260,14 +278,14 @@ class OcrPipeline:
             work = self._whole_document_work(data, options, sha256, started, deadline)
             return await pool.submit(work, deadline=deadline)  # a full pool answers 429 here, before decoding
         pool.check_capacity()  # a full pool answers 429 before the document is opened
-        document, info = await asyncio.to_thread(self._open, data, options, sha256, deadline)
+        document, info = await self.offload(self._open, data, options, sha256, deadline, deadline=deadline)
         try:
             pages = await self._recognise(document, info.pages, options, {options.format}, deadline, first_waits=False)
         finally:
             document.close()
         result = self.assemble(pages, language=options.lang, sha256=info.sha256, total_ms=_ms(started))
         # Serialising or merging a long document takes milliseconds: never on the event loop.
-        body = await asyncio.to_thread(self._render, pages, result, options.format)
+        body = await self.offload(self._render, pages, result, options.format, deadline=deadline)
         return OcrOutcome(result, body, MEDIA_TYPES[options.format])
 
     def _whole_document_work(
@@ -299,10 +317,10 @@ class OcrPipeline:
 
     # -- per-page API for jobs -------------------------------------------------------------------
 
-    def inspect(self, data: bytes, options: OcrOptions) -> DocumentInfo:
+    def inspect(self, data: bytes, options: OcrOptions, deadline: Deadline | None = None) -> DocumentInfo:
         """Sniff, count and size-check the document without decoding pixels (raises the same errors as `run`)."""
         options = self.validate(options)
-        document, info = self._open(data, options)
+        document, info = self._open(data, options, deadline=deadline)
         document.close()
         return info
 
@@ -336,7 +354,7 @@ class OcrPipeline:
                 raise
             return document
 
-        document = await asyncio.to_thread(open_one)
+        document = await self.offload(open_one, deadline=deadline)
         try:
             numbers = (page_number,)
             pages = await self._recognise(document, numbers, options, formats, deadline, first_waits=wait_for_slot)

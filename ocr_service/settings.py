@@ -49,6 +49,20 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = (
         "Pages that may wait for a worker before requests get 429; 0 = 4 per worker.",
     ),
     SettingSpec(
+        "helper_threads",
+        EnvVar.HELPER_THREADS,
+        "0",
+        "Threads that open documents, merge results and hash uploads beside the workers; 0 = one per worker"
+        " (at least 2).",
+    ),
+    SettingSpec(
+        "helper_queue_size",
+        EnvVar.HELPER_QUEUE_SIZE,
+        "0",
+        "Calls that may wait for a helper thread before requests get 429; 0 = the worker pool's slots"
+        " (workers + queue).",
+    ),
+    SettingSpec(
         "engine",
         EnvVar.ENGINE,
         "auto",
@@ -176,6 +190,8 @@ class Settings:
     port: int = HTTP_PORT
     workers: int = 0
     queue_size: int = 0
+    helper_threads: int = 0
+    helper_queue_size: int = 0
     engine: str = "auto"
     timeout_seconds: float = 60.0
     max_upload_bytes: int = 25 * 1024 * 1024
@@ -216,6 +232,8 @@ class Settings:
             "port": lambda n, v: _int(n, v, 1),
             "workers": _int,
             "queue_size": _int,
+            "helper_threads": _int,
+            "helper_queue_size": _int,
             "engine": lambda n, v: _choice(n, v, ("auto", "capi", "tesserocr", "pytesseract")),
             "timeout_seconds": _float,
             "max_upload_bytes": lambda n, v: _int(n, v, 1),

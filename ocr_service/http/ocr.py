@@ -57,7 +57,7 @@ class OcrEndpoint:
         cache: ResultCache = request.app.state.cache
         digest = key = None
         if cache.enabled:  # a disabled cache costs no digest and no key
-            digest = await document_digest(received.data)
+            digest = await document_digest(received.data, self.pipeline.offload)
             key = result_key(digest, options, options.format.value, engine_version(self.pipeline.engine_info()))
             hit = await cache.get(key)
             if hit is not None:

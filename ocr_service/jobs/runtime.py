@@ -15,13 +15,14 @@ existence does not leak.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ocr_service.cache import ResultCache, engine_version, mark_cached, result_key
+from ocr_service.deadline import Deadline
 from ocr_service.engine.model import PageResult
 from ocr_service.jobs.callbacks import CallbackDispatcher, check_callback_url
 from ocr_service.jobs.changes import FINAL_KINDS, WORK_KINDS, PollIntervals
@@ -155,7 +156,8 @@ class JobRuntime:
         options = self.pipeline.validate(options)
         if callback_url is not None:
             check_callback_url(callback_url, self.settings.callback_allowed_hosts)
-        info = await asyncio.to_thread(self.pipeline.inspect, data, options)
+        deadline = Deadline.after(self.settings.timeout_seconds)
+        info = await self.pipeline.offload(self.pipeline.inspect, data, options, deadline, deadline=deadline)
         new = NewJob(data, options, info.pages, filename, callback_url, idempotency_key, info.sha256, owner)
         job, created = await self.store.create_job(new)
         if created and self.workers is not None:
@@ -206,7 +208,7 @@ class JobRuntime:
             PageOutcome(PageResult.from_json(json.loads(model)), {fmt: parts[i]} if parts is not None else {})
             for i, model in enumerate(models)
         ]
-        return await asyncio.to_thread(
+        merge = functools.partial(
             self.pipeline.combine,
             pages,
             fmt,
@@ -214,6 +216,7 @@ class JobRuntime:
             sha256=job.document_sha256,
             title=job.filename or "document",
         )
+        return await self.pipeline.offload(merge)
 
     async def check_store(self) -> None:
         """Readiness: the job store answers (503 names it otherwise)."""

@@ -141,6 +141,21 @@ def _detect_tesserocr(api: Any, gray: Gray) -> Orientation | None:
     )
 
 
+def _detect_capi(gray: Gray) -> tuple[bool, Orientation | None]:
+    """OSD through libtesseract's C API, which releases the GIL: (False, None) when that is not available here."""
+    try:
+        from ocr_service.engine.capi_engine import CapiUnavailableError, detect_orientation
+
+        result = detect_orientation(gray)
+    except (ImportError, CapiUnavailableError):
+        return False, None
+    if result is None:
+        return True, None
+    angle, confidence, script, script_confidence = result
+    orientation = Orientation(angle % 360, confidence, script, script_confidence)
+    return True, orientation
+
+
 def _detect_cli(gray: Gray) -> Orientation | None:
     import pytesseract
     from PIL import Image
@@ -175,6 +190,9 @@ def detect(gray: Gray, char_height: float | None = None) -> Orientation | None:
         gray = u8(cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA))
     if min(gray.shape) < 16:
         return None
+    available, found = _detect_capi(gray)
+    if available:
+        return found
     api = _tesserocr_api()
     if api is not None:
         return _detect_tesserocr(api, np.ascontiguousarray(gray))

@@ -18,9 +18,10 @@ from PIL import Image, ImageDraw
 from service_support import font, make_settings, png, running_app
 
 from ocr_service.errors import RecognitionTimeout
-from ocr_service.options import OcrOptions, OutputFormat
+from ocr_service.options import OcrOptions, OutputFormat, PreprocessOptions
 from ocr_service.pipeline import OcrPipeline
 
+TEXT_AS_IS = OcrOptions(format=OutputFormat.TEXT, preprocess=PreprocessOptions(mode="none"))
 WORDS = ["invoice", "total", "amount", "coffee", "bread", "butter", "milk", "cheese", "receipt", "paid", "card"]
 
 
@@ -66,7 +67,8 @@ async def test_a_many_frame_gif_answers_504_at_its_time_limit_and_frees_the_work
     """30 frames of 2000x2000: counting, sizing and decoding them used to take seconds outside the deadline.
 
     Timed from `pipeline.run`, so the 21 MB upload through the in-process client is not counted;
-    the same request over HTTP is a 504 too.
+    the same request over HTTP is a 504 too. Without preprocessing: OSD (the orientation step) is a
+    native call Tesseract cannot interrupt, and on the noise band it runs for seconds.
     """
     document = many_frame_gif()
     limit = 2.0
@@ -74,22 +76,24 @@ async def test_a_many_frame_gif_answers_504_at_its_time_limit_and_frees_the_work
         pipeline: OcrPipeline = client.app.state.pipeline  # type: ignore[attr-defined]
         started = time.perf_counter()
         with pytest.raises(RecognitionTimeout):
-            await pipeline.run(document, OcrOptions(format=OutputFormat.TEXT), timeout=limit)
+            await pipeline.run(document, TEXT_AS_IS, timeout=limit)
         answered = time.perf_counter() - started
         assert answered < limit + 1.0, f"504 after {answered:.2f} s for a {limit} s limit"
         await idle_after(pipeline, 1.5)
-        response = await client.post("/v1/ocr?format=text", content=document)
+        response = await client.post("/v1/ocr?format=text&preprocess=none", content=document)
         assert response.status_code == 504, response.text
         assert response.json()["type"].endswith("/timeout")
         await idle_after(pipeline, 1.5)
 
 
 async def test_a_dense_page_past_a_1_s_limit_leaves_no_worker_busy(tmp_path: Path) -> None:
+    """Recognition (and the ALTO/PDF render after it) stops at the limit. Without preprocessing, as OSD
+    cannot be interrupted (under load an A4 page's OSD alone can outlast this test's slack)."""
     document = dense_page()
     async with running_app(make_settings(tmp_path, workers=1, timeout_seconds=1, cache_ttl_seconds=0)) as client:
         for fmt in ("text", "pdf"):
             started = time.perf_counter()
-            response = await client.post(f"/v1/ocr?format={fmt}", content=document)
+            response = await client.post(f"/v1/ocr?format={fmt}&preprocess=none", content=document)
             assert response.status_code == 504, response.text
             assert time.perf_counter() - started < 2.0
             await idle_after(client.app.state.pipeline, 1.5)  # type: ignore[attr-defined]
@@ -100,7 +104,7 @@ async def test_a_caller_that_stops_waiting_stops_its_recognition(tmp_path: Path)
     document = dense_page()
     async with running_app(make_settings(tmp_path, workers=1, cache_ttl_seconds=0)) as client:
         pipeline: OcrPipeline = client.app.state.pipeline  # type: ignore[attr-defined]
-        options = OcrOptions(format=OutputFormat.TEXT)
+        options = TEXT_AS_IS
         started = time.perf_counter()
         await pipeline.run(document, options, timeout=120)
         full = time.perf_counter() - started
@@ -114,3 +118,41 @@ async def test_a_caller_that_stops_waiting_stops_its_recognition(tmp_path: Path)
             await running
         stopped = await idle_after(pipeline, 1.0)
         assert stopped < 1.0 < full - 1.0
+
+
+async def test_many_frame_gifs_in_flight_do_not_starve_an_unrelated_request(tmp_path: Path) -> None:
+    """6 concurrent 10-frame GIFs once held asyncio's default executor for minutes; a 1-page PDF waited 101 s.
+
+    Now the GIFs open in milliseconds on the bounded helper threads and their 60 pages queue on the
+    pool: the unrelated request is answered at once (200, or 429 with Retry-After while the pool is
+    full), and the event loop keeps answering probes.
+    """
+    document = many_frame_gif(10)
+    single = png(["unrelated request"])
+    settings = make_settings(tmp_path, timeout_seconds=8, cache_ttl_seconds=0)
+    async with running_app(settings) as client:
+        pipeline: OcrPipeline = client.app.state.pipeline  # type: ignore[attr-defined]
+        gifs = [
+            asyncio.create_task(client.post("/v1/ocr?format=text&preprocess=none", content=document)) for _ in range(6)
+        ]
+        for _ in range(500):  # until the GIFs' pages fill the pool (at most ~5 s)
+            if pipeline.stats().busy == pipeline.stats().workers:
+                break
+            await asyncio.sleep(0.01)
+        slowest_probe = 0.0
+        for _ in range(5):
+            started = time.perf_counter()
+            assert (await client.get("/livez")).status_code == 200
+            slowest_probe = max(slowest_probe, time.perf_counter() - started)
+            await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        response = await client.post("/v1/ocr?format=text", content=single)
+        answered = time.perf_counter() - started
+        assert response.status_code in (200, 429), response.text
+        if response.status_code == 429:
+            assert int(response.headers["retry-after"]) >= 1
+        assert answered < 3.0, f"the unrelated request waited {answered:.2f} s"
+        assert slowest_probe < 0.5, f"/livez took {slowest_probe:.3f} s"
+        statuses = [(await gif).status_code for gif in gifs]
+        assert set(statuses) <= {200, 429, 504}, statuses
+        await idle_after(pipeline, 1.5)

@@ -46,6 +46,7 @@ SQLITE_FILE = "jobs.sqlite3"
 WORKER_POLL = PollIntervals(fallback=0.5, live=3.0)
 """How often idle job workers look for a page on their own. While the change feed is live they are
 woken for every new or returned page, so the poll is only the safety net for a lost notification."""
+CANCEL_KINDS = frozenset({"cancelled"})
 CALLBACK_POLL = PollIntervals(fallback=1.0, live=5.0)
 """How often the callback dispatcher looks for due callbacks on its own. A job's final event wakes
 it, so while the feed is live the poll only serves retries (due 2 s, 4 s, ... after a failure)."""
@@ -121,6 +122,8 @@ class JobRuntime:
             )
             self.workers.start()
             self._unsubscribe.append(self.store.changes.on_events(WORK_KINDS, self.workers.wake))
+            # A job cancelled on any replica: pages of it held here stop now, not at the next heartbeat.
+            self._unsubscribe.append(self.store.changes.on_events(CANCEL_KINDS, self.workers.recheck))
         log.info("jobs ready on %s (%d workers)", self.store.backend, self.workers.concurrency if self.workers else 0)
 
     async def stop(self, grace_seconds: float = 0.0) -> None:
@@ -176,6 +179,8 @@ class JobRuntime:
             raise JobNotFound(f"No job {job_id!r} (unknown, or deleted after its retention period).")
         if job.status is not JobStatus.CANCELLED:
             raise JobAlreadyFinished(f"Job {job_id} already {job.status.value}; only queued or running jobs cancel.")
+        if self.workers is not None:
+            self.workers.stop_job(job.id)  # its pages in progress here stop now (their recognition too)
         if self.callbacks is not None:
             self.callbacks.wake()
         return job

@@ -4,6 +4,10 @@
 Each holds at most one page. While the engine works, a heartbeat renews the lease every third
 of its length; if renewal fails (the job was cancelled, or the lease expired and another worker
 took the page) the result is abandoned, so a late worker can never overwrite a newer attempt.
+A cancel does not wait for the next heartbeat: `stop_job` (this replica's DELETE) abandons the
+job's pages at once, and `recheck` (any replica's `cancelled` event, from the change feed) renews
+every held lease now. Abandoning a page cancels its recognition in the engine pool, which stops
+Tesseract within a word (see `engine/pool.py`), so the worker is free within a second.
 Pages are looked up in the result cache first (sha256 of the document + page + options +
 engine version), so a document submitted twice is not recognised twice.
 
@@ -92,6 +96,8 @@ class JobWorkers:
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._inputs: OrderedDict[str, bytes] = OrderedDict()
+        self._held: dict[str, tuple[str, asyncio.Event, asyncio.Event]] = {}
+        """Pages in progress by worker: owner -> (job id, lease lost, re-check the lease now)."""
         self._stopping = False
         self.busy = 0
         self.idle = 0
@@ -106,6 +112,20 @@ class JobWorkers:
     def wake(self) -> None:
         """A page became claimable (submitted here, or announced by the change feed): idle workers look now."""
         self._wake.set()
+
+    def stop_job(self, job_id: str) -> int:
+        """The job was cancelled here: abandon its pages in progress now (returns how many)."""
+        stopped = 0
+        for held_job, lost, _ in list(self._held.values()):
+            if held_job == job_id:
+                lost.set()
+                stopped += 1
+        return stopped
+
+    def recheck(self) -> None:
+        """A job became final somewhere (e.g. cancelled on another replica): renew every held lease now."""
+        for _, _, recheck in list(self._held.values()):
+            recheck.set()
 
     def _poll_seconds(self) -> float:
         return self.poll_seconds() if callable(self.poll_seconds) else self.poll_seconds
@@ -182,8 +202,9 @@ class JobWorkers:
         data = await self._document(page.job_id)
         if data is None:
             return  # the job became final (cancelled) since the claim; the lease is already void
-        lost = asyncio.Event()
-        heartbeat = asyncio.create_task(self._heartbeat(page, owner, lost))
+        lost, recheck = asyncio.Event(), asyncio.Event()
+        self._held[owner] = (page.job_id, lost, recheck)
+        heartbeat = asyncio.create_task(self._heartbeat(page, owner, lost, recheck))
         try:
             work = asyncio.create_task(self._results(page, data))
             lost_wait = asyncio.create_task(lost.wait())
@@ -209,6 +230,7 @@ class JobWorkers:
                 await self._failed(page, owner, problem, retry=True)
                 return
         finally:
+            self._held.pop(owner, None)
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
@@ -235,10 +257,13 @@ class JobWorkers:
         await self.cache.put(key, pack_page(results))
         return results, False
 
-    async def _heartbeat(self, page: ClaimedPage, owner: str, lost: asyncio.Event) -> None:
+    async def _heartbeat(self, page: ClaimedPage, owner: str, lost: asyncio.Event, recheck: asyncio.Event) -> None:
         interval = max(0.05, self.lease_seconds / 3)
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await recheck.wait()
+            recheck.clear()
             try:
                 still_ours = await self.store.renew_lease(page, owner, self.lease_seconds)
             except StoreUnavailable:

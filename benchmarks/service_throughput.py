@@ -1,15 +1,19 @@
 """Service vs raw engine: throughput, latency and memory of `catalyst-ocr serve` under HTTP load.
 
-    .venv/bin/python benchmarks/service_throughput.py           # full run (about 7 minutes on 2 cores)
-    .venv/bin/python benchmarks/service_throughput.py --quick   # CI smoke run, under 60 s
+    .venv/bin/python benchmarks/service_throughput.py           # full run (about 10 minutes on 2 cores)
+    .venv/bin/python benchmarks/service_throughput.py --quick   # CI smoke run, about a minute
     .venv/bin/python benchmarks/service_throughput.py --quick --generator httpx   # the fallback load generator
 
 In one run, on the same deterministic images from `benchmarks/_images.py` (small receipt-line
-crops and full 300-DPI A4 pages, saved as PNG with 300 DPI metadata):
+crops, paragraph crops and full 300-DPI A4 pages, saved as PNG with 300 DPI metadata):
 
-1. raw engine: one warm tesserocr API per CPU this process may use (threads; tesserocr releases
-   the GIL), each looping over the PNGs: decode (Pillow) + SetImageBytes + Recognize + GetUTF8Text.
-   Images per second with every core busy, and the p50 of one warm recognition on one thread.
+1. raw engine: one warm recognizer of the service's `capi` engine (libtesseract's C API through
+   ctypes, the GIL released in every call) per CPU this process may use, each looping over the
+   PNGs: decode (Pillow) + SetImage + Recognize + GetUTF8Text. Measured twice: as threads of this
+   process, and as separate processes (one per CPU, started and warmed before the clock starts:
+   no GIL or allocator shared at all, the physical limit of the cores). Images per second with
+   every core busy, and the p50 of one warm recognition on one thread. Every service figure is
+   compared with both.
 2. service: a real `catalyst-ocr serve` subprocess on a free loopback port (OCR_WORKERS = the
    same CPU count), with 2 x workers connections POSTing the PNGs in rotation (raw body,
    `format=text&preprocess=none`: the same work as the raw engine, plus HTTP). Images per second,
@@ -22,7 +26,15 @@ crops and full 300-DPI A4 pages, saved as PNG with 300 DPI metadata):
    flight; the server finishes them, so a round lasts until the server is idle again, and the
    server's own request counter (`/metrics`) says how many images it finished.
 3. idle latency: one request at a time (httpx), p50, against the raw engine's warm p50.
-4. memory: the server's RSS across N receipt requests (after warm-up, at the end, highest) and,
+4. the event loop while formats render: for each output format, one A4 page (defaults:
+   `preprocess=auto`) is recognised while GET /livez is sent every 10 ms; the slowest and p99
+   probe per format (target <= 100 ms: the operator's liveness probe allows 3 s).
+5. jobs: `--jobs` single-page jobs of paragraph crops submitted at once (`POST /v1/jobs`, every
+   format rendered and stored per page, as jobs always do), followed to `succeeded`; pages per
+   second from the first submission to the last success, against the raw engine (threads and
+   processes) on the same images in the same run (target >= 0.9x), and the slowest /livez
+   meanwhile.
+6. memory: the server's RSS across N receipt requests (after warm-up, at the end, highest) and,
    in the full run, the peak while it recognises one page of OCR_MAX_PIXELS.
 
 Besides images per second, each throughput line gives the CPU time per image (of the raw
@@ -51,23 +63,32 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import multiprocessing
+import multiprocessing.synchronize
+
 import httpx
 import numpy as np
 import psutil
-import tesserocr
-from _images import a4_page, encode, receipt_line, render_lines
+from _images import a4_page, encode, receipt_line, render_lines, words
 from PIL import Image
 
+from ocr_service.engine.base import RecognitionRequest, Recognizer
+from ocr_service.engine.capi_engine import CapiBackend
 from ocr_service.engine.cpus import available_cpus
+from ocr_service.options import OutputFormat
 
 CATALYST_OCR = Path(sys.executable).parent / "catalyst-ocr"
 DPI = 300
 SERVICE_QUERY = {"format": "text", "preprocess": "none", "psm": "3", "oem": "1"}
+RAW_REQUEST = RecognitionRequest(1, "eng", 3, 1, DPI, frozenset({OutputFormat.TEXT}), with_words=False)
+"""What the raw engine does per image: recognise once, read the text (SERVICE_QUERY asks the same)."""
+FORMATS = ("json", "text", "hocr", "tsv", "alto", "pdf")
 WRK = shutil.which("wrk")
 
 
@@ -129,22 +150,17 @@ def first_words_match(recognised: str, expected: str) -> bool:
 # --- raw engine ------------------------------------------------------------------------------
 
 
-def _recognise(api: tesserocr.PyTessBaseAPI, document: bytes) -> str:
+def _recognise(recognizer: Recognizer, document: bytes) -> str:
     """What any OCR of an image file does: decode it (Pillow), then recognise the pixels."""
     with Image.open(io.BytesIO(document)) as image:
         pixels = np.asarray(image.convert("L"))
-    height, width = pixels.shape[:2]
-    api.SetImageBytes(pixels.tobytes(), width, height, 1, width)
-    api.SetSourceResolution(DPI)
-    api.Recognize()
-    text: str = api.GetUTF8Text()
-    api.Clear()
-    return text
+    return recognizer.recognize(pixels, RAW_REQUEST).text
 
 
 def raw_throughput(workload: Workload, threads: int, seconds: float, max_images: int) -> LoadResult:
-    """Images per second with one warm API per thread, all threads busy until the deadline."""
-    apis = [tesserocr.PyTessBaseAPI(lang="eng", psm=3, oem=1) for _ in range(threads)]
+    """Images per second with one warm recognizer per thread, all threads busy until the deadline."""
+    backend = CapiBackend()
+    apis = [backend.new_recognizer() for _ in range(threads)]
     for api in apis:
         _recognise(api, workload.documents[0])  # warm: model loaded, caches filled
     result = LoadResult()
@@ -152,7 +168,7 @@ def raw_throughput(workload: Workload, threads: int, seconds: float, max_images:
     counter = iter(range(max_images))
     deadline = time.perf_counter() + seconds
 
-    def work(api: tesserocr.PyTessBaseAPI) -> None:
+    def work(api: Recognizer) -> None:
         while time.perf_counter() < deadline:
             with lock:
                 index = next(counter, None)
@@ -176,7 +192,75 @@ def raw_throughput(workload: Workload, threads: int, seconds: float, max_images:
     result.elapsed = time.perf_counter() - started
     result.cpu_seconds = time.process_time() - cpu_started
     for api in apis:
-        api.End()
+        api.close()
+    return result
+
+
+def _raw_process(
+    documents: list[bytes],
+    texts: list[str],
+    offset: int,
+    budget: int,
+    seconds: float,
+    ready: multiprocessing.synchronize.Barrier,
+    results: multiprocessing.Queue,  # type: ignore[type-arg]
+) -> None:
+    """One raw-engine process: warm up, wait for the others, recognise until the window or budget ends."""
+    recognizer = CapiBackend().new_recognizer()
+    _recognise(recognizer, documents[0])
+    ready.wait(120)
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    deadline = started + seconds
+    completed = wrong = 0
+    latencies: list[float] = []
+    for index in range(offset, offset + budget):
+        if time.perf_counter() >= deadline:
+            break
+        begun = time.perf_counter()
+        text = _recognise(recognizer, documents[index % len(documents)])
+        latencies.append((time.perf_counter() - begun) * 1000)
+        completed += 1
+        wrong += not first_words_match(text, texts[index % len(texts)])
+    results.put((completed, wrong, time.process_time() - cpu_started, time.perf_counter() - started, latencies))
+    recognizer.close()
+
+
+def raw_throughput_processes(workload: Workload, processes: int, seconds: float, max_images: int) -> LoadResult:
+    """Images per second with one warm engine per separate process (spawned, so nothing is shared).
+
+    Each process is started and warmed before the window opens (a barrier); the window is the
+    slowest process's, and CPU is the sum of the processes' own.
+    """
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(processes + 1)
+    results: multiprocessing.Queue = context.Queue()  # type: ignore[type-arg]
+    budget = max(1, max_images // processes)
+    children = [
+        context.Process(
+            target=_raw_process,
+            args=(workload.documents, workload.texts, n * budget, budget, seconds, ready, results),
+            daemon=True,
+        )
+        for n in range(processes)
+    ]
+    for child in children:
+        child.start()
+    result = LoadResult()
+    try:
+        ready.wait(120)
+        for _ in children:
+            completed, wrong, cpu, elapsed, latencies = results.get(timeout=seconds + 600)
+            result.completed += completed
+            result.wrong += wrong
+            result.cpu_seconds += cpu
+            result.elapsed = max(result.elapsed, elapsed)
+            result.latencies_ms.extend(latencies)
+    finally:
+        for child in children:
+            child.join(30)
+            if child.is_alive():
+                child.kill()
     return result
 
 
@@ -510,6 +594,124 @@ async def peak_for_largest_page(server: Server, client: httpx.AsyncClient, max_p
     return before, peak
 
 
+async def probe_livez(probe: httpx.AsyncClient, running: asyncio.Future[Any], limit: float) -> list[float]:
+    """GET /livez every 10 ms until `running` is done (at most `limit` seconds): each probe's latency in ms."""
+    latencies: list[float] = []
+    end = time.perf_counter() + limit
+    for _ in range(int(limit * 100) + 1):
+        if running.done() or time.perf_counter() >= end:
+            break
+        started = time.perf_counter()
+        (await probe.get("/livez")).raise_for_status()
+        latencies.append((time.perf_counter() - started) * 1000)
+        await asyncio.sleep(0.01)
+    return latencies
+
+
+def slowest(latencies: list[float]) -> tuple[float, float]:
+    """(slowest, p99) of probe latencies in ms."""
+    if not latencies:
+        return float("nan"), float("nan")
+    ordered = sorted(latencies)
+    return ordered[-1], ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+async def livez_during_formats(base_url: str, document: bytes) -> None:
+    """Section 4 of the module docstring: the event loop's responsiveness while each format renders."""
+    print("\n/livez while one A4 page is recognised and rendered (defaults: preprocess=auto), target <= 100 ms:")
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=600) as client,
+        httpx.AsyncClient(base_url=base_url, timeout=30) as probe,
+    ):
+        for fmt in FORMATS:
+            started = time.perf_counter()
+            posting = asyncio.ensure_future(client.post("/v1/ocr", params={"format": fmt}, content=document))
+            latencies = await probe_livez(probe, posting, limit=600)
+            response = await posting
+            top, p99 = slowest(latencies)
+            print(
+                f"  format={fmt:<5} answer {response.status_code} after {time.perf_counter() - started:6.2f} s"
+                f"   /livez slowest {top:7.1f} ms, p99 {p99:7.1f} ms over {len(latencies)} probes",
+                flush=True,
+            )
+
+
+async def job_throughput(
+    base_url: str, server: Server, workload: Workload, limit: float
+) -> tuple[LoadResult, list[float]]:
+    """Section 5 of the module docstring: every document of `workload` as a single-page job, all at once.
+
+    Returns the jobs' pages per second (first submission to last success, server CPU over that
+    span) and the /livez latencies meanwhile.
+    """
+    result = LoadResult()
+    headers = {"content-type": "image/png"}
+    params = {"format": "text", "preprocess": "none"}
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=600) as client,
+        httpx.AsyncClient(base_url=base_url, timeout=30) as probe,
+    ):
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        probing = asyncio.ensure_future(probe_livez(probe, done, limit))
+        started = time.perf_counter()
+        cpu_before = server.cpu_seconds
+        pending: dict[str, int] = {}
+        for index, document in enumerate(workload.documents):
+            response = await client.post("/v1/jobs", content=document, headers=headers, params=params)
+            if response.status_code != 202:
+                result.failed += 1
+                continue
+            pending[response.json()["id"]] = index
+        end = started + limit
+        while pending and time.perf_counter() < end:
+            for job_id in list(pending):
+                job = (await client.get(f"/v1/jobs/{job_id}")).json()
+                if job["status"] in ("succeeded", "failed", "cancelled"):
+                    index = pending.pop(job_id)
+                    if job["status"] != "succeeded":
+                        result.failed += 1
+                        continue
+                    result.completed += 1
+                    result.elapsed = time.perf_counter() - started
+                    text = (await client.get(f"/v1/jobs/{job_id}/result", params={"format": "text"})).text
+                    result.wrong += not first_words_match(text, workload.texts[index])
+            await asyncio.sleep(0.05)
+        result.cpu_seconds = server.cpu_seconds - cpu_before
+        result.failed += len(pending)
+        done.set_result(None)
+        latencies = await probing
+    return result, latencies
+
+
+def paragraph(seed: int) -> tuple[Image.Image, str]:
+    """A paragraph crop (6 lines of 9 words at about 12 pt, 300 DPI): the pages of the jobs figure."""
+    body = [" ".join(words(seed * 100 + line, 9)) for line in range(6)]
+    return render_lines(body, font_size=50, margin=60), "\n".join(body)
+
+
+async def jobs_figures(args: argparse.Namespace, server: Server) -> None:
+    """Job throughput against the raw engine (threads and processes) on the same paragraph crops."""
+    workload = build_workload("paragraph crops", paragraph, args.jobs)
+    window = args.seconds
+    raw = {
+        "threads": await asyncio.to_thread(raw_throughput, workload, args.workers, window, args.max_requests),
+        "processes": await asyncio.to_thread(
+            raw_throughput_processes, workload, args.workers, window, args.max_requests
+        ),
+    }
+    jobs, latencies = await job_throughput(server.base_url, server, workload, limit=600)
+    print(
+        f"\njobs: {args.jobs} single-page jobs of {workload.name} submitted at once (every format stored), "
+        f"vs the raw engine on the same images (target >= 0.9x):",
+        flush=True,
+    )
+    report_load(f"{workload.name}: raw engine", raw["threads"])
+    report_load(f"{workload.name}: raw engine, processes", raw["processes"])
+    report_load(f"{workload.name}: jobs, pages", jobs, raw)
+    top, p99 = slowest(latencies)
+    print(f"  /livez during the jobs: slowest {top:.1f} ms, p99 {p99:.1f} ms over {len(latencies)} probes", flush=True)
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -517,7 +719,8 @@ def ratio(value: float, reference: float) -> str:
     return f"{value / reference:.2f}x" if reference else "n/a"
 
 
-def report_load(label: str, result: LoadResult, reference: LoadResult | None = None) -> None:
+def report_load(label: str, result: LoadResult, references: dict[str, LoadResult] | None = None) -> None:
+    """One throughput line; with `references` (raw engine runs by name) its ratios to each."""
     line = (
         f"  {label:<48} {result.per_second:8.2f} img/s   p50 {result.percentile(0.5):8.1f} ms"
         f"   p95 {result.percentile(0.95):8.1f} ms   cpu {result.cpu_ms_per_image:7.1f} ms/img   n={result.completed}"
@@ -530,11 +733,14 @@ def report_load(label: str, result: LoadResult, reference: LoadResult | None = N
             f"{result.generator_cpu_seconds * 1000 / result.completed:.2f} ms CPU per request "
             f"= {100 * result.generator_cpu_seconds / result.cpu_seconds:.1f}% of the server's CPU"
         )
-    if reference:
-        line += (
-            f"\n  {'':<48} throughput {ratio(result.per_second, reference.per_second)} of raw, "
-            f"CPU efficiency {ratio(reference.cpu_ms_per_image, result.cpu_ms_per_image)} of raw"
+    if references:
+        speed = ", ".join(
+            f"{ratio(result.per_second, ref.per_second)} of raw {name}" for name, ref in references.items()
         )
+        cpu = ", ".join(
+            f"{ratio(ref.cpu_ms_per_image, result.cpu_ms_per_image)} of raw {name}" for name, ref in references.items()
+        )
+        line += f"\n  {'':<48} throughput {speed}; CPU efficiency {cpu}"
     print(line, flush=True)
 
 
@@ -558,7 +764,8 @@ async def measure(args: argparse.Namespace, workloads: list[Workload]) -> None:
             use_wrk = args.generator == "wrk"
             generator = "wrk (1 thread)" if use_wrk else "httpx in this process"
             print(
-                f"throughput: raw engine ({workers} threads, one warm tesserocr API each) vs the service "
+                f"throughput: raw capi engine ({workers} threads, then {workers} processes, one warm recognizer "
+                f"each) vs the service "
                 f"({workers} workers, {concurrency} requests in flight over loopback HTTP from {generator}); "
                 f"best of {args.rounds} alternating rounds of {args.seconds:g} s"
                 + ("" if args.quick else f" ({3 * args.seconds:g} s for A4 pages)"),
@@ -567,11 +774,17 @@ async def measure(args: argparse.Namespace, workloads: list[Workload]) -> None:
             for workload in workloads:
                 window = window_seconds(args, workload)
                 raw_rounds: list[LoadResult] = []
+                process_rounds: list[LoadResult] = []
                 service_rounds: list[LoadResult] = []
                 for _ in range(args.rounds):
                     raw_rounds.append(
                         await asyncio.to_thread(
                             raw_throughput, workload, workers, window, workload_limit(args, workload)
+                        )
+                    )
+                    process_rounds.append(
+                        await asyncio.to_thread(
+                            raw_throughput_processes, workload, workers, window, workload_limit(args, workload)
                         )
                     )
                     service_rounds.append(
@@ -586,8 +799,9 @@ async def measure(args: argparse.Namespace, workloads: list[Workload]) -> None:
                             use_wrk=use_wrk,
                         )
                     )
-                raw = best(raw_rounds)
-                report_load(f"{workload.name}: raw engine", raw)
+                raw = {"threads": best(raw_rounds), "processes": best(process_rounds)}
+                report_load(f"{workload.name}: raw engine", raw["threads"])
+                report_load(f"{workload.name}: raw engine, processes", raw["processes"])
                 report_load(f"{workload.name}: service, text, preprocess=none", best(service_rounds), raw)
                 if args.with_defaults:
                     defaults = await service_load(
@@ -629,6 +843,10 @@ async def measure(args: argparse.Namespace, workloads: list[Workload]) -> None:
                     + (f"   failed={lone.failed} wrong={lone.wrong}" if lone.failed or lone.wrong else ""),
                     flush=True,
                 )
+
+            livez_page = encode(a4_page(7, lines=args.livez_lines)[0], "PNG", dpi=(DPI, DPI))
+            await livez_during_formats(server.base_url, livez_page)
+            await jobs_figures(args, server)
 
             print(f"\nmemory: server RSS across {args.memory_requests} receipt requests (json, preprocess=auto)")
             samples: list[int] = []
@@ -693,10 +911,8 @@ def idle_latencies(base_url: str, workload: Workload, count: int) -> IdleLatency
     service: list[float] = []
     engine: list[float] = []
     livez: list[float] = []
-    with (
-        httpx.Client(base_url=base_url, timeout=600) as client,
-        tesserocr.PyTessBaseAPI(lang="eng", psm=3, oem=1) as api,
-    ):
+    api = CapiBackend().new_recognizer()
+    with httpx.Client(base_url=base_url, timeout=600) as client:
         _recognise(api, workload.documents[0])
         client.post("/v1/ocr", params=SERVICE_QUERY, content=workload.documents[0]).raise_for_status()
         for index in range(count):
@@ -711,12 +927,13 @@ def idle_latencies(base_url: str, workload: Workload, count: int) -> IdleLatency
             started = time.perf_counter()
             client.get("/livez").raise_for_status()
             livez.append((time.perf_counter() - started) * 1000)
+    api.close()
     return IdleLatency(statistics.median(service), statistics.median(engine), statistics.median(livez))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="CI smoke run: few images, short windows (< 60 s)")
+    parser.add_argument("--quick", action="store_true", help="CI smoke run: few images, short windows (about a minute)")
     parser.add_argument("--workers", type=int, default=available_cpus(), help="threads / service workers")
     parser.add_argument("--seconds", type=float, help="length of each throughput window")
     parser.add_argument(
@@ -725,6 +942,7 @@ def main() -> None:
         default="wrk" if WRK else "httpx",
         help="load generator of the throughput rounds (default: wrk when installed)",
     )
+    parser.add_argument("--jobs", type=int, help="single-page jobs submitted at once (default 28; 4 with --quick)")
     args = parser.parse_args()
     if args.generator == "wrk" and WRK is None:
         parser.error("wrk is not installed (scripts/install-system-deps.sh --dev installs it)")
@@ -737,6 +955,8 @@ def main() -> None:
     args.with_defaults = not quick
     args.peak_page = not quick
     args.max_pixels = 40_000_000
+    args.jobs = args.jobs or (4 if quick else 28)
+    args.livez_lines = 8 if quick else 40
 
     workloads = [
         build_workload("receipt lines", receipt_line, 8 if quick else 32),

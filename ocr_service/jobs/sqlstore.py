@@ -166,7 +166,10 @@ class SqlJobStore:
             "WHERE job_id = $1 AND state IN ('queued', 'running')",
             job_id,
         )
-        await tx.execute("DELETE FROM ocr_job_inputs WHERE job_id = $1", job_id)
+        if status is not JobStatus.SUCCEEDED:
+            # A succeeded job keeps its document until retention ends: formats rendered on first
+            # request (the searchable PDF, see jobs/runtime.py) recognise it again.
+            await tx.execute("DELETE FROM ocr_job_inputs WHERE job_id = $1", job_id)
         data: dict[str, Any] = {
             "status": status.value,
             "pages_done": int(row["pages_done"]),
@@ -269,6 +272,14 @@ class SqlJobStore:
         if len(rows) != int(job["pages_total"]):
             return None
         return [bytes(r["body"]) for r in rows]
+
+    async def add_page_results(self, job_id: str, fmt: str, bodies: Sequence[bytes]) -> None:
+        async with self.db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO ocr_job_results (job_id, idx, format, body) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (job_id, idx, format) DO NOTHING",
+                [(job_id, idx, fmt, body) for idx, body in enumerate(bodies)],
+            )
 
     async def events_since(self, job_id: str, after_id: int, limit: int = 100) -> list[JobEvent]:
         async with self.db.transaction() as tx:

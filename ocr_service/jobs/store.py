@@ -8,7 +8,7 @@ the database from the settings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from ocr_service.jobs.changes import JobChanges
@@ -62,6 +62,12 @@ class JobStore(Protocol):
 
     async def page_results(self, job_id: str, fmt: str) -> list[bytes] | None:
         """Per-page bodies of `fmt` in page order, or None if the job has no complete result."""
+
+    async def add_page_results(self, job_id: str, fmt: str, bodies: Sequence[bytes]) -> None:
+        """Store `fmt` for every page (in page order) of a succeeded job, rendered after it finished.
+
+        Bodies already stored for a page are kept (two replicas may render the same format at once).
+        """
 
     async def events_since(self, job_id: str, after_id: int, limit: int = 100) -> list[JobEvent]: ...
 

@@ -99,7 +99,9 @@ async def test_sigkilled_workers_lose_no_page(postgres_url: str, tmp_path: Path)
     store = SqlJobStore(PostgresDatabase(postgres_url))
     await store.open()
     expected: dict[str, list[str]] = {}
-    for n in range(60):
+    # Enough pages that the workers are still busy after 3 kills and restarts (job pages got
+    # faster when they stopped rendering the PDF up front; 60 were sometimes all done by then).
+    for n in range(120):
         text = f"{WORDS[n % 10].capitalize()} number {n}"
         job, _ = await store.create_job(NewJob(png(text), FAST_OPTIONS, (1,)))
         expected[job.id] = words(text)

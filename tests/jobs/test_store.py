@@ -35,7 +35,7 @@ async def test_lifecycle_claims_every_page_once_and_finishes_once(store: SqlJobS
     assert done is not None and done.status is JobStatus.SUCCEEDED and done.pages_done == 3
     assert done.finished_at is not None and done.started_at is not None
     assert await store.page_results(job.id, "text") == [b"page 1", b"page 2", b"page 3"]
-    assert await store.load_input(job.id) is None  # the document goes once the job is final
+    assert await store.load_input(job.id) == STORE_DOC  # kept: the PDF is rendered from it on first request
     kinds = [e.kind for e in await store.events_since(job.id, 0)]
     assert kinds == ["queued", "running", "progress", "progress", "progress", "succeeded"]
 

@@ -30,7 +30,8 @@ crops, paragraph crops and full 300-DPI A4 pages, saved as PNG with 300 DPI meta
    `preprocess=auto`) is recognised while GET /livez is sent every 10 ms; the slowest and p99
    probe per format (target <= 100 ms: the operator's liveness probe allows 3 s).
 5. jobs: `--jobs` single-page jobs of paragraph crops submitted at once (`POST /v1/jobs`, every
-   format rendered and stored per page, as jobs always do), followed to `succeeded`; pages per
+   format a job stores up front rendered per page: all but the PDF, which is rendered on first
+   request), followed to `succeeded`; pages per
    second from the first submission to the last success, against the raw engine (threads and
    processes) on the same images in the same run (target >= 0.9x), and the slowest /livez
    meanwhile.
@@ -701,7 +702,8 @@ async def jobs_figures(args: argparse.Namespace, server: Server) -> None:
     }
     jobs, latencies = await job_throughput(server.base_url, server, workload, limit=600)
     print(
-        f"\njobs: {args.jobs} single-page jobs of {workload.name} submitted at once (every format stored), "
+        f"\njobs: {args.jobs} single-page jobs of {workload.name} submitted at once "
+        "(every format a job stores up front), "
         f"vs the raw engine on the same images (target >= 0.9x):",
         flush=True,
     )

@@ -24,6 +24,7 @@ from ocr_service.http.params import (
     PSM_RANGE,
     UNSUPPORTED_PSM,
 )
+from ocr_service.http.preview import PREVIEW_PATH, preview_operation
 from ocr_service.http.problems import PROBLEM_MEDIA_TYPE
 from ocr_service.options import MEDIA_TYPES, PREPROCESS_STEPS, OutputFormat
 from ocr_service.settings import Settings
@@ -47,6 +48,7 @@ def openapi_document(
         METRICS_PATH: {"get": _metrics_operation()},
         "/openapi.json": {"get": _self_operation()},
         "/docs": {"get": _docs_operation()},
+        PREVIEW_PATH: {"post": preview_operation(settings)},
     }
     paths.update(extra_paths or {})
     open_paths = {LIVENESS_PATH, READINESS_PATH, HEALTH_PATH, METRICS_PATH, "/openapi.json", "/docs"}

@@ -24,6 +24,7 @@ from starlette.middleware import Middleware
 from ocr_service.cache import build_cache
 from ocr_service.http import jobs
 from ocr_service.http.auth import ApiKeyMiddleware, ApiKeyStore
+from ocr_service.http.demo import demo_routes
 from ocr_service.http.docs import docs_routes
 from ocr_service.http.meta import MetaEndpoints, meta_routes
 from ocr_service.http.middleware import RequestContextMiddleware
@@ -81,6 +82,7 @@ def build_app(settings: Settings, *, pipeline: OcrPipeline | None = None) -> Sta
             *jobs.routes,
             *meta_routes(meta),
             *docs_routes(),
+            *demo_routes(),
         ],
         middleware=[
             Middleware(RequestContextMiddleware),

@@ -23,7 +23,8 @@ stamp=.venv/.catalyst-ocr-installed
 want=$(cat requirements/lock.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
-  .venv/bin/python -m pip install --quiet -r requirements/lock.txt
+  # Playwright drives Debian's chromium (scripts/install-system-deps.sh): it must never fetch a browser.
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 .venv/bin/python -m pip install --quiet -r requirements/lock.txt
   .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 fi

@@ -1,7 +1,8 @@
-"""`POST /v1/preview`: page N as a PNG, decoded as recognition decodes it.
+"""`POST /v1/preview` (page N as a PNG, decoded as recognition decodes it) and the `/demo` page's serving.
 
-The preview's pixels and page size are exactly those the JSON result's boxes refer to, and its
-limits and errors are those of `/v1/ocr`.
+The browser side of the demo is tested in test_demo_page.py; here the service's half: the
+preview's pixels and page size are exactly those the JSON result's boxes refer to, limits and
+errors are those of `/v1/ocr`, and `/demo` loads without an API key under a 'self'-only CSP.
 """
 
 from __future__ import annotations
@@ -144,10 +145,26 @@ async def test_a_preview_past_the_time_limit_is_a_504_and_frees_its_slot(tmp_pat
         assert app_endpoint_free == 200
 
 
-async def test_previews_need_the_api_key_when_keys_are_configured(tmp_path: Path) -> None:
+async def test_demo_loads_without_a_key_under_a_self_only_csp_and_the_api_needs_one(tmp_path: Path) -> None:
     async with running_app(make_settings(tmp_path, api_keys=("k-123",))) as client:
+        page = await client.get("/demo")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        csp = page.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "http" not in csp and "unsafe" not in csp and "blob:" not in csp
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert 'src="demo/assets/demo.js"' in page.text and "//" not in page.text.split("<body>")[0].replace(
+            "http://www.w3.org", ""
+        )
+        for asset in ("demo.js", "demo.css", "favicon.svg"):
+            response = await client.get(f"/demo/assets/{asset}")
+            assert response.status_code == 200, asset
+            assert response.headers["x-content-type-options"] == "nosniff"
+        assert (await client.get("/demo/assets/missing.js")).status_code == 404
         assert (await client.post("/v1/preview", content=png(), headers=RAW)).status_code == 401
         keyed = await client.post("/v1/preview", content=png(), headers={**RAW, "x-api-key": "k-123"})
         assert keyed.status_code == 200
         document = (await client.get("/openapi.json")).json()
+        assert document["paths"]["/demo"]["get"]["security"] == []
         assert "401" in document["paths"]["/v1/preview"]["post"]["responses"]

@@ -32,7 +32,7 @@ API_KEY = "demo-key-5f2c9a"
 KEY_STORAGE = "catalyst-ocr.api-key"
 DEFAULT_OPTIONS = {"lang": "eng", "psm": "3", "preprocess": "auto"}
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("demo-browser")]  # one server, one browser
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +144,36 @@ def test_a_scan_shows_the_json_apis_text_and_word_boxes(demo: Watched, server: s
     screenshot = Path(os.environ.get("DEMO_SCREENSHOT") or tmp_path / "demo.png")
     page.screenshot(path=str(screenshot), full_page=False)
     assert screenshot.stat().st_size > 10_000
+    demo.check_clean()
+
+
+def test_a_dropped_rotated_scan_gets_boxes_on_the_original_page(demo: Watched, server: str) -> None:
+    """Drag and drop works, and `auto` turning the page upright still maps boxes onto the page as sent."""
+    scan = CORPUS / "phototest-rotated-L.png"
+    expected = api_result(server, scan, **DEFAULT_OPTIONS)["pages"][0]
+    page = demo.page
+    payload = list(scan.read_bytes())
+    transfer = page.evaluate_handle(
+        """([bytes, name]) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([new Uint8Array(bytes)], name, {type: "image/png"}));
+            return transfer;
+        }""",
+        [payload, scan.name],
+    )
+    page.dispatch_event("#drop", "dragover", {"dataTransfer": transfer})
+    expect(page.locator("#drop")).to_have_class("over")
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    expect(page.locator("#status")).to_contain_text("Recognised 1 page(s)")
+    assert page.locator("#file-name").text_content() == scan.name
+    assert page.locator("#text").text_content() == expected["text"]
+    assert page.locator("#boxes").get_attribute("viewBox") == f"0 0 {expected['width']} {expected['height']}"
+    assert expected["height"] > expected["width"]  # the page as sent is on its side
+    ran = [row.split("\t")[:2] for row in page.locator("#steps tbody tr").all_inner_texts()]
+    assert ["orientation", "yes"] in ran
+    assert page.locator("#boxes rect.word").count() == sum(
+        len(line["words"]) for block in expected["blocks"] for line in block["lines"]
+    )
     demo.check_clean()
 
 

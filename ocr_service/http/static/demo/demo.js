@@ -361,6 +361,7 @@
     canvas.width = image.bitmap.width;
     canvas.height = image.bitmap.height;
     canvas.getContext("2d").drawImage(image.bitmap, 0, 0);
+    $("stage").style.setProperty("--ratio", String(image.bitmap.width / image.bitmap.height)); // CSSOM: CSP allows it
 
     const svg = $("boxes");
     svg.replaceChildren();

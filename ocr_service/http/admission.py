@@ -4,8 +4,10 @@ The worker pool refuses work it has no slot for (429), but only once the documen
 read. Without a gate in front, a thousand clients uploading 25 MB each would all be buffered
 first. `DocumentAdmission` lets at most as many `/v1/ocr` requests hold a document as the
 pool has slots (workers + queue) and answers the rest 429 at once, so the service's memory is
-bounded by `capacity x OCR_MAX_UPLOAD_BYTES` whatever the number of clients. The event loop
-is single-threaded, so a plain counter is enough.
+bounded by `capacity x OCR_MAX_UPLOAD_BYTES` whatever the number of clients. `POST /v1/jobs`
+has a gate of its own of the same size (a submission holds its document until it is stored), so
+the two together hold at most twice that. The event loop is single-threaded, so a plain counter
+is enough.
 
 A slot is held for as long as the request's WORK lasts, not its answer: the endpoint leaves the
 gate as soon as recognition is done (the cache write and the response come after), and a client
@@ -61,6 +63,11 @@ async def while_connected(request: Request, work: Awaitable[T]) -> T:
 async def _disconnected(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+def uploads_refused(limit: int) -> Overloaded:
+    """The 429 of a gate that only bounds uploads in memory (jobs): they drain in about a second."""
+    return Overloaded(f"{limit} uploads are already being received; retry in 1 s", retry_after=1)
 
 
 class DocumentAdmission:

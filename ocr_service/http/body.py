@@ -2,6 +2,8 @@
 
 `POST /v1/ocr` takes the document three ways: multipart/form-data (field `file`, options as
 other fields), the raw bytes with their own Content-Type, or JSON `{"content": base64, ...}`.
+A form-urlencoded label (what `curl --data-binary @scan.tiff` sends by default) is taken as a
+raw body when the bytes are a supported document, and refused with 415 otherwise.
 The body is never buffered past `max_upload_bytes`: a Content-Length over the limit is
 refused before reading, and a streamed body is cut off with 413 the moment it exceeds it.
 The document's real type is sniffed from its bytes later (`documents`), not taken from here.
@@ -20,6 +22,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
+from ocr_service import documents
 from ocr_service.errors import InvalidParameter, OcrError, PayloadTooLarge, UnsupportedMediaType
 from ocr_service.http.params import RawValue, check_json_types
 
@@ -70,9 +73,7 @@ async def _read_document(request: Request, max_bytes: int) -> ReceivedDocument:
         elif media_type == "application/json" or media_type.endswith("+json"):
             received = await _read_json(request, max_bytes)
         elif media_type == "application/x-www-form-urlencoded":
-            raise UnsupportedMediaType(
-                "Form-urlencoded bodies cannot carry a document; send multipart/form-data with a `file` field."
-            )
+            received = ReceivedDocument(_document_or_415(await read_limited(request, max_bytes)), {})
         else:
             received = ReceivedDocument(await read_limited(request, max_bytes), {})
     except ClientDisconnect:
@@ -80,6 +81,27 @@ async def _read_document(request: Request, max_bytes: int) -> ReceivedDocument:
     if not received.data:
         raise InvalidParameter("The document is empty (0 bytes).", param="file")
     return received
+
+
+FORM_URLENCODED_REFUSED = (
+    "A form-urlencoded body cannot carry options, and this one is not a supported document "
+    "(PNG, JPEG, TIFF, WebP, BMP, GIF or PDF). Send the file as multipart (curl -F file=@scan.png) "
+    "or as the raw body with its own type (curl --data-binary @scan.png -H 'Content-Type: application/octet-stream')."
+)
+
+
+def _document_or_415(data: bytes) -> bytes:
+    """`curl --data-binary @scan.tiff` labels the file form-urlencoded: a body that sniffs as a document is one.
+
+    Anything else keeps the 415, and its detail names both ways to send a file.
+    """
+    if not data:
+        return data  # the caller answers 400 "empty"
+    try:
+        documents.sniff(data)
+    except UnsupportedMediaType:
+        raise UnsupportedMediaType(FORM_URLENCODED_REFUSED) from None
+    return data
 
 
 async def read_limited(request: Request, max_bytes: int) -> bytes:

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import logging
 import math
 import os
 import sys
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ocr_service import __version__
+from ocr_service.contract import EnvVar
 from ocr_service.errors import OcrError
 from ocr_service.http.params import RawValue, parse_options
 from ocr_service.logs import configure_logging
@@ -47,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the HTTP service (one process; concurrency is the engine pool)")
-    serve.add_argument("--host", help="address to listen on (OCR_HOST)")
+    serve.add_argument("--host", help="address to listen on (OCR_HOST, default 127.0.0.1; 0.0.0.0 = every interface)")
     serve.add_argument("--port", type=int, help="port to listen on (OCR_PORT)")
     serve.add_argument("--workers", type=int, help="parallel recognitions, 0 = one per usable CPU (OCR_WORKERS)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="(OCR_LOG_LEVEL)")
@@ -132,6 +134,7 @@ def serve(settings: Settings) -> int:
     from ocr_service.app import build_app
 
     configure_logging(settings.log_level, settings.log_format)
+    warn_if_open(settings)
     config = uvicorn.Config(
         build_app(settings),
         host=settings.host,
@@ -144,6 +147,28 @@ def serve(settings: Settings) -> int:
     )
     uvicorn.Server(config).run()
     return EXIT_OK
+
+
+EVERY_INTERFACE = frozenset({"0.0.0.0", "::", "[::]"})
+
+
+def warn_if_open(settings: Settings) -> None:
+    """Listening on every interface with no API key lets anyone who reaches the port use the service.
+
+    That is right behind a cluster's NetworkPolicy or compose's loopback port mapping, so it is
+    a loud warning at start rather than a refusal.
+    """
+    if settings.host in EVERY_INTERFACE and not settings.all_api_keys():
+        logging.getLogger(__name__).warning(
+            "listening on every interface (%s=%s) without API keys: anyone who can reach port %d can use "
+            "the service; set %s or %s, or %s=127.0.0.1",
+            EnvVar.HOST,
+            settings.host,
+            settings.port,
+            EnvVar.API_KEYS,
+            EnvVar.API_KEYS_FILE,
+            EnvVar.HOST,
+        )
 
 
 def recognize_files(settings: Settings, args: argparse.Namespace) -> int:

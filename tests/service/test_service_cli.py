@@ -155,3 +155,19 @@ def test_switches_take_the_api_spelling_too(tmp_path: Path) -> None:
     assert spelled.returncode == 0, spelled.stderr
     steps = {step["name"]: step for step in json.loads(spelled.stdout)["pages"][0]["preprocessing"]["steps"]}
     assert steps["sharpen"]["decision"] == "forced" and steps["deskew"]["decision"] == "off"
+
+
+def test_serve_defaults_to_loopback_and_warns_when_open_without_keys(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ocr_service.cli import warn_if_open
+    from ocr_service.settings import Settings
+
+    assert Settings.from_env({}).host == "127.0.0.1", "no authentication by default, so no network by default"
+    with caplog.at_level(logging.WARNING):
+        warn_if_open(Settings(data_dir=str(tmp_path)))
+        warn_if_open(Settings(data_dir=str(tmp_path), host="0.0.0.0", api_keys=("k",)))
+        assert not caplog.records
+        warn_if_open(Settings(data_dir=str(tmp_path), host="0.0.0.0"))
+    (record,) = caplog.records
+    assert "without API keys" in record.getMessage() and "OCR_API_KEYS" in record.getMessage()

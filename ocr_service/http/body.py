@@ -29,6 +29,7 @@ from ocr_service.http.params import RawValue, check_json_types
 MAX_FORM_FIELDS = 64
 """Options are few; a form with more fields than this is not a real client."""
 MAX_FORM_FIELD_BYTES = 4096
+MAX_FILENAME_CHARS = 255
 CLOSE = {"Connection": "close"}
 """Sent with a 413 for an unread body: the server then drops the connection instead of draining the rest."""
 JSON_OVERHEAD_BYTES = 64 * 1024
@@ -43,6 +44,8 @@ class ReceivedDocument:
 
     data: bytes
     options: Mapping[str, RawValue]
+    filename: str = ""
+    """The multipart file part's name (base name only, printable, at most 255 characters); jobs keep it."""
 
 
 class BodyTimeout(OcrError):
@@ -158,11 +161,13 @@ async def _read_multipart(request: Request, max_bytes: int) -> ReceivedDocument:
     try:
         options: dict[str, RawValue] = {}
         document: bytes | None = None
+        filename = ""
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
                 if name != "file":
                     raise InvalidParameter(f"Send the document in the form field `file`, not {name!r}.", param=name)
                 document = await value.read()
+                filename = safe_filename(value.filename or "")
             elif name == "file":
                 raise InvalidParameter(
                     "The `file` field must be a file part (with a filename), e.g. curl -F file=@scan.png.", param="file"
@@ -175,7 +180,13 @@ async def _read_multipart(request: Request, max_bytes: int) -> ReceivedDocument:
         await form.close()
     if document is None:
         raise InvalidParameter("The multipart body has no `file` field with the document.", param="file")
-    return ReceivedDocument(document, options)
+    return ReceivedDocument(document, options, filename)
+
+
+def safe_filename(name: str) -> str:
+    """The client's file name as a label: no directories, no control characters, bounded length."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(char for char in base if char.isprintable())[:MAX_FILENAME_CHARS]
 
 
 class _DuplicateMember(ValueError):

@@ -10,8 +10,10 @@ import asyncio
 import contextlib
 import http.server
 import json
+import os
 import re
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from service_support import LINE_ONE, LINE_TWO, has_words, metric_value, multipage, png, serve_process
+from service_support import CATALYST_OCR, LINE_ONE, LINE_TWO, has_words, metric_value, multipage, png, serve_process
 
 from catalyst_ocr.client import AsyncClient, CatalystError, Client, OcrResult, verify_callback
 from ocr_service.jobs.callbacks import sign
@@ -363,3 +365,32 @@ def test_verify_callback_refuses_tampering_and_replays() -> None:
     assert not verify_callback(body, headers, "other")
     old = str(int(time.time()) - 3600)
     assert not verify_callback(body, {**headers, "X-Catalyst-Timestamp": old}, "s3cret")
+
+
+def test_the_cli_sends_files_to_a_remote_service_with_url(base_url: str, tmp_path: Path) -> None:
+    scan = tmp_path / "scan.png"
+    scan.write_bytes(png([LINE_ONE]))
+    env = {**os.environ, "CATALYST_OCR_API_KEY": API_KEY, "OCR_WORKERS": "1"}
+    done = subprocess.run(
+        [str(CATALYST_OCR), "ocr", "--url", base_url, "--format", "json", "--lang", "eng", str(scan), str(scan)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["source"] for line in lines] == [str(scan), str(scan)]
+    assert all(has_words(line["text"], LINE_ONE) for line in lines)
+
+    refused = subprocess.run(
+        [str(CATALYST_OCR), "ocr", "--psm", "99", str(scan)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "CATALYST_OCR_URL": base_url},
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert f"{scan}: Invalid parameter" in refused.stderr and "psm" in refused.stderr

@@ -242,6 +242,14 @@ def test_a_three_page_pdf_runs_as_a_job_with_progress(demo: Watched, tmp_path: P
     expect(page.locator("#page-label")).to_have_text("Page 3 (3 of 3)")
     assert page.locator("#next").is_disabled()
     assert "v1/jobs" in page.locator("#snippet").input_value()
+
+    page.click("#copy-python")
+    python = page.evaluate("navigator.clipboard.readText()")
+    assert 'job = client.submit("three-pages.pdf", psm=3, preprocess="auto", lang="eng")' in python
+    ran = subprocess.run([sys.executable, "-c", python], cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert ran.returncode == 0, ran.stderr
+    for lines in pages:
+        assert has_words(ran.stdout, lines[0])
     demo.check_clean()
 
 

@@ -471,12 +471,17 @@
     }
     const lines = ["from catalyst_ocr.client import Client", ""];
     if (keyed) lines.push("# The API key comes from CATALYST_OCR_API_KEY in the environment.");
-    if (request.viaJob) lines.push("# The page ran this as a job; this is the synchronous call with the same document and options.");
-    lines.push(
-      `with Client(${JSON.stringify(base.href.replace(/\/$/, ""))}) as client:`,
-      `    result = client.ocr(${args.join(", ")})`,
-      "    print(result.text)",
-    );
+    lines.push(`with Client(${JSON.stringify(base.href.replace(/\/$/, ""))}) as client:`);
+    if (request.viaJob) {
+      lines.push(
+        `    job = client.submit(${args.join(", ")})`,
+        `    job.wait(timeout=${JOB_WAIT_MS / 1000})`,
+        "    result = job.result()",
+      );
+    } else {
+      lines.push(`    result = client.ocr(${args.join(", ")})`);
+    }
+    lines.push("    print(result.text)");
     return lines.join("\n");
   }
 

@@ -253,6 +253,25 @@ def test_a_three_page_pdf_runs_as_a_job_with_progress(demo: Watched, tmp_path: P
     demo.check_clean()
 
 
+def test_a_two_page_tiff_is_recognised_synchronously_with_page_navigation(demo: Watched, tmp_path: Path) -> None:
+    tiff = tmp_path / "two-pages.tiff"
+    tiff.write_bytes(multipage("TIFF", [[LINE_ONE], [LINE_TWO, LINE_ONE]]))
+    page = demo.page
+    with page.expect_request(lambda request: request.url.split("?")[0].endswith("/v1/ocr")):
+        page.set_input_files("#file", tiff)
+    expect(page.locator("#status")).to_contain_text("Recognised 2 page(s)")
+    assert page.locator("#job").is_hidden()  # at or under the threshold: no job
+    assert page.locator("#prev").is_disabled()
+    page.click("#next")
+    expect(page.locator("#page-label")).to_have_text("Page 2 (2 of 2)")
+    expect(page.locator("#boxes rect.line")).to_have_count(2)
+    assert has_words(page.locator("#text").text_content() or "", f"{LINE_TWO} {LINE_ONE}")
+    page.click("#prev")
+    expect(page.locator("#page-label")).to_have_text("Page 1 (1 of 2)")
+    expect(page.locator("#boxes rect.word")).to_have_count(len(LINE_ONE.split()))
+    demo.check_clean()
+
+
 def test_an_invalid_file_shows_the_problems_title_and_detail(demo: Watched, server: str, tmp_path: Path) -> None:
     bogus = tmp_path / "notes.txt"
     bogus.write_bytes(b"this is not a scan\n")
@@ -267,7 +286,7 @@ def test_an_invalid_file_shows_the_problems_title_and_detail(demo: Watched, serv
 
 
 def test_with_api_keys_the_page_asks_for_one_and_keeps_it_in_session_storage(
-    browser: Browser, keyed_server: str
+    browser: Browser, keyed_server: str, tmp_path: Path
 ) -> None:
     assert httpx.get(f"{keyed_server}/v1/languages").status_code == 401
     context = browser.new_context()
@@ -299,6 +318,15 @@ def test_with_api_keys_the_page_asks_for_one_and_keeps_it_in_session_storage(
     assert page.locator("#boxes rect.word").count() > 20
     assert "CATALYST_OCR_API_KEY" in page.locator("#snippet").input_value()
     assert API_KEY not in page.locator("#snippet").input_value()
+
+    # A job's events are read with fetch, not EventSource, precisely so that they carry the key.
+    pdf = tmp_path / "three-pages.pdf"
+    pdf.write_bytes(multipage("PDF", [[LINE_ONE], [LINE_TWO], [LINE_ONE]]))
+    with page.expect_request(lambda request: request.url.endswith("/events")) as events:
+        page.set_input_files("#file", pdf)
+    assert events.value.headers.get("authorization") == f"Bearer {API_KEY}"
+    expect(page.locator("#status")).to_contain_text("Recognised 3 page(s)")
+    expect(page.locator("#job-status")).to_have_text("succeeded: 3 of 3 pages")
 
     fresh = context.new_page()  # another tab: session storage is per tab, so it asks again
     fresh.set_default_timeout(WAIT_MS)

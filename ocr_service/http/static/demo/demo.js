@@ -349,6 +349,8 @@
   async function showPage(index) {
     const { result } = state;
     const page = result.pages[index];
+    const image = await preview(page.number); // first, so the page changes all at once
+    if (result !== state.result) return; // another document was chosen meanwhile
     state.pageIndex = index;
     $("page-label").textContent = `Page ${page.number} (${index + 1} of ${result.pages.length})`;
     $("prev").disabled = index === 0;
@@ -356,7 +358,6 @@
     $("text").textContent = page.text;
     $("page-confidence").textContent = `confidence ${page.confidence.toFixed(1)}`;
 
-    const image = await preview(page.number);
     const canvas = $("page-image");
     canvas.width = image.bitmap.width;
     canvas.height = image.bitmap.height;

@@ -250,6 +250,10 @@ def test_a_three_page_pdf_runs_as_a_job_with_progress(demo: Watched, tmp_path: P
     assert ran.returncode == 0, ran.stderr
     for lines in pages:
         assert has_words(ran.stdout, lines[0])
+
+    page.set_input_files("#file", SCAN)  # a one-page document next: the job's progress goes away
+    expect(page.locator("#status")).to_contain_text("Recognised 1 page(s)")
+    assert page.locator("#job").is_hidden()
     demo.check_clean()
 
 

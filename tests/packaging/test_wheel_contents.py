@@ -23,7 +23,7 @@ def test_the_wheel_ships_every_file_the_demo_page_and_docs_serve(tmp_path: Path)
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
-    for package in ("ocr_service", "catalyst_ocr", "operator"):
+    for package in ("ocr_service", "client", "operator"):
         shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."],

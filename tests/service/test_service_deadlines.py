@@ -108,7 +108,7 @@ async def test_a_caller_that_stops_waiting_stops_its_recognition(tmp_path: Path)
         started = time.perf_counter()
         await pipeline.run(document, options, timeout=120)
         full = time.perf_counter() - started
-        assert full > 3.0, f"the page must take clearly longer than the cancel point ({full:.2f} s)"
+        assert full > 2.5, f"the page must take clearly longer than the cancel point ({full:.2f} s)"
 
         running = asyncio.create_task(pipeline.run(document, options, timeout=120))
         await asyncio.sleep(1.0)  # well into recognition

@@ -62,6 +62,18 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = (
         "Time limit of one synchronous request; past it the answer is 504 and the work stops.",
     ),
     SettingSpec(
+        "body_timeout_seconds",
+        EnvVar.BODY_TIMEOUT_SECONDS,
+        "10",
+        "Time limit of a request body, extended by what arrives (never past `OCR_TIMEOUT_SECONDS`); 408 past it.",
+    ),
+    SettingSpec(
+        "min_upload_bytes_per_second",
+        EnvVar.MIN_UPLOAD_BYTES_PER_SECOND,
+        "65536",
+        "Upload rate a body must keep: each this many bytes received add 1 s to its time limit (408 past it).",
+    ),
+    SettingSpec(
         "max_upload_bytes",
         EnvVar.MAX_UPLOAD_BYTES,
         str(25 * 1024 * 1024),
@@ -178,6 +190,8 @@ class Settings:
     queue_size: int = 0
     engine: str = "auto"
     timeout_seconds: float = 60.0
+    body_timeout_seconds: float = 10.0
+    min_upload_bytes_per_second: int = 65536
     max_upload_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 40_000_000
     max_pages: int = 50
@@ -218,6 +232,8 @@ class Settings:
             "queue_size": _int,
             "engine": lambda n, v: _choice(n, v, ("auto", "capi", "tesserocr", "pytesseract")),
             "timeout_seconds": _float,
+            "body_timeout_seconds": _float,
+            "min_upload_bytes_per_second": lambda n, v: _int(n, v, 1),
             "max_upload_bytes": lambda n, v: _int(n, v, 1),
             "max_pixels": lambda n, v: _int(n, v, 1),
             "max_pages": lambda n, v: _int(n, v, 1),

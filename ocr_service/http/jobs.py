@@ -33,7 +33,7 @@ from ocr_service.cache import build_cache
 from ocr_service.errors import InvalidParameter, ServiceUnavailable, Unauthorized
 from ocr_service.http.admission import DocumentAdmission, uploads_refused
 from ocr_service.http.auth import WWW_AUTHENTICATE, caller_owner
-from ocr_service.http.body import read_document
+from ocr_service.http.body import UploadPace, read_document
 from ocr_service.http.params import merge_option_sources, parse_format, parse_options
 from ocr_service.jobs.changes import PollIntervals
 from ocr_service.jobs.errors import StoreUnavailable
@@ -95,7 +95,7 @@ async def create_job(request: Request) -> Response:
     admission: DocumentAdmission = request.app.state.job_admission
     with admission.admit():  # 429 before the body is read: uploads in memory stay bounded
         received = await read_document(
-            request, runtime.settings.max_upload_bytes, time_limit=runtime.settings.timeout_seconds
+            request, runtime.settings.max_upload_bytes, pace=UploadPace.from_settings(runtime.settings)
         )
         raw = merge_option_sources(request.query_params.multi_items(), received.options)
         callback = raw.pop("callback_url", None)

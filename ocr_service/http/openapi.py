@@ -205,7 +205,10 @@ def _ocr_operation(settings: Settings) -> dict[str, Any]:
             },
             "400": _problem("An option is invalid (`param` names it) or the body is malformed or empty."),
             "406": _problem("The Accept header matches none of the output formats."),
-            "408": _problem(f"The body did not arrive within {settings.timeout_seconds:g} s."),
+            "408": _problem(
+                f"The body arrived too slowly: it gets {settings.body_timeout_seconds:g} s plus 1 s per"
+                f" {settings.min_upload_bytes_per_second} bytes received, at most {settings.timeout_seconds:g} s."
+            ),
             "413": _problem("The body, a page's pixels or the page count exceeds a limit."),
             "415": _problem("The document is not a supported image or PDF."),
             "422": _problem("The document's type is supported but its data cannot be decoded."),

@@ -84,7 +84,8 @@ RUN --mount=type=secret,id=extra-ca \
 
 ENV OMP_THREAD_LIMIT=1 \
     OCR_DATA_DIR=/var/lib/catalyst-ocr \
-    OCR_LOG_FORMAT=text
+    OCR_LOG_FORMAT=text \
+    OCR_HOST=0.0.0.0
 
 USER 1000:1000
 EXPOSE 8000
@@ -131,7 +132,8 @@ FROM base AS production
 
 ENV PATH=/opt/venv/bin:$PATH \
     OMP_THREAD_LIMIT=1 \
-    OCR_DATA_DIR=/var/lib/catalyst-ocr
+    OCR_DATA_DIR=/var/lib/catalyst-ocr \
+    OCR_HOST=0.0.0.0
 
 RUN groupadd --gid 1000 ocr \
     && useradd --uid 1000 --gid 1000 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ocr \

@@ -1,179 +1,80 @@
-"""A small typed client for Catalyst OCR's HTTP API.
+"""A small typed client for Catalyst OCR's HTTP API, synchronous (`Client`) and async (`AsyncClient`).
 
 It depends only on httpx, never on the server's internals, so in-cluster callers can install it
-alone. What it handles so callers do not have to: 429/503 retried honouring `Retry-After` with
-jittered back-off inside a total time budget, problem+json turned into a typed exception, the API
-key and base URL from the environment (`CATALYST_OCR_API_KEY`, `CATALYST_OCR_URL`), and checking
-a completion callback's signature the way the service signs it.
+alone. What it handles so callers do not have to: 429/503 and dropped connections retried
+(honouring `Retry-After`, jittered back-off, a total time budget), an automatic
+`Idempotency-Key` on every submission so a retried submit never creates two jobs, event streams
+resumed with `Last-Event-ID` after a drop, problem+json turned into a typed exception, the API
+key and base URL from the environment (`CATALYST_OCR_API_KEY`, `CATALYST_OCR_URL`), and
+checking a completion callback's signature the way the service signs it.
+
+The two clients share every rule (`catalyst_ocr.protocol`); only waiting and sending differ.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import asyncio
 import os
-import random
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 
-RETRYABLE_STATUSES = frozenset({429, 503})
-SIGNATURE_HEADER = "X-Catalyst-Signature"
-TIMESTAMP_HEADER = "X-Catalyst-Timestamp"
+from catalyst_ocr.models import Event, EventParser, JobInfo, OcrResult
+from catalyst_ocr.protocol import (
+    STREAM_READ_TIMEOUT,
+    Attempts,
+    CatalystError,
+    Document,
+    OptionValue,
+    Request,
+    RetryBudgetExceeded,
+    client_headers,
+    decode_result,
+    events_request,
+    ocr_request,
+    result_request,
+    submit_request,
+    verify_callback,
+)
+
+__all__ = [
+    "AsyncClient",
+    "AsyncJob",
+    "CatalystError",
+    "Client",
+    "Event",
+    "Job",
+    "JobInfo",
+    "OcrResult",
+    "RetryBudgetExceeded",
+    "verify_callback",
+]
 
 
-class CatalystError(Exception):
-    """A problem+json answer from the service; `type` is stable and safe to branch on."""
-
-    def __init__(self, status: int, type: str, title: str, detail: str, param: str | None = None) -> None:
-        super().__init__(f"{status} {title}: {detail}")
-        self.status = status
-        self.type = type
-        self.title = title
-        self.detail = detail
-        self.param = param
+def _base_url(base_url: str | None) -> str:
+    url = base_url or os.environ.get("CATALYST_OCR_URL")
+    if not url:
+        raise ValueError("no base URL: pass base_url or set CATALYST_OCR_URL")
+    return url.rstrip("/")
 
 
-class RetryBudgetExceeded(CatalystError):
-    """The service kept answering 429/503 until the client's total time budget ran out."""
+def _api_key(api_key: str | None) -> str | None:
+    return api_key if api_key is not None else os.environ.get("CATALYST_OCR_API_KEY")
 
 
-BBox = tuple[int, int, int, int]
-"""`(x, y, width, height)` in the pixels of the original page, as the service reports it."""
+def _stream_timeout(timeout: float, deadline: float | None) -> httpx.Timeout:
+    """Read time-out of an event stream: past the keep-alive interval, never past the caller's deadline."""
+    read = STREAM_READ_TIMEOUT
+    if deadline is not None:
+        read = max(0.05, min(read, deadline - time.monotonic()))
+    return httpx.Timeout(timeout, read=read)
 
 
-@dataclass(frozen=True)
-class Word:
-    text: str
-    confidence: float
-    bbox: BBox
-
-
-@dataclass(frozen=True)
-class Line:
-    text: str
-    confidence: float
-    bbox: BBox
-    words: list[Word]
-
-
-@dataclass(frozen=True)
-class Block:
-    text: str
-    bbox: BBox
-    lines: list[Line]
-
-
-@dataclass(frozen=True)
-class Page:
-    number: int
-    width: int
-    height: int
-    text: str
-    confidence: float
-    blocks: list[Block]
-    preprocessing: Any
-    timings: dict[str, float]
-
-    @property
-    def words(self) -> list[Word]:
-        return [word for block in self.blocks for line in block.lines for word in line.words]
-
-
-@dataclass(frozen=True)
-class OcrResult:
-    """The JSON format's document, typed; `raw` keeps every member (new ones included)."""
-
-    text: str
-    confidence: float
-    pages: list[Page]
-    raw: dict[str, Any]
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> OcrResult:
-        return cls(text=data["text"], confidence=data["confidence"], pages=[_page(p) for p in data["pages"]], raw=data)
-
-
-def _box(value: list[int]) -> BBox:
-    return (int(value[0]), int(value[1]), int(value[2]), int(value[3]))
-
-
-def _page(data: dict[str, Any]) -> Page:
-    blocks = [
-        Block(
-            text=block["text"],
-            bbox=_box(block["bbox"]),
-            lines=[
-                Line(
-                    text=line["text"],
-                    confidence=line["confidence"],
-                    bbox=_box(line["bbox"]),
-                    words=[Word(w["text"], w["confidence"], _box(w["bbox"])) for w in line["words"]],
-                )
-                for line in block["lines"]
-            ],
-        )
-        for block in data["blocks"]
-    ]
-    return Page(
-        number=data["number"],
-        width=data["width"],
-        height=data["height"],
-        text=data["text"],
-        confidence=data["confidence"],
-        blocks=blocks,
-        preprocessing=data.get("preprocessing"),
-        timings=data.get("timings", {}),
-    )
-
-
-def error_from_response(response: httpx.Response, cls: type[CatalystError] = CatalystError) -> CatalystError:
-    """The typed exception for an error answer (a non-problem body still gets one, typed `about:blank`)."""
-    try:
-        problem = response.json()
-    except ValueError:
-        problem = {}
-    if not isinstance(problem, dict):
-        problem = {}
-    return cls(
-        status=response.status_code,
-        type=str(problem.get("type", "about:blank")),
-        title=str(problem.get("title", response.reason_phrase)),
-        detail=str(problem.get("detail", response.text[:500])),
-        param=problem.get("param"),
-    )
-
-
-def retry_delay(response: httpx.Response, attempt: int, *, base: float = 0.2, cap: float = 10.0) -> float:
-    """How long to wait before retrying: `Retry-After` when the service says, else jittered back-off.
-
-    Full jitter on top of `Retry-After` spreads a crowd of clients told the same number.
-    """
-    header = response.headers.get("retry-after", "")
-    if header.strip().isdigit():
-        return float(header) + random.uniform(0, base)
-    return random.uniform(0, min(cap, base * 2**attempt))
-
-
-def verify_callback(body: bytes, headers: Mapping[str, str], secret: str, *, max_age: float | None = 300) -> bool:
-    """True when a completion callback carries the service's signature for `body`.
-
-    The service signs `timestamp + "." + body` with HMAC-SHA256; `max_age` refuses replays of
-    old deliveries (None turns the check off).
-    """
-    lowered = {key.lower(): value for key, value in headers.items()}
-    timestamp = lowered.get(TIMESTAMP_HEADER.lower(), "")
-    signature = lowered.get(SIGNATURE_HEADER.lower(), "")
-    if not timestamp.isdigit() or not signature:
-        return False
-    if max_age is not None and abs(time.time() - int(timestamp)) > max_age:
-        return False
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return hmac.compare_digest("sha256=" + mac.hexdigest(), signature)
+def _check_deadline(job_id: str, deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() >= deadline:
+        raise TimeoutError(f"job {job_id} did not finish in time")
 
 
 class Client:
@@ -188,13 +89,14 @@ class Client:
         retry_budget: float = 120.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        url = base_url or os.environ.get("CATALYST_OCR_URL")
-        if not url:
-            raise ValueError("no base URL: pass base_url or set CATALYST_OCR_URL")
-        key = api_key if api_key is not None else os.environ.get("CATALYST_OCR_API_KEY")
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.timeout = timeout
         self.retry_budget = retry_budget
-        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
+        self._http = httpx.Client(
+            base_url=_base_url(base_url),
+            headers=client_headers(_api_key(api_key)),
+            timeout=timeout,
+            transport=transport,
+        )
 
     def __enter__(self) -> Client:
         return self
@@ -205,47 +107,242 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request, retried on 429/503 until the budget is spent; errors raised as `CatalystError`."""
-        deadline = time.monotonic() + self.retry_budget
-        attempt = 0
+    def send(self, request: Request) -> httpx.Response:
+        """One request, retried on 429/503 and dropped connections until the budget is spent."""
+        attempts = Attempts(self.retry_budget)
         while True:
-            response = self._http.request(method, path, **kwargs)
-            if response.status_code not in RETRYABLE_STATUSES:
-                break
-            delay = retry_delay(response, attempt)
-            if time.monotonic() + delay > deadline:
-                raise error_from_response(response, RetryBudgetExceeded)
+            try:
+                response = self._http.request(request.method, request.path, **request.kwargs())
+            except httpx.TransportError as error:
+                time.sleep(attempts.after_error(error))
+                continue
+            delay = attempts.after_response(response)
+            if delay is None:
+                return response
             time.sleep(delay)
-            attempt += 1
-        if response.is_error:
-            raise error_from_response(response)
-        return response
 
-    def ocr(
+    def ocr(self, document: Document, *, format: str = "json", **options: OptionValue) -> OcrResult | bytes:
+        """Recognise a document synchronously: an `OcrResult` for JSON, the rendered bytes otherwise.
+
+        `options` are the API's (`lang`, `pages`, `preprocess`, `psm`, `dpi`, ...); `lang` may be a list.
+        """
+        return decode_result(self.send(ocr_request(document, format, options)), format)
+
+    def submit(
         self,
-        document: str | Path | bytes,
+        document: Document,
         *,
-        lang: str | None = None,
         format: str = "json",
-        pages: str | None = None,
-        preprocess: str | None = None,
-        psm: int | None = None,
-        **options: str | int,
-    ) -> OcrResult | bytes:
-        """Recognise one document synchronously: an `OcrResult` for JSON, the rendered bytes otherwise."""
-        body = document if isinstance(document, bytes) else Path(document).read_bytes()
-        params: dict[str, str] = {"format": format}
-        for name, value in {"lang": lang, "pages": pages, "preprocess": preprocess, "psm": psm, **options}.items():
-            if value is not None:
-                params[name] = str(value)
-        response = self._send(
-            "POST", "/v1/ocr", params=params, content=body, headers={"Content-Type": "application/octet-stream"}
-        )
-        if format == "json":
-            return OcrResult.from_json(response.json())
-        return response.content
+        idempotency_key: str | None = None,
+        **options: OptionValue,
+    ) -> Job:
+        """Submit a job (`callback_url` is one of the options); retried safely under one Idempotency-Key."""
+        response = self.send(submit_request(document, format, options, idempotency_key))
+        return Job(self, JobInfo.from_json(response.json()))
+
+    def job(self, job_id: str) -> Job:
+        """A job submitted earlier, by id (from this process or another)."""
+        return Job(self, self._job_info(job_id))
 
     def languages(self) -> Any:
         """The service's `/v1/languages` answer, as sent."""
-        return self._send("GET", "/v1/languages").json()
+        return self.send(Request("GET", "/v1/languages")).json()
+
+    def _job_info(self, job_id: str) -> JobInfo:
+        return JobInfo.from_json(self.send(Request("GET", f"/v1/jobs/{job_id}")).json())
+
+    def _events(self, job_id: str, last_event_id: int | None, deadline: float | None) -> Iterator[Event]:
+        attempts = Attempts(self.retry_budget)
+        while True:
+            request = events_request(job_id, last_event_id)
+            try:
+                with self._http.stream(
+                    "GET", request.path, headers=request.headers, timeout=_stream_timeout(self.timeout, deadline)
+                ) as response:
+                    if response.is_error:
+                        response.read()
+                    delay = attempts.after_response(response)
+                    if delay is None:
+                        parser = EventParser()
+                        for line in response.iter_lines():
+                            event = parser.feed(line)
+                            if event is not None:
+                                attempts.reset()
+                                last_event_id = event.id
+                                yield event
+                                if event.final:
+                                    return
+                        delay = attempts.after_error(httpx.RemoteProtocolError("event stream ended early"))
+            except httpx.ReadTimeout:
+                _check_deadline(job_id, deadline)
+                continue
+            except httpx.TransportError as error:
+                delay = attempts.after_error(error)
+            time.sleep(delay)
+
+
+class Job:
+    """A submitted job. `info` is what the service last said about it."""
+
+    def __init__(self, client: Client, info: JobInfo) -> None:
+        self.client = client
+        self.info = info
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    def refresh(self) -> JobInfo:
+        self.info = self.client._job_info(self.id)
+        return self.info
+
+    def events(self, last_event_id: int | None = None) -> Iterator[Event]:
+        """Progress events until the final one; a dropped stream resumes after the last event seen."""
+        return self.client._events(self.id, last_event_id, None)
+
+    def wait(self, timeout: float | None = None) -> JobInfo:
+        """Block until the job is final (raises `TimeoutError` after `timeout` seconds); its final info."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self.refresh().finished:
+            for _ in self.client._events(self.id, None, deadline):
+                _check_deadline(self.id, deadline)
+        return self.refresh()
+
+    def result(self, format: str = "json") -> OcrResult | bytes:
+        """The merged result in any format (`409 job-not-finished` as a `CatalystError` until it succeeded)."""
+        return decode_result(self.client.send(result_request(self.id, format)), format)
+
+    def cancel(self) -> JobInfo:
+        """Cancel a queued or running job (`409 job-already-finished` if it ended first)."""
+        self.info = JobInfo.from_json(self.client.send(Request("DELETE", f"/v1/jobs/{self.id}")).json())
+        return self.info
+
+
+class AsyncClient:
+    """The asyncio twin of `Client`: the same methods, awaited."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        retry_budget: float = 120.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.retry_budget = retry_budget
+        self._http = httpx.AsyncClient(
+            base_url=_base_url(base_url),
+            headers=client_headers(_api_key(api_key)),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def send(self, request: Request) -> httpx.Response:
+        attempts = Attempts(self.retry_budget)
+        while True:
+            try:
+                response = await self._http.request(request.method, request.path, **request.kwargs())
+            except httpx.TransportError as error:
+                await asyncio.sleep(attempts.after_error(error))
+                continue
+            delay = attempts.after_response(response)
+            if delay is None:
+                return response
+            await asyncio.sleep(delay)
+
+    async def ocr(self, document: Document, *, format: str = "json", **options: OptionValue) -> OcrResult | bytes:
+        return decode_result(await self.send(ocr_request(document, format, options)), format)
+
+    async def submit(
+        self,
+        document: Document,
+        *,
+        format: str = "json",
+        idempotency_key: str | None = None,
+        **options: OptionValue,
+    ) -> AsyncJob:
+        response = await self.send(submit_request(document, format, options, idempotency_key))
+        return AsyncJob(self, JobInfo.from_json(response.json()))
+
+    async def job(self, job_id: str) -> AsyncJob:
+        return AsyncJob(self, await self._job_info(job_id))
+
+    async def languages(self) -> Any:
+        return (await self.send(Request("GET", "/v1/languages"))).json()
+
+    async def _job_info(self, job_id: str) -> JobInfo:
+        return JobInfo.from_json((await self.send(Request("GET", f"/v1/jobs/{job_id}"))).json())
+
+    async def _events(self, job_id: str, last_event_id: int | None, deadline: float | None) -> AsyncIterator[Event]:
+        attempts = Attempts(self.retry_budget)
+        while True:
+            request = events_request(job_id, last_event_id)
+            try:
+                async with self._http.stream(
+                    "GET", request.path, headers=request.headers, timeout=_stream_timeout(self.timeout, deadline)
+                ) as response:
+                    if response.is_error:
+                        await response.aread()
+                    delay = attempts.after_response(response)
+                    if delay is None:
+                        parser = EventParser()
+                        async for line in response.aiter_lines():
+                            event = parser.feed(line)
+                            if event is not None:
+                                attempts.reset()
+                                last_event_id = event.id
+                                yield event
+                                if event.final:
+                                    return
+                        delay = attempts.after_error(httpx.RemoteProtocolError("event stream ended early"))
+            except httpx.ReadTimeout:
+                _check_deadline(job_id, deadline)
+                continue
+            except httpx.TransportError as error:
+                delay = attempts.after_error(error)
+            await asyncio.sleep(delay)
+
+
+class AsyncJob:
+    """The asyncio twin of `Job`."""
+
+    def __init__(self, client: AsyncClient, info: JobInfo) -> None:
+        self.client = client
+        self.info = info
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    async def refresh(self) -> JobInfo:
+        self.info = await self.client._job_info(self.id)
+        return self.info
+
+    def events(self, last_event_id: int | None = None) -> AsyncIterator[Event]:
+        return self.client._events(self.id, last_event_id, None)
+
+    async def wait(self, timeout: float | None = None) -> JobInfo:  # noqa: ASYNC109 (the same call as Job.wait)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not (await self.refresh()).finished:
+            async for _ in self.client._events(self.id, None, deadline):
+                _check_deadline(self.id, deadline)
+        return await self.refresh()
+
+    async def result(self, format: str = "json") -> OcrResult | bytes:
+        return decode_result(await self.client.send(result_request(self.id, format)), format)
+
+    async def cancel(self) -> JobInfo:
+        response = await self.client.send(Request("DELETE", f"/v1/jobs/{self.id}"))
+        self.info = JobInfo.from_json(response.json())
+        return self.info

@@ -34,6 +34,7 @@ from ocr_service.errors import InvalidParameter, ServiceUnavailable, Unauthorize
 from ocr_service.http.admission import DocumentAdmission, uploads_refused
 from ocr_service.http.auth import WWW_AUTHENTICATE, caller_owner
 from ocr_service.http.body import UploadPace, read_document
+from ocr_service.http.negotiation import negotiate_format
 from ocr_service.http.params import merge_option_sources, parse_format, parse_options
 from ocr_service.jobs.changes import PollIntervals
 from ocr_service.jobs.errors import StoreUnavailable
@@ -103,7 +104,12 @@ async def create_job(request: Request) -> Response:
             raise InvalidParameter("callback_url must be a string.", param="callback_url")
         options = parse_options(raw, runtime.settings, runtime.pipeline.resolve_lang)
         job, created = await runtime.submit(
-            received.data, options, callback_url=callback or None, idempotency_key=key, owner=owner
+            received.data,
+            options,
+            filename=received.filename,
+            callback_url=callback or None,
+            idempotency_key=key,
+            owner=owner,
         )
     headers = {"Location": f"{JOBS_PATH}/{job.id}"}
     if not created:
@@ -126,8 +132,9 @@ async def job_result(request: Request) -> Response:
         raise InvalidParameter(f"Unknown parameter {unknown[0]!r}; only `format` is accepted.", param=unknown[0])
     requested = request.query_params.get("format")
     fmt = parse_format(requested) if requested is not None else None  # `?format=` (empty) is a 400, not the default
-    if fmt is None:
-        fmt = (await runtime.get(job_id, owner)).options.format
+    if fmt is None:  # then Accept chooses, as on /v1/ocr; absent or */*: the format the job was submitted with
+        submitted = (await runtime.get(job_id, owner)).options.format
+        fmt = negotiate_format(request.headers.get("accept"), default=submitted)
     job, body, media_type = await runtime.result(job_id, fmt, owner)
     headers = {"X-Cache": "hit" if job.cached else "miss"}
     if fmt is OutputFormat.PDF:
@@ -398,13 +405,15 @@ def _build_openapi_paths() -> dict[str, Any]:
                         "in": "query",
                         "required": False,
                         "schema": {"type": "string", "enum": formats},
-                        "description": "Defaults to the format the job was submitted with.",
+                        "description": "Without it `Accept` chooses, as on /v1/ocr; with neither (or `*/*`), "
+                        "the format the job was submitted with.",
                     },
                 ],
                 "responses": {
                     "200": {"description": "The merged result.", "content": result_content},
                     "400": _problem("Unknown format or parameter."),
                     "404": not_found,
+                    "406": _problem("`Accept` admits none of the output formats (and no `format` was given)."),
                     "409": _problem("The job has not succeeded (queued, running, failed or cancelled)."),
                     "503": unavailable,
                 },

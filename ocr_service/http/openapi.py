@@ -90,7 +90,8 @@ def _option_schemas(settings: Settings) -> dict[str, Schema]:
             "pattern": LANG_PATTERN.pattern,
             "default": settings.default_lang,
             "examples": ["eng", "eng+deu"],
-            "description": "Installed language codes joined by `+`; `-` is accepted for `_`. See /v1/languages.",
+            "description": "Installed language codes joined by `+` (write `%2B` in a query string, where a bare `+` "
+            "is a space; a space between codes is accepted as `+`); `-` is accepted for `_`. See /v1/languages.",
         },
         "psm": {
             "type": "integer",

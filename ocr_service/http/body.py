@@ -32,7 +32,7 @@ from starlette.types import Message
 
 from ocr_service import documents
 from ocr_service.errors import InvalidParameter, OcrError, PayloadTooLarge, UnsupportedMediaType
-from ocr_service.http.params import RawValue, check_json_types
+from ocr_service.http.params import JSON_TYPES, RawValue, check_json_types
 from ocr_service.settings import Settings
 
 MAX_FORM_FIELDS = 64
@@ -296,6 +296,8 @@ async def _read_json(request: Request, max_bytes: int) -> ReceivedDocument:
     for name, value in payload.items():
         if not isinstance(value, str | int | float | bool) and value is not None:
             raise InvalidParameter(f"Option {name!r} must be a string, number or boolean.", param=str(name))
+        if type(value) is float and value.is_integer() and JSON_TYPES.get(str(name)) is int:
+            value = int(value)  # JSON Schema's `integer` includes 6.0, so the API takes it as 6
         options[str(name)] = value
     check_json_types(options)
     return ReceivedDocument(data, options)

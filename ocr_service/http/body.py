@@ -47,6 +47,16 @@ MAX_JSON_INTEGER_DIGITS = 18
 """No option is a number past this many digits (and it keeps to int64, like the store's columns)."""
 
 
+BASE64_CONTENT_SCHEMA: dict[str, object] = {
+    "type": "string",
+    "contentEncoding": "base64",
+    "minLength": 4,
+    "pattern": r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$",
+    "description": "The document, base64 (not empty).",
+}
+"""JSON `content` as `_read_json` takes it (non-empty, padded, `b64decode(validate=True)`), for the OpenAPI document."""
+
+
 @dataclass(frozen=True)
 class ReceivedDocument:
     """What the body carried: the document and any options that travelled with it."""

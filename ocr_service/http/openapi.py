@@ -22,6 +22,7 @@ from ocr_service.contract import HEALTH_PATH, LIVENESS_PATH, METRICS_PATH, READI
 from ocr_service.documents import MEDIA_TYPE_OF_KIND
 from ocr_service.engine.languages import installed_languages
 from ocr_service.errors import PROBLEM_TYPE_BASE
+from ocr_service.http.body import BASE64_CONTENT_SCHEMA
 from ocr_service.http.demo import DEMO_PATH, demo_operation
 from ocr_service.http.params import (
     LANG_PATTERN,
@@ -125,12 +126,12 @@ def _option_schemas(settings: Settings) -> dict[str, Schema]:
         },
         "oem": {
             "type": "integer",
-            "minimum": OEM_RANGE[0],
-            "maximum": OEM_RANGE[1],
+            "enum": [oem for oem in range(OEM_RANGE[0], OEM_RANGE[1] + 1) if oem not in LEGACY_OEMS],
             "default": settings.default_oem,
             "description": (
-                "Tesseract engine mode: 1 = LSTM (default), 3 = Tesseract's default; 0 and 2 use the legacy "
-                "engine and answer 400 unless legacy models are installed."
+                "Tesseract engine mode: 1 = LSTM (default), 3 = Tesseract's default. 0 and 2 use the legacy "
+                "engine: accepted only where legacy models are installed (not in the shipped images; else 400), "
+                "so this document does not promise them."
             ),
         },
         "dpi": {
@@ -168,6 +169,8 @@ def _option_schemas(settings: Settings) -> dict[str, Schema]:
     return schemas
 
 
+LEGACY_OEMS = frozenset({0, 2})
+"""Engine modes that need legacy (non-LSTM) models, which the shipped language data lacks."""
 _PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
 _URL_REST = r"(?:[/?#][^\s\x00-\x1f\x7f-\x9f]*)?"
 
@@ -198,10 +201,6 @@ def _callback_url_schema(settings: Settings) -> Schema:
     }
 
 
-BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$"
-"""Non-empty, padded base64 (what `base64.b64decode(validate=True)` takes; an empty document is a 400)."""
-
-
 def _installed_lang_pattern() -> str:
     """`lang` as the parser takes it, limited to the installed languages (`_` may be written `-`)."""
     codes = sorted(installed_languages(), key=len, reverse=True)
@@ -224,13 +223,7 @@ def _document_body(settings: Settings, extra: dict[str, Schema]) -> dict[str, An
         "type": "object",
         "required": ["content"],
         "properties": {
-            "content": {
-                "type": "string",
-                "contentEncoding": "base64",
-                "minLength": 4,
-                "pattern": BASE64_PATTERN,
-                "description": "The document, base64 (not empty).",
-            },
+            "content": dict(BASE64_CONTENT_SCHEMA),
             **options,
         },
         "additionalProperties": False,

@@ -43,7 +43,6 @@ BODY_STYLES = (
 )
 
 warnings.filterwarnings("ignore")  # Pillow narrates the corrupt chunks and tags it skips
-logging.disable(logging.WARNING)  # and python-multipart every malformed header it meets
 
 
 def _accepted(error: OcrError) -> None:
@@ -147,6 +146,7 @@ def seeds(name: str) -> list[bytes]:
 def main() -> None:
     import tempfile
 
+    logging.disable(logging.WARNING)  # python-multipart logs every malformed header it meets
     name = sys.argv[1]
     target = TARGETS[name]
     artifacts = REPRODUCERS / name

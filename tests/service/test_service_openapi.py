@@ -91,7 +91,7 @@ def refused_for_what_no_schema_states(response: schemathesis.Response) -> bool:
         return True
     detail = str(problem.get("detail", ""))
     return slug == "invalid-parameter" and (
-        problem.get("param") in ("pages", "file") or "both in the query and in the body" in detail
+        problem.get("param") in ("pages", "page", "file") or "both in the query and in the body" in detail
     )
 
 

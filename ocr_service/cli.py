@@ -141,6 +141,7 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     from ocr_service.app import build_app
+    from ocr_service.http.protocol import guarded_protocol
 
     configure_logging(settings.log_level, settings.log_format)
     warn_if_open(settings)
@@ -153,6 +154,7 @@ def serve(settings: Settings) -> int:
         lifespan="on",
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         server_header=False,
+        http=guarded_protocol(settings),  # bounded heads, problem+json protocol errors (http/protocol.py)
     )
     uvicorn.Server(config).run()
     return EXIT_OK

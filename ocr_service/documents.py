@@ -58,6 +58,7 @@ from ocr_service.errors import (
     UndecodableDocument,
     UnsupportedMediaType,
 )
+from ocr_service.pixels import to_grey_uint8
 from ocr_service.settings import Settings
 
 Image.MAX_IMAGE_PIXELS = None  # our header checks below replace Pillow's bomb guard (see module docstring)
@@ -66,7 +67,7 @@ PDFIUM_LOCK = threading.RLock()
 """Serialises every pdfium call in the process (pdfium keeps global state and is not thread-safe)."""
 
 PixelArray = npt.NDArray[np.uint8]
-"""A decoded page: (height, width) grey or (height, width, 3) RGB, uint8."""
+"""A decoded page: (height, width) uint8 grey (`pixels.py`: colour and 16-bit pages are converted at decode)."""
 
 MAX_PAGE_SIDE = 32767
 """Leptonica refuses an image with a side past this (its PIX width/height limit): Tesseract then
@@ -549,22 +550,5 @@ def _image_dpi(image: Image.Image) -> int | None:
 
 
 def _to_uint8(image: Image.Image) -> PixelArray:
-    """Grey or RGB uint8 pixels; transparency is flattened onto white (dark text on clear must stay visible)."""
-    mode = image.mode
-    if mode in ("L", "RGB"):
-        return np.asarray(image, dtype=np.uint8)
-    if mode == "1":
-        return np.asarray(image.convert("L"), dtype=np.uint8)
-    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        low, high = float(values.min()), float(values.max())
-        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
-        return scaled.astype(np.uint8)
-    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
-    if has_alpha:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        flattened = Image.alpha_composite(background, rgba)
-        target = "L" if mode in ("LA", "La") else "RGB"
-        return np.asarray(flattened.convert(target), dtype=np.uint8)
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    """8-bit grey pixels, converted in bands at decode time (`pixels.py`: recognition needs no more)."""
+    return to_grey_uint8(image)

@@ -81,6 +81,30 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = (
         "Time limit of one synchronous request; past it the answer is 504 and the work stops.",
     ),
     SettingSpec(
+        "body_timeout_seconds",
+        EnvVar.BODY_TIMEOUT_SECONDS,
+        "10",
+        "Time limit of a request body, extended by what arrives (never past `OCR_TIMEOUT_SECONDS`); 408 past it.",
+    ),
+    SettingSpec(
+        "min_upload_bytes_per_second",
+        EnvVar.MIN_UPLOAD_BYTES_PER_SECOND,
+        "65536",
+        "Upload rate a body must keep: each this many bytes received add 1 s to its time limit (408 past it).",
+    ),
+    SettingSpec(
+        "max_header_bytes",
+        EnvVar.MAX_HEADER_BYTES,
+        "65536",
+        "Largest request line plus headers (431, or 414 for the URL alone, past it).",
+    ),
+    SettingSpec(
+        "header_timeout_seconds",
+        EnvVar.HEADER_TIMEOUT_SECONDS,
+        "10",
+        "Time limit of a request line and headers from the connection or its first byte (408 past it).",
+    ),
+    SettingSpec(
         "max_upload_bytes",
         EnvVar.MAX_UPLOAD_BYTES,
         str(25 * 1024 * 1024),
@@ -199,6 +223,10 @@ class Settings:
     helper_queue_size: int = 0
     engine: str = "auto"
     timeout_seconds: float = 60.0
+    body_timeout_seconds: float = 10.0
+    min_upload_bytes_per_second: int = 65536
+    max_header_bytes: int = 65536
+    header_timeout_seconds: float = 10.0
     max_upload_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 40_000_000
     max_pages: int = 50
@@ -241,6 +269,10 @@ class Settings:
             "helper_queue_size": _int,
             "engine": lambda n, v: _choice(n, v, ("auto", "capi", "tesserocr", "pytesseract")),
             "timeout_seconds": _float,
+            "body_timeout_seconds": _float,
+            "min_upload_bytes_per_second": lambda n, v: _int(n, v, 1),
+            "max_header_bytes": lambda n, v: _int(n, v, 1024),
+            "header_timeout_seconds": _float,
             "max_upload_bytes": lambda n, v: _int(n, v, 1),
             "max_pixels": lambda n, v: _int(n, v, 1),
             "max_pages": lambda n, v: _int(n, v, 1),

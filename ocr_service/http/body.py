@@ -7,6 +7,13 @@ raw body when the bytes are a supported document, and refused with 415 otherwise
 The body is never buffered past `max_upload_bytes`: a Content-Length over the limit is
 refused before reading, and a streamed body is cut off with 413 the moment it exceeds it.
 The document's real type is sniffed from its bytes later (`documents`), not taken from here.
+
+A body must also keep arriving (`UploadPace`, like Apache's `RequestReadTimeout body=...,MinRate=`):
+it gets `OCR_BODY_TIMEOUT_SECONDS`, plus one second per `OCR_MIN_UPLOAD_BYTES_PER_SECOND` bytes
+received, never more than `OCR_TIMEOUT_SECONDS`; past that it is 408 and the connection closes.
+A request still uploading holds an admission slot, so ten clients trickling a byte every few
+seconds used to lock everyone out for the whole recognition timeout; now they lose their slot
+after a few seconds, while a page waiting for a worker keeps the recognition time limit.
 """
 
 from __future__ import annotations
@@ -21,10 +28,12 @@ from dataclasses import dataclass
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
+from starlette.types import Message
 
 from ocr_service import documents
 from ocr_service.errors import InvalidParameter, OcrError, PayloadTooLarge, UnsupportedMediaType
-from ocr_service.http.params import RawValue, check_json_types
+from ocr_service.http.params import JSON_TYPES, RawValue, check_json_types
+from ocr_service.settings import Settings
 
 MAX_FORM_FIELDS = 64
 """Options are few; a form with more fields than this is not a real client."""
@@ -36,6 +45,16 @@ JSON_OVERHEAD_BYTES = 64 * 1024
 """Room for option members and whitespace around the base64 content of a JSON body."""
 MAX_JSON_INTEGER_DIGITS = 18
 """No option is a number past this many digits (and it keeps to int64, like the store's columns)."""
+
+
+BASE64_CONTENT_SCHEMA: dict[str, object] = {
+    "type": "string",
+    "contentEncoding": "base64",
+    "minLength": 4,
+    "pattern": r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$",
+    "description": "The document, base64 (not empty).",
+}
+"""JSON `content` as `_read_json` takes it (non-empty, padded, `b64decode(validate=True)`), for the OpenAPI document."""
 
 
 @dataclass(frozen=True)
@@ -54,17 +73,53 @@ class BodyTimeout(OcrError):
     status, slug, title = 408, "request-timeout", "The request body arrived too slowly"
 
 
-async def read_document(request: Request, max_bytes: int, *, time_limit: float | None = None) -> ReceivedDocument:
+@dataclass(frozen=True)
+class UploadPace:
+    """How long a body may take: `initial_seconds`, plus a second per `min_bytes_per_second` bytes
+    received so far, never more than `max_seconds` in all."""
+
+    initial_seconds: float
+    min_bytes_per_second: int
+    max_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UploadPace:
+        return cls(settings.body_timeout_seconds, settings.min_upload_bytes_per_second, settings.timeout_seconds)
+
+    def allowed_seconds(self, received: int) -> float:
+        return min(self.max_seconds, self.initial_seconds + received / self.min_bytes_per_second)
+
+
+async def read_document(request: Request, max_bytes: int, *, pace: UploadPace | None = None) -> ReceivedDocument:
     """Read the document from whichever of the three body styles the request uses.
 
-    With `time_limit`, a body still incomplete after that many seconds is a 408 and the
-    connection is closed, so a client trickling bytes cannot hold a connection for ever.
+    With `pace`, a body that falls behind it is a 408 and the connection is closed, so a client
+    trickling bytes cannot hold a connection, and its admission slot, for long.
     """
+    if pace is None:
+        return await _read_document(request, max_bytes)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    received = 0
     try:
-        async with asyncio.timeout(time_limit):
-            return await _read_document(request, max_bytes)
+        async with asyncio.timeout_at(started + pace.allowed_seconds(0)) as limit:
+
+            async def paced_receive() -> Message:
+                nonlocal received
+                message = await request.receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    limit.reschedule(started + pace.allowed_seconds(received))
+                return message
+
+            return await _read_document(Request(request.scope, paced_receive), max_bytes)
     except TimeoutError:
-        raise BodyTimeout(f"The body was not complete within {time_limit:g} s.", headers=CLOSE) from None
+        elapsed = loop.time() - started
+        raise BodyTimeout(
+            f"The body arrived too slowly: {received} bytes in {elapsed:.1f} s (allowed: {pace.initial_seconds:g} s"
+            f" plus 1 s per {pace.min_bytes_per_second} bytes, at most {pace.max_seconds:g} s).",
+            headers=CLOSE,
+        ) from None
 
 
 async def _read_document(request: Request, max_bytes: int) -> ReceivedDocument:
@@ -251,6 +306,8 @@ async def _read_json(request: Request, max_bytes: int) -> ReceivedDocument:
     for name, value in payload.items():
         if not isinstance(value, str | int | float | bool) and value is not None:
             raise InvalidParameter(f"Option {name!r} must be a string, number or boolean.", param=str(name))
+        if type(value) is float and value.is_integer() and JSON_TYPES.get(str(name)) is int:
+            value = int(value)  # JSON Schema's `integer` includes 6.0, so the API takes it as 6
         options[str(name)] = value
     check_json_types(options)
     return ReceivedDocument(data, options)

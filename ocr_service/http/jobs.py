@@ -33,7 +33,7 @@ from ocr_service.cache import build_cache
 from ocr_service.errors import InvalidParameter, ServiceUnavailable, Unauthorized
 from ocr_service.http.admission import DocumentAdmission, uploads_refused
 from ocr_service.http.auth import WWW_AUTHENTICATE, caller_owner
-from ocr_service.http.body import read_document
+from ocr_service.http.body import UploadPace, read_document
 from ocr_service.http.negotiation import negotiate_format
 from ocr_service.http.params import merge_option_sources, parse_format, parse_options
 from ocr_service.jobs.changes import PollIntervals
@@ -54,7 +54,22 @@ net; while it is not (PostgreSQL LISTEN reconnecting), streams poll as often as 
 SSE_KEEPALIVE_SECONDS = 15.0
 MAX_EVENT_ID = 2**63 - 1
 """Event ids are int64 in both stores (SQLite INTEGER, PostgreSQL bigint)."""
-_EVENT_ID = re.compile(r"^[0-9]{1,19}$")
+
+
+def _decimal_at_most(limit: int) -> str:
+    """A regex for decimal strings (leading zeros allowed, or empty) whose value is at most `limit`.
+
+    So the OpenAPI document states exactly which `Last-Event-ID` values the server takes.
+    """
+    top = str(limit)
+    same_length = [
+        top[:i] + f"[0-{int(top[i]) - 1}]" + f"[0-9]{{{len(top) - i - 1}}}" for i in range(len(top)) if top[i] != "0"
+    ]
+    return f"^(?:[0-9]{{0,{len(top) - 1}}}|{'|'.join([*same_length, top])})$"
+
+
+_EVENT_ID = re.compile(_decimal_at_most(MAX_EVENT_ID))
+"""Decimal int64 event ids (empty: from the start)."""
 
 
 def _runtime(request: Request) -> JobRuntime:
@@ -96,7 +111,7 @@ async def create_job(request: Request) -> Response:
     admission: DocumentAdmission = request.app.state.job_admission
     with admission.admit():  # 429 before the body is read: uploads in memory stay bounded
         received = await read_document(
-            request, runtime.settings.max_upload_bytes, time_limit=runtime.settings.timeout_seconds
+            request, runtime.settings.max_upload_bytes, pace=UploadPace.from_settings(runtime.settings)
         )
         raw = merge_option_sources(request.query_params.multi_items(), received.options)
         callback = raw.pop("callback_url", None)
@@ -206,7 +221,7 @@ def last_event_id(header: str | None) -> int:
     """
     if header is None or header == "":
         return 0
-    if not _EVENT_ID.fullmatch(header) or int(header) > MAX_EVENT_ID:
+    if not _EVENT_ID.fullmatch(header):
         raise InvalidParameter(
             f"Last-Event-ID must be an event id from this stream (decimal, 0 to {MAX_EVENT_ID}).",
             param="Last-Event-ID",
@@ -332,16 +347,9 @@ def _build_openapi_paths() -> dict[str, Any]:
                         "required": False,
                         "schema": {"type": "string", "pattern": _IDEMPOTENCY_KEY.pattern},
                     },
-                    {"name": "callback_url", "in": "query", "required": False, "schema": {"type": "string"}},
+                    {"$ref": "#/components/parameters/CallbackUrl"},  # the allow-list: built from settings
                 ],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "multipart/form-data": {"schema": {"type": "object", "required": ["file"]}},
-                        "application/json": {"schema": {"type": "object", "required": ["content"]}},
-                        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-                    },
-                },
+                "requestBody": {"$ref": "#/components/requestBodies/JobDocument"},
                 "responses": {
                     "202": {
                         "description": "Accepted; poll `Location` or follow its `events`.",
@@ -426,12 +434,30 @@ def _build_openapi_paths() -> dict[str, Any]:
                 "tags": ["jobs"],
                 "parameters": [
                     _JOB_ID,
-                    {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}},
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": _EVENT_ID.pattern},
+                        "description": "Resume after this event id (decimal; empty = from the start).",
+                    },
                 ],
                 "responses": {
                     "200": {
-                        "description": "An event stream.",
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        "description": (
+                            "Server-sent events (text/event-stream), one per job event: `id: <event id>`, "
+                            "`event: queued|running|progress|retry|succeeded|failed|cancelled` and `data: <JSON>` "
+                            "with `status`, `pages_done`, `pages_total` and `at`; `: keep-alive` comments "
+                            "between them. The stream ends after the final event."
+                        ),
+                        "content": {
+                            "text/event-stream": {
+                                "schema": {
+                                    "type": "string",
+                                    "pattern": r"^((id: [0-9]+\n)?event: [a-z]+\ndata: [^\n]*\n\n|: keep-alive\n\n)*$",
+                                }
+                            }
+                        },
                     },
                     "400": _problem("Last-Event-ID is not an event id."),
                     "404": not_found,

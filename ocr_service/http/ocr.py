@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Route
 from ocr_service import metrics
 from ocr_service.cache import ResultCache, document_digest, engine_version, mark_cached, result_key
 from ocr_service.http.admission import DocumentAdmission, while_connected
-from ocr_service.http.body import read_document
+from ocr_service.http.body import UploadPace, read_document
 from ocr_service.http.negotiation import negotiate_format
 from ocr_service.http.params import RawValue, merge_option_sources, parse_options
 from ocr_service.options import MEDIA_TYPES, OcrOptions, OutputFormat
@@ -44,14 +44,13 @@ class OcrEndpoint:
         self.settings = settings
         self.pipeline = pipeline
         self.admission = DocumentAdmission(pipeline.capacity, pipeline.overloaded)
+        self.pace = UploadPace.from_settings(settings)
         self._parsed_queries: dict[tuple[bytes, str | None], OcrOptions] = {}
 
     async def recognize(self, request: Request) -> Response:
         cache: ResultCache = request.app.state.cache
         with self.admission.admit():  # held while the request holds a document and its work runs
-            received = await read_document(
-                request, self.settings.max_upload_bytes, time_limit=self.settings.timeout_seconds
-            )
+            received = await read_document(request, self.settings.max_upload_bytes, pace=self.pace)
             options = self.options(request, received.options)
             digest = key = None
             if cache.enabled:  # a disabled cache costs no digest and no key

@@ -3,17 +3,26 @@
 Enums and bounds come from `options`, `params` and the running `Settings` (e.g. the `dpi`
 maximum is `settings.max_dpi`), so the document cannot drift from what the parser accepts.
 A test drives the live app from this document with schemathesis and checks every answer
-against it. The jobs work merges its own path items (`http.jobs.openapi_paths`).
+against it. The jobs work merges its own path items (`http.jobs.openapi_paths`); its submission
+body is `#/components/requestBodies/JobDocument`, built here with the same option schemas.
+
+What the schema admits, the server accepts (issue 10, item 10): `content` is non-empty base64,
+raw bodies are declared only for the media types a document can have (the server still sniffs
+any body, `application/octet-stream` included, but the document does not promise that random
+bytes are a document), and `lang` only names the languages installed when the app was built.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ocr_service import __version__
 from ocr_service.contract import HEALTH_PATH, LIVENESS_PATH, METRICS_PATH, READINESS_PATH
 from ocr_service.documents import MEDIA_TYPE_OF_KIND
+from ocr_service.engine.languages import installed_languages
 from ocr_service.errors import PROBLEM_TYPE_BASE
+from ocr_service.http.body import BASE64_CONTENT_SCHEMA
 from ocr_service.http.demo import DEMO_PATH, demo_operation
 from ocr_service.http.params import (
     LANG_PATTERN,
@@ -75,6 +84,18 @@ def openapi_document(
         "paths": paths,
         "components": {
             "schemas": _schemas(),
+            "requestBodies": {
+                "Document": _document_body(settings, {}),
+                "JobDocument": _document_body(settings, {"callback_url": _callback_url_schema(settings)}),
+            },
+            "parameters": {
+                "CallbackUrl": {
+                    "name": "callback_url",
+                    "in": "query",
+                    "required": False,
+                    "schema": _callback_url_schema(settings),
+                },
+            },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <key>`"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -91,7 +112,7 @@ def _option_schemas(settings: Settings) -> dict[str, Schema]:
     schemas: dict[str, Schema] = {
         "lang": {
             "type": "string",
-            "pattern": LANG_PATTERN.pattern,
+            "pattern": _installed_lang_pattern(),
             "default": settings.default_lang,
             "examples": ["eng", "eng+deu"],
             "description": "Installed language codes joined by `+` (write `%2B` in a query string, where a bare `+` "
@@ -105,12 +126,12 @@ def _option_schemas(settings: Settings) -> dict[str, Schema]:
         },
         "oem": {
             "type": "integer",
-            "minimum": OEM_RANGE[0],
-            "maximum": OEM_RANGE[1],
+            "enum": [oem for oem in range(OEM_RANGE[0], OEM_RANGE[1] + 1) if oem not in LEGACY_OEMS],
             "default": settings.default_oem,
             "description": (
-                "Tesseract engine mode: 1 = LSTM (default), 3 = Tesseract's default; 0 and 2 use the legacy "
-                "engine and answer 400 unless legacy models are installed."
+                "Tesseract engine mode: 1 = LSTM (default), 3 = Tesseract's default. 0 and 2 use the legacy "
+                "engine: accepted only where legacy models are installed (not in the shipped images; else 400), "
+                "so this document does not promise them."
             ),
         },
         "dpi": {
@@ -148,12 +169,50 @@ def _option_schemas(settings: Settings) -> dict[str, Schema]:
     return schemas
 
 
-def _ocr_operation(settings: Settings) -> dict[str, Any]:
-    options = _option_schemas(settings)
-    parameters = [
-        {"name": name, "in": "query", "required": False, "schema": schema, "description": schema.get("description")}
-        for name, schema in options.items()
-    ]
+LEGACY_OEMS = frozenset({0, 2})
+"""Engine modes that need legacy (non-LSTM) models, which the shipped language data lacks."""
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+_URL_REST = r"(?:[/?#][^\s\x00-\x1f\x7f-\x9f]*)?"
+
+
+def _any_case(text: str) -> str:
+    """`text` as a regex matching it in any letter case (JSON Schema patterns have no flags)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in text)
+
+
+def _callback_url_schema(settings: Settings) -> Schema:
+    """`callback_url` exactly as `jobs.callbacks.check_callback_url` takes it on this service:
+    http(s) to a host of OCR_CALLBACK_ALLOWED_HOSTS, no credentials, no whitespace or control
+    characters. With no host allowed only the empty string (no callback) is valid."""
+    hosts = []
+    for entry in settings.callback_allowed_hosts:
+        host, _, port = entry.partition(":") if not entry.startswith("[") else (entry, "", "")
+        name = (
+            (r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\." + _any_case(host[2:])) if host.startswith("*.") else _any_case(host)
+        )
+        hosts.append(name + (f":{re.escape(port)}" if port else f"(?::{_PORT})?"))
+    description = "Where the signed completion callback goes: http(s) to a host in OCR_CALLBACK_ALLOWED_HOSTS."
+    if not hosts:
+        return {"type": "string", "maxLength": 0, "description": description + " None is allowed on this service."}
+    return {
+        "type": "string",
+        "pattern": "^(?:|[hH][tT][tT][pP][sS]?://(?:" + "|".join(hosts) + ")" + _URL_REST + ")$",
+        "description": description,
+    }
+
+
+def _installed_lang_pattern() -> str:
+    """`lang` as the parser takes it, limited to the installed languages (`_` may be written `-`)."""
+    codes = sorted(installed_languages(), key=len, reverse=True)
+    if not codes:
+        return LANG_PATTERN.pattern
+    one = "(?:" + "|".join(re.escape(code).replace("_", "[_-]") for code in codes) + ")"
+    return f"^{one}(?:[+ ]{one})*$"
+
+
+def _document_body(settings: Settings, extra: dict[str, Schema]) -> dict[str, Any]:
+    """The request body of a document submission: multipart, JSON with base64 `content`, or raw bytes."""
+    options = {**_option_schemas(settings), **extra}
     form_schema: Schema = {
         "type": "object",
         "required": ["file"],
@@ -164,18 +223,27 @@ def _ocr_operation(settings: Settings) -> dict[str, Any]:
         "type": "object",
         "required": ["content"],
         "properties": {
-            "content": {"type": "string", "contentEncoding": "base64", "description": "The document, base64."},
+            "content": dict(BASE64_CONTENT_SCHEMA),
             **options,
         },
         "additionalProperties": False,
     }
     binary: Schema = {"type": "string", "format": "binary"}
-    request_content: dict[str, Any] = {
+    content: dict[str, Any] = {
         "multipart/form-data": {"schema": form_schema},
         "application/json": {"schema": json_schema},
     }
-    for media_type in [*sorted(set(MEDIA_TYPE_OF_KIND.values())), "application/octet-stream"]:
-        request_content[media_type] = {"schema": binary}
+    for media_type in sorted(set(MEDIA_TYPE_OF_KIND.values())):
+        content[media_type] = {"schema": binary}
+    return {"required": True, "content": content}
+
+
+def _ocr_operation(settings: Settings) -> dict[str, Any]:
+    options = _option_schemas(settings)
+    parameters = [
+        {"name": name, "in": "query", "required": False, "schema": schema, "description": schema.get("description")}
+        for name, schema in options.items()
+    ]
     success_content: dict[str, Any] = {
         MEDIA_TYPES[OutputFormat.JSON]: {"schema": {"$ref": "#/components/schemas/OcrResult"}},
     }
@@ -196,7 +264,7 @@ def _ocr_operation(settings: Settings) -> dict[str, Any]:
         ),
         "tags": ["ocr"],
         "parameters": parameters,
-        "requestBody": {"required": True, "content": request_content},
+        "requestBody": {"$ref": "#/components/requestBodies/Document"},
         "responses": {
             "200": {
                 "description": "The recognised document in the requested format.",
@@ -210,7 +278,10 @@ def _ocr_operation(settings: Settings) -> dict[str, Any]:
             },
             "400": _problem("An option is invalid (`param` names it) or the body is malformed or empty."),
             "406": _problem("The Accept header matches none of the output formats."),
-            "408": _problem(f"The body did not arrive within {settings.timeout_seconds:g} s."),
+            "408": _problem(
+                f"The body arrived too slowly: it gets {settings.body_timeout_seconds:g} s plus 1 s per"
+                f" {settings.min_upload_bytes_per_second} bytes received, at most {settings.timeout_seconds:g} s."
+            ),
             "413": _problem("The body, a page's pixels or the page count exceeds a limit."),
             "415": _problem("The document is not a supported image or PDF."),
             "422": _problem("The document's type is supported but its data cannot be decoded."),

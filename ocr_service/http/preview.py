@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 
 from ocr_service.documents import MEDIA_TYPE_OF_KIND, open_document
 from ocr_service.errors import InvalidParameter, Overloaded, RecognitionTimeout
-from ocr_service.http.body import read_document
+from ocr_service.http.body import BASE64_CONTENT_SCHEMA, UploadPace, read_document
 from ocr_service.http.params import MAX_PAGE_NUMBER, MIN_DPI, RawValue, merge_option_sources, parse_int
 from ocr_service.http.problems import PROBLEM_MEDIA_TYPE
 from ocr_service.settings import Settings
@@ -101,7 +101,9 @@ class PreviewEndpoint:
         handed_over = False
         limit = self.settings.timeout_seconds
         try:
-            received = await read_document(request, self.settings.max_upload_bytes, time_limit=limit)
+            received = await read_document(
+                request, self.settings.max_upload_bytes, pace=UploadPace.from_settings(self.settings)
+            )
             raw = merge_option_sources(request.query_params.multi_items(), received.options)
             page, dpi = parse_preview_options(raw, self.settings)
             work = asyncio.ensure_future(asyncio.to_thread(render_preview, received.data, self.settings, page, dpi))
@@ -161,12 +163,12 @@ def preview_operation(settings: Settings) -> dict[str, Any]:
             "schema": {
                 "type": "object",
                 "required": ["content"],
-                "properties": {"content": {"type": "string", "contentEncoding": "base64"}, **options},
+                "properties": {"content": dict(BASE64_CONTENT_SCHEMA), **options},
                 "additionalProperties": False,
             }
         },
     }
-    for media_type in [*sorted(set(MEDIA_TYPE_OF_KIND.values())), "application/octet-stream"]:
+    for media_type in sorted(set(MEDIA_TYPE_OF_KIND.values())):  # as /v1/ocr: no promise for any bytes
         request_content[media_type] = {"schema": binary}
     size = {"schema": {"type": "integer"}}
     return {

@@ -161,3 +161,37 @@ def test_a_dispatcher_task_that_ends_on_its_own_is_reported() -> None:
 
 def _sample(name: str, **labels: str) -> float:
     return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/x",
+        "HTTPS://Hooks.Example.COM/x?y=1",
+        "https://a.b.corp.example",
+        "http://127.0.0.1:9090/x",
+        "http://127.0.0.1/x",
+        "http://hooks.example.com.evil.test/x",
+        "http://user:pw@hooks.example.com/x",
+        "http://hooks.example.com:99999/x",
+        "http://hooks.example.com/x\x01",
+        "http://hooks.example.com/x y",
+        "http://corp.example/x",
+        "ftp://hooks.example.com/x",
+    ],
+)
+def test_the_openapi_pattern_admits_exactly_what_submission_accepts(url: str) -> None:
+    """The document states the allow-list, so schemathesis' valid callback URLs are accepted ones."""
+    import re
+
+    from ocr_service.http.openapi import _callback_url_schema
+    from ocr_service.settings import Settings
+
+    allowed = ("127.0.0.1:8080", "hooks.example.com", "*.corp.example")
+    pattern = _callback_url_schema(Settings(callback_allowed_hosts=allowed))["pattern"]
+    try:
+        check_callback_url(url, allowed)
+        accepted = True
+    except CallbackNotAllowed:
+        accepted = False
+    assert bool(re.fullmatch(pattern, url)) is accepted

@@ -25,5 +25,7 @@ def test_service_benchmark_quick_run(repo_root: Path) -> None:
     assert re.search(r"/livez during the jobs: slowest [\d.]+ ms", out), out
     assert re.search(r"service p50 [\d.]+ ms vs one warm recognition [\d.]+ ms = [\d.]+x", out), out
     assert re.search(r"growth [+-][\d.]+ MiB", out), out
+    for kind in ("8-bit grey", "16-bit grey", "RGB"):  # the sizing covers every kind of page
+        assert re.search(rf"^  one {kind} page of \d+ Mpx .*peak \d+ MiB", out, re.M), out
     assert "failed=" not in out.replace("failed=0", ""), "every request must succeed with the right text"
     assert "wrong=" not in out, "every answer must contain the text drawn"

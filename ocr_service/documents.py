@@ -184,7 +184,11 @@ class Document:
                 )
             numbers = tuple(pages)
         if len(numbers) > self._settings.max_pages:
-            raise TooManyPages(f"{len(numbers)} pages selected; the limit is {self._settings.max_pages}")
+            raise TooManyPages(
+                f"{len(numbers)} pages selected; the limit is {self._settings.max_pages}"
+                if pages is not None
+                else f"the document has {len(numbers)} pages; the limit is {self._settings.max_pages}"
+            )
         for number in numbers:
             self._check_pixels(number, *self.page_size(number))
         return numbers
@@ -319,8 +323,15 @@ class Document:
         return pixels
 
 
-def open_document(data: bytes, settings: Settings, dpi: int | None = None) -> Document:
-    """Sniff and size-check `data` without decoding pixels; `dpi` rasterises PDFs (default `settings.pdf_dpi`)."""
+def open_document(
+    data: bytes, settings: Settings, dpi: int | None = None, *, pages: tuple[int, ...] | None = None
+) -> Document:
+    """Sniff and size-check `data` without decoding pixels; `dpi` rasterises PDFs (default `settings.pdf_dpi`).
+
+    With `pages`, a PDF longer than `settings.max_pages` is not refused here: the selection is
+    what must fit, and `Document.selected` checks it. Image frames are only counted up to the
+    limit, so a multi-frame image must fit whole.
+    """
     kind = sniff(data)
     dpi = settings.pdf_dpi if dpi is None else dpi
     if not 1 <= dpi <= settings.max_dpi:
@@ -339,7 +350,7 @@ def open_document(data: bytes, settings: Settings, dpi: int | None = None) -> Do
         count = _count_image_pages(data, kind, settings.max_pages, settings.max_pixels)
         document = Document(data, kind, count, settings, dpi)
         document._check_pixels(1, *document.page_size(1))
-    if count > settings.max_pages:
+    if count > settings.max_pages and not (pages is not None and kind is DocumentKind.PDF):
         document.close()
         # Image frames are counted only up to one past the limit; a PDF knows its exact count.
         raise TooManyPages(

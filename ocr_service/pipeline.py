@@ -134,6 +134,8 @@ class OcrPipeline:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.job_limits = dataclasses.replace(settings, max_pages=settings.job_max_pages)
+        """The settings the per-page API for jobs (`inspect`, `run_page`) opens documents with."""
         self._backend: EngineBackend | None = None
         self._pool: WorkerPool | None = None
         self._start_lock = asyncio.Lock()
@@ -299,7 +301,7 @@ class OcrPipeline:
     def inspect(self, data: bytes, options: OcrOptions) -> DocumentInfo:
         """Sniff, count and size-check the document without decoding pixels (raises the same errors as `run`)."""
         options = self.validate(options)
-        document, info = self._open(data, options)
+        document, info = self._open(data, options, limits=self.job_limits)
         document.close()
         return info
 
@@ -325,7 +327,7 @@ class OcrPipeline:
         options = self.validate(options)
 
         def open_one() -> Document:
-            document = open_document(data, self.settings, options.dpi)
+            document = open_document(data, self.job_limits, options.dpi, pages=(page_number,))
             try:
                 document.selected((page_number,))
             except OcrError:
@@ -375,8 +377,10 @@ class OcrPipeline:
             raise ServiceUnavailable("the OCR engine is not running (starting up or shutting down)")
         return self._pool
 
-    def _open(self, data: bytes, options: OcrOptions, sha256: str | None = None) -> tuple[Document, DocumentInfo]:
-        document = open_document(data, self.settings, options.dpi)
+    def _open(
+        self, data: bytes, options: OcrOptions, sha256: str | None = None, *, limits: Settings | None = None
+    ) -> tuple[Document, DocumentInfo]:
+        document = open_document(data, limits or self.settings, options.dpi, pages=options.pages)
         try:
             pages = document.selected(options.pages)
         except OcrError:

@@ -128,6 +128,18 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = (
         "30",
         "Lease on a claimed page; renewed by heartbeats, reclaimed when it expires.",
     ),
+    SettingSpec(
+        "job_max_pages",
+        EnvVar.JOB_MAX_PAGES,
+        "2000",
+        "Most pages one job recognises (413 past it); `pages` selects first.",
+    ),
+    SettingSpec(
+        "job_max_upload_bytes",
+        EnvVar.JOB_MAX_UPLOAD_BYTES,
+        str(100 * 1024 * 1024),
+        "Largest document a job accepts (413 past it); held in memory while it uploads.",
+    ),
     SettingSpec("callback_secret", EnvVar.CALLBACK_SECRET, "", "HMAC-SHA256 key that signs job callbacks."),
     SettingSpec(
         "callback_allowed_hosts",
@@ -208,6 +220,8 @@ class Settings:
     job_ttl_seconds: int = 7 * 86400
     job_max_attempts: int = 3
     job_lease_seconds: float = 30.0
+    job_max_pages: int = 2000
+    job_max_upload_bytes: int = 100 * 1024 * 1024
     callback_secret: str = field(default="", repr=False)
     callback_allowed_hosts: tuple[str, ...] = ()
 
@@ -248,6 +262,8 @@ class Settings:
             "job_ttl_seconds": lambda n, v: _int(n, v, 1),
             "job_max_attempts": lambda n, v: _int(n, v, 1),
             "job_lease_seconds": _float,
+            "job_max_pages": lambda n, v: _int(n, v, 1),
+            "job_max_upload_bytes": lambda n, v: _int(n, v, 1),
             "callback_secret": lambda n, v: v,
             "callback_allowed_hosts": lambda n, v: tuple(h.lower() for h in _list(v)),
         }

@@ -94,8 +94,8 @@ async def create_job(request: Request) -> Response:
         raise InvalidParameter(
             "Idempotency-Key must be 1-255 visible ASCII characters (e.g. a UUID).", param=IDEMPOTENCY_HEADER
         )
-    received = await read_document(
-        request, runtime.settings.max_upload_bytes, time_limit=runtime.settings.timeout_seconds
+    received = await read_document(  # jobs have their own, larger limits (OCR_JOB_MAX_UPLOAD_BYTES, _PAGES)
+        request, runtime.settings.job_max_upload_bytes, time_limit=runtime.settings.timeout_seconds
     )
     raw = merge_option_sources(request.query_params.multi_items(), received.options)
     callback = raw.pop("callback_url", None)

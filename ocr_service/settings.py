@@ -3,7 +3,7 @@
 `Settings.from_env()` is called once at start-up (by the CLI or `build_app`) and the value is
 passed down; nothing below this module reads the environment. `SETTINGS_TABLE` is the single
 documented list: the README table and `.env.example` are checked against it by the tests.
-Standard library only, so the operator can import it.
+Standard library only (and `options`, which is too), so the operator can import it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ocr_service.contract import HTTP_PORT, EnvVar
+from ocr_service.options import OEM_RANGE, PSM_RANGE, UNSUPPORTED_PSM
 
 
 class SettingsError(ValueError):
@@ -172,6 +173,23 @@ def _float(name: str, raw: str, minimum: float = 0.0) -> float:
     return value
 
 
+def _psm(name: str, raw: str) -> int:
+    """A default every request without `psm` uses: one that recognises nothing would fail them all."""
+    value = _int(name, raw)
+    if not PSM_RANGE[0] <= value <= PSM_RANGE[1] or value in UNSUPPORTED_PSM:
+        raise SettingsError(
+            f"{name} must be 1 or 3-13 (0 only detects orientation, 2 is not implemented by Tesseract); got {value}"
+        )
+    return value
+
+
+def _oem(name: str, raw: str) -> int:
+    value = _int(name, raw)
+    if not OEM_RANGE[0] <= value <= OEM_RANGE[1]:
+        raise SettingsError(f"{name} must be from {OEM_RANGE[0]} to {OEM_RANGE[1]}; got {value}")
+    return value
+
+
 def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
     value = raw.strip().lower()
     if value not in choices:
@@ -243,8 +261,8 @@ class Settings:
             "pdf_dpi": lambda n, v: _int(n, v, 36),
             "max_dpi": lambda n, v: _int(n, v, 36),
             "default_lang": lambda n, v: v.strip() or "eng",
-            "default_psm": _int,
-            "default_oem": _int,
+            "default_psm": _psm,
+            "default_oem": _oem,
             "default_preprocess": lambda n, v: _choice(n, v, ("auto", "none")),
             "languages": lambda n, v: _list(v, ",+ ") or ("eng",),
             "api_keys": lambda n, v: _list(v),

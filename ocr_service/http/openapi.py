@@ -18,14 +18,11 @@ from ocr_service.http.params import (
     LANG_PATTERN,
     MAX_PAGE_SPEC_LENGTH,
     MIN_DPI,
-    OEM_RANGE,
     PAGES_PATTERN,
     PREPROCESS_MODES,
-    PSM_RANGE,
-    UNSUPPORTED_PSM,
 )
 from ocr_service.http.problems import PROBLEM_MEDIA_TYPE
-from ocr_service.options import MEDIA_TYPES, PREPROCESS_STEPS, OutputFormat
+from ocr_service.options import MEDIA_TYPES, OEM_RANGE, PREPROCESS_STEPS, PSM_RANGE, UNSUPPORTED_PSM, OutputFormat
 from ocr_service.settings import Settings
 
 Schema = dict[str, Any]

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ocr_service.documents import PixelArray
-from ocr_service.engine.base import PageRender, RecognitionRequest
+from ocr_service.engine.base import PageRender, RecognitionRequest, engine_init_failed
 from ocr_service.engine.model import BBox, Block, EngineInfo, Line, Word
 from ocr_service.engine.renderers import hocr_page_part
 from ocr_service.errors import InvalidParameter, RecognitionTimeout
@@ -185,7 +185,7 @@ class CapiRecognizer:
         handle = int(created)
         if tess.TessBaseAPIInit2(handle, None, lang.encode(), oem) != 0:
             tess.TessBaseAPIDelete(handle)
-            raise InvalidParameter(f"Tesseract cannot start with lang={lang} oem={oem}", param="oem")
+            raise engine_init_failed(lang, oem)
         tess.TessBaseAPISetPageSegMode(handle, psm)
         self._apis[key] = handle
         while len(self._apis) > _APIS_PER_THREAD:

@@ -22,10 +22,10 @@ import pytesseract
 from PIL import Image
 
 from ocr_service.documents import PixelArray
-from ocr_service.engine.base import PageRender, RecognitionRequest
+from ocr_service.engine.base import PageRender, RecognitionRequest, engine_init_failed
 from ocr_service.engine.model import BBox, Block, EngineInfo, Line, Word, mean
 from ocr_service.engine.renderers import hocr_fragment_of_document, tsv_rows_with_page
-from ocr_service.errors import InvalidParameter, RecognitionTimeout
+from ocr_service.errors import RecognitionTimeout
 from ocr_service.options import OutputFormat
 
 _CONFIG_OF_FORMAT = {OutputFormat.HOCR: "hocr", OutputFormat.ALTO: "alto", OutputFormat.PDF: "pdf"}
@@ -122,9 +122,7 @@ class CliRecognizer:
         if process.returncode != 0:
             message = stderr.decode(errors="replace").strip()
             if "Failed loading language" in message or "Could not initialize tesseract" in message:
-                raise InvalidParameter(
-                    f"Tesseract cannot start with lang={request.lang} oem={request.oem}", param="oem"
-                )
+                raise engine_init_failed(request.lang, request.oem)
             raise RuntimeError(f"tesseract exited with {process.returncode}: {message[-500:]}")
 
 

@@ -29,10 +29,10 @@ import tesserocr
 from PIL import Image
 
 from ocr_service.documents import PixelArray
-from ocr_service.engine.base import FILE_RENDERED_FORMATS, PageRender, RecognitionRequest
+from ocr_service.engine.base import FILE_RENDERED_FORMATS, PageRender, RecognitionRequest, engine_init_failed
 from ocr_service.engine.model import BBox, Block, EngineInfo, Line, Word
 from ocr_service.engine.renderers import hocr_page_part
-from ocr_service.errors import InvalidParameter, RecognitionTimeout
+from ocr_service.errors import RecognitionTimeout
 from ocr_service.options import OutputFormat
 
 _APIS_PER_THREAD = 3
@@ -68,8 +68,8 @@ class TesserocrRecognizer:
             return api
         try:
             api = tesserocr.PyTessBaseAPI(lang=lang, psm=psm, oem=oem)
-        except RuntimeError as exc:
-            raise InvalidParameter(f"Tesseract cannot start with lang={lang} oem={oem}: {exc}", param="oem") from None
+        except RuntimeError:
+            raise engine_init_failed(lang, oem) from None
         self._apis[key] = api
         while len(self._apis) > _APIS_PER_THREAD:
             _, evicted = self._apis.popitem(last=False)

@@ -187,3 +187,19 @@ def test_a_default_every_request_would_fail_with_refuses_to_start(tmp_path: Path
     )
     assert completed.returncode == 2
     assert f"invalid setting: {variable}" in completed.stderr.decode()
+
+
+@pytest.mark.parametrize("engine", ["capi", "tesserocr", "pytesseract"])
+def test_legacy_engine_mode_says_what_is_missing_and_no_server_path(tmp_path: Path, engine: str) -> None:
+    (tmp_path / "scan.png").write_bytes(png([LINE_ONE]))
+    completed = subprocess.run(
+        [str(CATALYST_OCR), "ocr", "scan.png", "--oem", "0"],
+        cwd=tmp_path,
+        env={**ENV, "OCR_ENGINE": engine},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    stderr = completed.stderr.decode()
+    assert completed.returncode == 1 and "legacy models, which are not installed" in stderr, stderr
+    assert "tessdata" not in stderr and "/usr/" not in stderr

@@ -28,6 +28,10 @@ from ocr_service.settings import Settings
 Schema = dict[str, Any]
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+DOCS_BASE_URL = "https://github.com/catalyst-ocr/catalyst-ocr/blob/main/docs/"
+"""Where the project's docs/ are published (the chart's `home`); the OpenAPI descriptions link there."""
+API_REFERENCE_URL = DOCS_BASE_URL + "api.md"
+JOBS_REFERENCE_URL = DOCS_BASE_URL + "jobs.md"
 
 
 def openapi_document(
@@ -61,7 +65,8 @@ def openapi_document(
             "summary": "Synchronous OCR with Tesseract: images and scanned PDFs in, text and layout out.",
             "description": (
                 "Errors are `application/problem+json` (RFC 9457) with a stable `type` under "
-                f"`{PROBLEM_TYPE_BASE}`. See docs/api.md for the full reference."
+                f"`{PROBLEM_TYPE_BASE}`. The full reference: [docs/api.md]({API_REFERENCE_URL}) "
+                f"(asynchronous jobs: [docs/jobs.md]({JOBS_REFERENCE_URL}))."
             ),
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
@@ -111,7 +116,7 @@ def _option_schemas(settings: Settings) -> dict[str, Schema]:
             "minimum": MIN_DPI,
             "maximum": settings.max_dpi,
             "default": settings.pdf_dpi,
-            "description": "Resolution PDF pages are rasterised at (and assumed for images without one).",
+            "description": "Resolution PDF pages are rasterised at; images are recognised at their own pixels.",
         },
         "pages": {
             "type": "string",
@@ -185,7 +190,8 @@ def _ocr_operation(settings: Settings) -> dict[str, Any]:
             "Send the document as multipart/form-data (field `file`), as the raw body with its own "
             "Content-Type, or as JSON with base64 `content`. The type is detected from the bytes. "
             "Options go in the query string or beside the document (form fields / JSON members), not both. "
-            f"Bodies over {settings.max_upload_bytes} bytes are refused with 413."
+            f"Bodies over {settings.max_upload_bytes} bytes are refused with 413. "
+            f"Every option and error: [docs/api.md]({API_REFERENCE_URL})."
         ),
         "tags": ["ocr"],
         "parameters": parameters,
@@ -210,6 +216,8 @@ def _ocr_operation(settings: Settings) -> dict[str, Any]:
             "429": _problem(
                 "Every worker is busy and the queue is full; retry after `Retry-After` seconds.", retry=True
             ),
+            "500": _problem("A bug: the problem names no internals; the log has the details under its request id."),
+            "503": _problem("The engine is not running (the service is starting up or shutting down)."),
             "504": _problem(f"Recognition took longer than {settings.timeout_seconds:g} s and was stopped."),
         },
     }

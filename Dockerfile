@@ -63,6 +63,7 @@ COPY requirements/lock.txt requirements/lock.txt
 COPY pyproject.toml README.md ./
 COPY ocr_service/ ocr_service/
 COPY operator/ operator/
+COPY client/ client/
 # pip trusts the optional extra-ca secret too (see the header), for this command only.
 RUN --mount=type=secret,id=extra-ca \
     if [ -s /run/secrets/extra-ca ]; then cat /etc/ssl/certs/ca-certificates.crt /run/secrets/extra-ca >/tmp/ca.pem && export PIP_CERT=/tmp/ca.pem; fi \
@@ -106,6 +107,7 @@ COPY requirements/lock.txt requirements/lock.txt
 COPY pyproject.toml README.md ./
 COPY ocr_service/ ocr_service/
 COPY operator/ operator/
+COPY client/ client/
 # Only the operator's own dependencies (versions from the lock); the project itself with
 # --no-deps, since the operator imports only the standard-library contract from ocr_service.
 # The uid the manifests run it as gets a passwd entry (as in production); the operator no longer

@@ -1,4 +1,5 @@
-"""`catalyst-ocr`: `serve` runs the HTTP service, `ocr FILE...` recognises files without a server.
+"""`catalyst-ocr`: `serve` runs the HTTP service, `ocr FILE...` recognises files without a server
+(or, with `--url`, sends them to a running service through `catalyst_ocr.client`).
 
 Argument parsing and wiring only. Settings come from `OCR_*` variables, and flags override
 them. `ocr` goes through the same pipeline and the same option parser (`http.params`) as
@@ -18,6 +19,8 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+import httpx
 
 from ocr_service import __version__
 from ocr_service.contract import EnvVar
@@ -84,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         " several files are given); default standard output",
     )
     ocr.add_argument("--workers", type=int, help="parallel recognitions (OCR_WORKERS)")
+    ocr.add_argument(
+        "--url",
+        default=os.environ.get("CATALYST_OCR_URL"),
+        help="send the files to the service at URL instead of recognising here (default CATALYST_OCR_URL;"
+        " the API key comes from CATALYST_OCR_API_KEY)",
+    )
     return parser
 
 
@@ -184,6 +193,8 @@ def recognize_files(settings: Settings, args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"catalyst-ocr: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.url:
+        return _recognize_remote(args.url, raw, files, targets)
     return asyncio.run(_recognize_all(settings, raw, files, targets))
 
 
@@ -246,17 +257,52 @@ async def _recognize_all(
                 print(f"catalyst-ocr: {path}: {exc.title}: {exc.detail}", file=sys.stderr)
                 failed += 1
                 continue
-            try:
-                if target is None:
-                    _print(outcome.body, str(path), options.format, labelled=several)
-                else:
-                    target.write_bytes(outcome.body)
-            except OSError as exc:
-                print(f"catalyst-ocr: {path}: cannot write the result: {exc.strerror or exc}", file=sys.stderr)
-                failed += 1
+            failed += not _deliver(outcome.body, path, target, options.format, labelled=several)
     finally:
         await pipeline.aclose()
     return EXIT_FAILED if failed else EXIT_OK
+
+
+REMOTE_MAX_BYTES = 1 << 30
+"""What `--url` reads of one input at most; the service applies its own, smaller limit."""
+
+
+def _recognize_remote(url: str, raw: dict[str, RawValue], files: list[Path], targets: list[Path | None]) -> int:
+    """The same loop as `_recognize_all`, through the HTTP client: the service checks the options."""
+    from catalyst_ocr.client import CatalystError, Client
+    from catalyst_ocr.protocol import ocr_request
+
+    options = dict(raw)
+    output_format = OutputFormat(str(options.pop("format")))
+    failed = 0
+    with Client(url) as client:
+        for path, target in zip(files, targets, strict=True):
+            try:
+                data = _read(path, REMOTE_MAX_BYTES)
+                body = client.send(ocr_request(data, output_format.value, options)).content  # type: ignore[arg-type]
+            except (OcrError, CatalystError) as exc:
+                print(f"catalyst-ocr: {path}: {exc.title}: {exc.detail}", file=sys.stderr)
+                failed += 1
+                continue
+            except httpx.HTTPError as exc:
+                print(f"catalyst-ocr: {path}: cannot reach {url}: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            failed += not _deliver(body, path, target, output_format, labelled=len(files) > 1)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _deliver(body: bytes, path: Path, target: Path | None, output_format: OutputFormat, *, labelled: bool) -> bool:
+    """Print or write one result; False (and a message) when it cannot be written."""
+    try:
+        if target is None:
+            _print(body, str(path), output_format, labelled=labelled)
+        else:
+            target.write_bytes(body)
+    except OSError as exc:
+        print(f"catalyst-ocr: {path}: cannot write the result: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _read(path: Path, max_bytes: int) -> bytes:

@@ -33,6 +33,7 @@ from starlette.routing import BaseRoute, Route
 
 from ocr_service.cache import build_cache
 from ocr_service.errors import InvalidParameter, ServiceUnavailable, Unauthorized
+from ocr_service.http.admission import DocumentAdmission, uploads_refused
 from ocr_service.http.auth import WWW_AUTHENTICATE, caller_owner
 from ocr_service.http.body import read_document
 from ocr_service.http.negotiation import negotiate_format
@@ -94,22 +95,24 @@ async def create_job(request: Request) -> Response:
         raise InvalidParameter(
             "Idempotency-Key must be 1-255 visible ASCII characters (e.g. a UUID).", param=IDEMPOTENCY_HEADER
         )
-    received = await read_document(  # jobs have their own, larger limits (OCR_JOB_MAX_UPLOAD_BYTES, _PAGES)
-        request, runtime.settings.job_max_upload_bytes, time_limit=runtime.settings.timeout_seconds
-    )
-    raw = merge_option_sources(request.query_params.multi_items(), received.options)
-    callback = raw.pop("callback_url", None)
-    if callback is not None and not isinstance(callback, str):
-        raise InvalidParameter("callback_url must be a string.", param="callback_url")
-    options = parse_options(raw, runtime.settings, runtime.pipeline.resolve_lang)
-    job, created = await runtime.submit(
-        received.data,
-        options,
-        filename=received.filename,
-        callback_url=callback or None,
-        idempotency_key=key,
-        owner=owner,
-    )
+    admission: DocumentAdmission = request.app.state.job_admission
+    with admission.admit():  # 429 before the body is read: uploads in memory stay bounded
+        received = await read_document(  # jobs have their own, larger limits (OCR_JOB_MAX_UPLOAD_BYTES, _PAGES)
+            request, runtime.settings.job_max_upload_bytes, time_limit=runtime.settings.timeout_seconds
+        )
+        raw = merge_option_sources(request.query_params.multi_items(), received.options)
+        callback = raw.pop("callback_url", None)
+        if callback is not None and not isinstance(callback, str):
+            raise InvalidParameter("callback_url must be a string.", param="callback_url")
+        options = parse_options(raw, runtime.settings, runtime.pipeline.resolve_lang)
+        job, created = await runtime.submit(
+            received.data,
+            options,
+            filename=received.filename,
+            callback_url=callback or None,
+            idempotency_key=key,
+            owner=owner,
+        )
     headers = {"Location": f"{JOBS_PATH}/{job.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
@@ -283,6 +286,8 @@ async def jobs_lifespan(app: Starlette) -> AsyncIterator[None]:
 
         checks.add(name, job_store_ready)
     await runtime.start()
+    capacity = runtime.pipeline.capacity
+    app.state.job_admission = DocumentAdmission(capacity, lambda: uploads_refused(max(1, capacity())))
     app.state.jobs = runtime
     try:
         yield
@@ -446,6 +451,17 @@ def _build_openapi_paths() -> dict[str, Any]:
                     "413": _problem("The body, a page's pixels or the page count exceeds a limit."),
                     "415": _problem("The document is not a supported image or PDF."),
                     "422": _problem("The document's data cannot be decoded."),
+                    "429": {
+                        **_problem(
+                            "As many uploads as the pool has slots are being received; retry after `Retry-After`."
+                        ),
+                        "headers": {
+                            "Retry-After": {
+                                "description": "Seconds to wait before retrying.",
+                                "schema": {"type": "integer"},
+                            }
+                        },
+                    },
                     "503": unavailable,
                 },
             },

@@ -43,7 +43,7 @@ NOT_RUN: dict[str, str] = {
     "./scripts/test.sh": "the whole test suite, which includes this test",
     ".venv/bin/catalyst-ocr serve --host 127.0.0.1 --port 8000": "starts the server this test runs (with --port 0)",
     "scanimage --format=png | .venv/bin/catalyst-ocr ocr -": "needs a scanner; reading stdin is test_service_cli's",
-    "pip install '.[client]'": "installs into the environment; tests/service/test_client.py uses the client",
+    "pip install ./client": "installs into the environment; tests/packaging/test_client_distribution.py builds it",
     "cp .env.example .env": "writes the checkout's .env for compose (docker)",
     ".venv/bin/python benchmarks/service_throughput.py": "a 7-minute benchmark",
     ".venv/bin/python benchmarks/service_throughput.py --quick": "a benchmark (test_service_benchmark_smoke runs it)",

@@ -71,6 +71,7 @@ from ocr_service.engine.model import (
     Line,
     PageResult,
     PageTimings,
+    Paragraph,
     Word,
 )
 from ocr_service.engine.pool import PoolStats, WorkerPool
@@ -536,14 +537,11 @@ def _to_page_coordinates(render: PageRender, report: dict[str, Any], page: PageI
         x, y, w, h = map_bbox(raw, to_source, size)
         return (x, y, w, h)
 
+    def line(raw: Line) -> Line:
+        return Line(tuple(Word(w.text, w.confidence, box(w.bbox)) for w in raw.words), box(raw.bbox))
+
     return tuple(
-        Block(
-            tuple(
-                Line(tuple(Word(w.text, w.confidence, box(w.bbox)) for w in line.words), box(line.bbox))
-                for line in block.lines
-            ),
-            box(block.bbox),
-        )
+        Block(tuple(Paragraph(tuple(map(line, p.lines)), box(p.bbox)) for p in block.paragraphs), box(block.bbox))
         for block in render.blocks
     )
 

@@ -40,7 +40,7 @@ def engine_init_failed(lang: str, oem: int) -> InvalidParameter:
 class RecognitionRequest:
     """One page to recognise. `timeout_ms` <= 0 means no limit; `dpi` None lets Tesseract estimate it.
 
-    `with_words` asks for the word model (blocks > lines > words with boxes). Only JSON needs it,
+    `with_words` asks for the word model (blocks > paragraphs > lines > words with boxes). Only JSON needs it,
     and walking Tesseract's result iterator costs about a millisecond per receipt line, so text,
     hOCR and TSV requests skip it and get the engine's own mean confidence instead.
     """

@@ -355,10 +355,21 @@ def _schemas() -> dict[str, Schema]:
             "words": {"type": "array", "items": word},
         },
     }
-    block = {
+    paragraph = {
         "type": "object",
+        "description": "Lines Tesseract's layout analysis groups as one paragraph; `text` joins them with newlines.",
         "required": ["text", "bbox", "lines"],
         "properties": {"text": {"type": "string"}, "bbox": _bbox(), "lines": {"type": "array", "items": line}},
+    }
+    block = {
+        "type": "object",
+        "description": "A region of the page; `text` separates its paragraphs with a blank line.",
+        "required": ["text", "bbox", "paragraphs"],
+        "properties": {
+            "text": {"type": "string"},
+            "bbox": _bbox(),
+            "paragraphs": {"type": "array", "items": paragraph},
+        },
     }
     page_timings = {
         "type": "object",

@@ -83,7 +83,10 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = (
     SettingSpec("pdf_dpi", EnvVar.PDF_DPI, "300", "Default resolution PDF pages are rasterised at."),
     SettingSpec("max_dpi", EnvVar.MAX_DPI, "600", "Highest `dpi` a request may ask for."),
     SettingSpec(
-        "default_lang", EnvVar.DEFAULT_LANG, "eng", "Language(s) used when a request names none, e.g. `eng+deu`."
+        "default_lang",
+        EnvVar.DEFAULT_LANG,
+        "eng",
+        "Language(s) used when a request names none, e.g. `eng+deu`; not ready unless installed.",
     ),
     SettingSpec("default_psm", EnvVar.DEFAULT_PSM, "3", "Default Tesseract page segmentation mode."),
     SettingSpec("default_oem", EnvVar.DEFAULT_OEM, "1", "Default Tesseract engine mode (1 = LSTM)."),

@@ -115,6 +115,17 @@ async def test_liveness_and_readiness(api: httpx.AsyncClient) -> None:
         assert body["checks"]["engine"]["ok"] and body["checks"]["languages"]["ok"]
 
 
+async def test_a_default_language_that_is_not_installed_is_not_ready(tmp_path: Path) -> None:
+    """Before: ready, while every request without `lang` was refused."""
+    async with running_app(make_settings(tmp_path, default_lang="eng+klingon")) as client:
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        detail = response.json()["checks"]["languages"]["detail"]
+        assert "OCR_DEFAULT_LANG=eng+klingon" in detail and "klingon" in detail
+    async with running_app(make_settings(tmp_path, default_lang="eng deu")) as client:
+        assert (await client.get("/readyz")).status_code == 200, "a space separates languages as + does"
+
+
 async def test_readiness_names_the_failing_check(tmp_path: Path) -> None:
     async with running_app(make_settings(tmp_path, languages=("eng", "klingon"))) as client:
 

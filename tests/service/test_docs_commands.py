@@ -174,6 +174,21 @@ def test_the_examples_use_the_documented_address() -> None:
             assert address in ("8000", "8080", "9090", "3000"), command
 
 
+EXCLUDED: dict[str, list[Command]] = {}
+for _command in ALL_COMMANDS:
+    _reason = reason_not_run(_command)
+    if _reason is not None:
+        EXCLUDED.setdefault(_reason, []).append(_command)
+
+
+@pytest.mark.parametrize("reason", sorted(EXCLUDED))
+def test_commands_not_run(reason: str) -> None:
+    """One SKIPPED line per reason, naming the commands it excludes (pytest -rs lists them)."""
+    commands = EXCLUDED[reason]
+    names = "; ".join(f"{c.source}:{c.line}" for c in commands)
+    pytest.skip(f"{len(commands)} command(s) not run ({reason}): {names}")
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Scans under the docs' names, and `.venv` pointing at this interpreter's environment."""

@@ -75,6 +75,8 @@ FROM builder AS development
 
 # Dev tools from the same lock, and the source installed editable so a bind mount of the
 # checkout over /src is what runs.
+# Playwright (the demo page's browser test) uses Debian's chromium; it never downloads one.
+ENV PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 RUN --mount=type=secret,id=extra-ca \
     if [ -s /run/secrets/extra-ca ]; then cat /etc/ssl/certs/ca-certificates.crt /run/secrets/extra-ca >/tmp/ca.pem && export PIP_CERT=/tmp/ca.pem; fi \
     && pip install --no-cache-dir -c requirements/lock.txt -e ".[tesserocr,dev]" \

@@ -53,6 +53,8 @@ hash=$(cat requirements/lock.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 installed=$(cat "$stamp" 2>/dev/null || true)
 if [ "$installed" != "dev $hash" ] && [ "$installed" != "${mode#--} $hash" ]; then
   pip=(.venv/bin/python -m pip install --disable-pip-version-check)
+  # Playwright drives Debian's chromium (scripts/install-system-deps.sh): it must never fetch a browser.
+  export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
   step "pip, setuptools, wheel" "${pip[@]}" --upgrade pip setuptools wheel
   if [ "$mode" = "--build" ]; then
     step "python packages: runtime (lock as constraints)" "${pip[@]}" -c requirements/lock.txt -e ".[tesserocr]"

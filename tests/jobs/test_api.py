@@ -103,6 +103,12 @@ async def test_job_keeps_the_filename_and_its_result_negotiates_accept(client: h
     refused = await client.get(base, headers={"accept": "image/png"})
     assert refused.status_code == 406 and refused.json()["type"].endswith("/not-acceptable")
 
+    # hOCR and ALTO name the document; the same document sent synchronously is still "document".
+    assert "<title>Invoice 7.pdf</title>" in (await client.get(base, params={"format": "hocr"})).text
+    assert "<fileName>Invoice 7.pdf</fileName>" in (await client.get(base, params={"format": "alto"})).text
+    sync = await client.post("/v1/ocr", content=pdf(1), headers=PDF_TYPE, params={"format": "hocr"})
+    assert "<title>document</title>" in sync.text, "a job's titled result must not answer /v1/ocr from the cache"
+
 
 async def test_resubmitting_a_document_is_answered_from_the_cache(client: httpx.AsyncClient) -> None:
     document = pdf(2, start=4)

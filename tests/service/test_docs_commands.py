@@ -254,6 +254,10 @@ def test_documented_commands_run(document: str, server: ServerProcess, workdir: 
             if "/result" in script:
                 _wait_for_job(server, job_id)
             script = PLACEHOLDER.sub(job_id, script)
+        outputs = re.findall(r" -o (\S+)", command.key)
+        for written in outputs:  # not left over from an earlier command
+            shutil.rmtree(workdir / written, ignore_errors=True)
+            (workdir / written).unlink(missing_ok=True)
         logged = len(server.json_logs())
         completed = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", script],
@@ -270,6 +274,10 @@ def test_documented_commands_run(document: str, server: ServerProcess, workdir: 
         assert not errors, f"{command}\nthe service answered {errors}:\n{output[-2000:]}"
         if "curl" in command.key and " -o " not in command.key and "/v1/ocr" in command.key:
             assert "quick" in output.lower(), f"{command}: no recognised text in\n{output[-2000:]}"
+        for written in outputs:  # what -o names exists and holds something
+            target = workdir / written
+            files = list(target.iterdir()) if written.endswith("/") else [target]
+            assert files and all(path.stat().st_size > 0 for path in files), f"{command}: nothing in {written}"
         submitted = LOCATION.search(output)
         if submitted:
             job_id = submitted.group(1)

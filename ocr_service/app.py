@@ -22,6 +22,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from ocr_service.cache import build_cache
+from ocr_service.contract import EnvVar
+from ocr_service.errors import OcrError
 from ocr_service.http import jobs
 from ocr_service.http.auth import ApiKeyMiddleware, ApiKeyStore
 from ocr_service.http.demo import demo_routes
@@ -101,16 +103,22 @@ def build_app(settings: Settings, *, pipeline: OcrPipeline | None = None) -> Sta
 
 
 def register_service_checks(checks: ReadinessChecks, settings: Settings, pipeline: OcrPipeline) -> None:
-    """Readiness of the service itself: the engine recognises, and the configured languages exist."""
+    """Readiness of the service itself: the engine recognises, and the configured and default languages exist."""
 
     async def engine() -> None:
         await pipeline.self_test()
 
     async def languages() -> None:
+        installed = set(pipeline.installed_languages())
         wanted = {lang.replace("-", "_") for lang in settings.languages}
-        missing = sorted(wanted - set(pipeline.installed_languages()))
+        missing = sorted(wanted - installed)
         if missing:
             raise RuntimeError(f"configured languages not installed: {', '.join(missing)}")
+        # Every request without `lang` uses the default: with it missing, none of them could succeed.
+        try:
+            pipeline.resolve_lang(settings.default_lang.replace(" ", "+").replace("-", "_"))
+        except OcrError as exc:
+            raise RuntimeError(f"{EnvVar.DEFAULT_LANG}={settings.default_lang}: {exc.detail}") from None
 
     checks.add("engine", cached(engine, SELF_TEST_CACHE_SECONDS))
     checks.add("languages", languages)

@@ -206,7 +206,11 @@ class Document:
                 )
             numbers = tuple(pages)
         if len(numbers) > self._settings.max_pages:
-            raise TooManyPages(f"{len(numbers)} pages selected; the limit is {self._settings.max_pages}")
+            raise TooManyPages(
+                f"{len(numbers)} pages selected; the limit is {self._settings.max_pages}"
+                if pages is not None
+                else f"the document has {len(numbers)} pages; the limit is {self._settings.max_pages}"
+            )
         for number in numbers:
             self._check_pixels(number, *self.page_size(number))
         if self._gif is not None:
@@ -350,11 +354,19 @@ class Document:
 
 
 def open_document(
-    data: bytes, settings: Settings, dpi: int | None = None, deadline: Deadline | None = None
+    data: bytes,
+    settings: Settings,
+    dpi: int | None = None,
+    deadline: Deadline | None = None,
+    *,
+    pages: tuple[int, ...] | None = None,
 ) -> Document:
     """Sniff and size-check `data` without decoding pixels; `dpi` rasterises PDFs (default `settings.pdf_dpi`).
 
     `deadline` is checked between the frames counted (a TIFF's IFDs are read one by one).
+    With `pages`, a PDF longer than `settings.max_pages` is not refused here: the selection is
+    what must fit, and `Document.selected` checks it. Image frames are only counted up to the
+    limit, so a multi-frame image must fit whole.
     """
     kind = sniff(data)
     dpi = settings.pdf_dpi if dpi is None else dpi
@@ -375,7 +387,7 @@ def open_document(
         count = len(sizes) if sizes is not None else 1
         document = Document(data, kind, count, settings, dpi, sizes)
         document._check_pixels(1, *document.page_size(1))
-    if count > settings.max_pages:
+    if count > settings.max_pages and not (pages is not None and kind is DocumentKind.PDF):
         document.close()
         # Image frames are counted only up to one past the limit; a PDF knows its exact count.
         raise TooManyPages(

@@ -17,8 +17,13 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
+
+disable_created_metrics()  # type: ignore[no-untyped-call]
+"""No `*_created` series: a timestamp per counter and histogram that doubles the exposition and that
+no dashboard or alert here reads (prometheus_client's switch is process-wide, set once on import)."""
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)

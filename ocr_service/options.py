@@ -9,6 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+PSM_RANGE = (0, 13)
+UNSUPPORTED_PSM = frozenset({0, 2})
+"""Tesseract modes that produce no text: 0 only detects orientation, 2 is not implemented."""
+OEM_RANGE = (0, 3)
+"""Bounds the request parser, the settings (`OCR_DEFAULT_PSM`/`_OEM`) and the operator's spec share."""
+
 
 class OutputFormat(StrEnum):
     JSON = "json"

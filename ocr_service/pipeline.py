@@ -77,6 +77,7 @@ from ocr_service.engine.model import (
     Line,
     PageResult,
     PageTimings,
+    Paragraph,
     Word,
 )
 from ocr_service.engine.pool import PoolStats, WorkerPool
@@ -141,6 +142,8 @@ class OcrPipeline:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.job_limits = dataclasses.replace(settings, max_pages=settings.job_max_pages)
+        """The settings the per-page API for jobs (`inspect`, `run_page`) opens documents with."""
         self._backend: EngineBackend | None = None
         self._pool: WorkerPool | None = None
         self._helpers: HelperPool | None = None
@@ -320,7 +323,7 @@ class OcrPipeline:
     def inspect(self, data: bytes, options: OcrOptions, deadline: Deadline | None = None) -> DocumentInfo:
         """Sniff, count and size-check the document without decoding pixels (raises the same errors as `run`)."""
         options = self.validate(options)
-        document, info = self._open(data, options, deadline=deadline)
+        document, info = self._open(data, options, deadline=deadline, limits=self.job_limits)
         document.close()
         return info
 
@@ -346,7 +349,7 @@ class OcrPipeline:
         options = self.validate(options)
 
         def open_one() -> Document:
-            document = open_document(data, self.settings, options.dpi, deadline)
+            document = open_document(data, self.job_limits, options.dpi, deadline, pages=(page_number,))
             try:
                 document.selected((page_number,))
             except OcrError:
@@ -397,9 +400,15 @@ class OcrPipeline:
         return self._pool
 
     def _open(
-        self, data: bytes, options: OcrOptions, sha256: str | None = None, deadline: Deadline | None = None
+        self,
+        data: bytes,
+        options: OcrOptions,
+        sha256: str | None = None,
+        deadline: Deadline | None = None,
+        *,
+        limits: Settings | None = None,
     ) -> tuple[Document, DocumentInfo]:
-        document = open_document(data, self.settings, options.dpi, deadline)
+        document = open_document(data, limits or self.settings, options.dpi, deadline, pages=options.pages)
         try:
             pages = document.selected(options.pages)
         except OcrError:
@@ -567,14 +576,11 @@ def _to_page_coordinates(render: PageRender, report: dict[str, Any], page: PageI
         x, y, w, h = map_bbox(raw, to_source, size)
         return (x, y, w, h)
 
+    def line(raw: Line) -> Line:
+        return Line(tuple(Word(w.text, w.confidence, box(w.bbox)) for w in raw.words), box(raw.bbox))
+
     return tuple(
-        Block(
-            tuple(
-                Line(tuple(Word(w.text, w.confidence, box(w.bbox)) for w in line.words), box(line.bbox))
-                for line in block.lines
-            ),
-            box(block.bbox),
-        )
+        Block(tuple(Paragraph(tuple(map(line, p.lines)), box(p.bbox)) for p in block.paragraphs), box(block.bbox))
         for block in render.blocks
     )
 

@@ -3,7 +3,7 @@
 `Settings.from_env()` is called once at start-up (by the CLI or `build_app`) and the value is
 passed down; nothing below this module reads the environment. `SETTINGS_TABLE` is the single
 documented list: the README table and `.env.example` are checked against it by the tests.
-Standard library only, so the operator can import it.
+Standard library only (and `options`, which is too), so the operator can import it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ocr_service.contract import HTTP_PORT, EnvVar
+from ocr_service.options import OEM_RANGE, PSM_RANGE, UNSUPPORTED_PSM
 
 
 class SettingsError(ValueError):
@@ -120,7 +121,10 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = (
     SettingSpec("pdf_dpi", EnvVar.PDF_DPI, "300", "Default resolution PDF pages are rasterised at."),
     SettingSpec("max_dpi", EnvVar.MAX_DPI, "600", "Highest `dpi` a request may ask for."),
     SettingSpec(
-        "default_lang", EnvVar.DEFAULT_LANG, "eng", "Language(s) used when a request names none, e.g. `eng+deu`."
+        "default_lang",
+        EnvVar.DEFAULT_LANG,
+        "eng",
+        "Language(s) used when a request names none, e.g. `eng+deu`; not ready unless installed.",
     ),
     SettingSpec("default_psm", EnvVar.DEFAULT_PSM, "3", "Default Tesseract page segmentation mode."),
     SettingSpec("default_oem", EnvVar.DEFAULT_OEM, "1", "Default Tesseract engine mode (1 = LSTM)."),
@@ -166,6 +170,18 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = (
         "30",
         "Lease on a claimed page; renewed by heartbeats, reclaimed when it expires.",
     ),
+    SettingSpec(
+        "job_max_pages",
+        EnvVar.JOB_MAX_PAGES,
+        "2000",
+        "Most pages one job recognises (413 past it); `pages` selects first.",
+    ),
+    SettingSpec(
+        "job_max_upload_bytes",
+        EnvVar.JOB_MAX_UPLOAD_BYTES,
+        str(100 * 1024 * 1024),
+        "Largest document a job accepts (413 past it); held in memory while it uploads.",
+    ),
     SettingSpec("callback_secret", EnvVar.CALLBACK_SECRET, "", "HMAC-SHA256 key that signs job callbacks."),
     SettingSpec(
         "callback_allowed_hosts",
@@ -195,6 +211,23 @@ def _float(name: str, raw: str, minimum: float = 0.0) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
     if value <= minimum:
         raise SettingsError(f"{name} must be > {minimum}, got {value}")
+    return value
+
+
+def _psm(name: str, raw: str) -> int:
+    """A default every request without `psm` uses: one that recognises nothing would fail them all."""
+    value = _int(name, raw)
+    if not PSM_RANGE[0] <= value <= PSM_RANGE[1] or value in UNSUPPORTED_PSM:
+        raise SettingsError(
+            f"{name} must be 1 or 3-13 (0 only detects orientation, 2 is not implemented by Tesseract); got {value}"
+        )
+    return value
+
+
+def _oem(name: str, raw: str) -> int:
+    value = _int(name, raw)
+    if not OEM_RANGE[0] <= value <= OEM_RANGE[1]:
+        raise SettingsError(f"{name} must be from {OEM_RANGE[0]} to {OEM_RANGE[1]}; got {value}")
     return value
 
 
@@ -252,6 +285,8 @@ class Settings:
     job_ttl_seconds: int = 7 * 86400
     job_max_attempts: int = 3
     job_lease_seconds: float = 30.0
+    job_max_pages: int = 2000
+    job_max_upload_bytes: int = 100 * 1024 * 1024
     callback_secret: str = field(default="", repr=False)
     callback_allowed_hosts: tuple[str, ...] = ()
 
@@ -279,8 +314,8 @@ class Settings:
             "pdf_dpi": lambda n, v: _int(n, v, 36),
             "max_dpi": lambda n, v: _int(n, v, 36),
             "default_lang": lambda n, v: v.strip() or "eng",
-            "default_psm": _int,
-            "default_oem": _int,
+            "default_psm": _psm,
+            "default_oem": _oem,
             "default_preprocess": lambda n, v: _choice(n, v, ("auto", "none")),
             "languages": lambda n, v: _list(v, ",+ ") or ("eng",),
             "api_keys": lambda n, v: _list(v),
@@ -298,6 +333,8 @@ class Settings:
             "job_ttl_seconds": lambda n, v: _int(n, v, 1),
             "job_max_attempts": lambda n, v: _int(n, v, 1),
             "job_lease_seconds": _float,
+            "job_max_pages": lambda n, v: _int(n, v, 1),
+            "job_max_upload_bytes": lambda n, v: _int(n, v, 1),
             "callback_secret": lambda n, v: v,
             "callback_allowed_hosts": lambda n, v: tuple(h.lower() for h in _list(v)),
         }

@@ -33,7 +33,8 @@ summary() {
 }
 trap summary EXIT
 
-[ -x .venv/bin/python ] || bash scripts/bootstrap.sh --dev
+# Always: a venv from the quick start (serve.sh) has only the runtime; the stamp makes this a no-op otherwise.
+bash scripts/bootstrap.sh --dev
 step "docker engine" bash scripts/start-dockerd.sh
 
 if [ -z "${PYTHON_IMAGE:-}" ] && [ -z "${LOCAL_BASE_IMAGE:-}" ]; then

@@ -15,14 +15,33 @@ from typing import Protocol
 from ocr_service.deadline import Deadline
 from ocr_service.documents import PixelArray
 from ocr_service.engine.model import Block, EngineInfo
+from ocr_service.errors import InvalidParameter
 from ocr_service.options import OutputFormat
+
+LEGACY_OEMS = frozenset({0, 2})
+"""Engine modes that need Tesseract's legacy (non-LSTM) models, which the tessdata_fast/best packs lack."""
+
+
+def engine_init_failed(lang: str, oem: int) -> InvalidParameter:
+    """The one 400 every engine raises when Tesseract cannot start for `lang`/`oem`.
+
+    Worded for the client: which choice to change, never Tesseract's own message (it names
+    the server's tessdata path).
+    """
+    if oem in LEGACY_OEMS:
+        return InvalidParameter(
+            f"oem={oem} needs Tesseract's legacy models, which are not installed here for lang={lang}; "
+            "use oem=1 (LSTM) or oem=3 (the best available).",
+            param="oem",
+        )
+    return InvalidParameter(f"Tesseract cannot start with lang={lang} oem={oem}.", param="oem")
 
 
 @dataclass(frozen=True)
 class RecognitionRequest:
     """One page to recognise. `timeout_ms` <= 0 means no limit; `dpi` None lets Tesseract estimate it.
 
-    `with_words` asks for the word model (blocks > lines > words with boxes). Only JSON needs it,
+    `with_words` asks for the word model (blocks > paragraphs > lines > words with boxes). Only JSON needs it,
     and walking Tesseract's result iterator costs about a millisecond per receipt line, so text,
     hOCR and TSV requests skip it and get the engine's own mean confidence instead.
 

@@ -38,14 +38,14 @@ from pathlib import Path
 import numpy as np
 
 from ocr_service.documents import PixelArray
-from ocr_service.engine.base import PageRender, RecognitionRequest
-from ocr_service.engine.model import BBox, Block, EngineInfo, Line, Word
+from ocr_service.engine.base import PageRender, RecognitionRequest, engine_init_failed
+from ocr_service.engine.model import BBox, Block, EngineInfo, Word, WordPlace, nest_words
 from ocr_service.engine.renderers import hocr_page_part
 from ocr_service.errors import InvalidParameter, RecognitionTimeout
 from ocr_service.options import OutputFormat
 
 _APIS_PER_THREAD = 3
-_RIL_BLOCK, _RIL_TEXTLINE, _RIL_WORD = 0, 2, 3
+_RIL_BLOCK, _RIL_PARA, _RIL_TEXTLINE, _RIL_WORD = 0, 1, 2, 3
 _CANCELLED_DEADLINE_MS = 1
 """`TessMonitorSetDeadlineMSecs` ignores values <= 0, so a cancel sets the deadline 1 ms ahead."""
 
@@ -193,7 +193,7 @@ class CapiRecognizer:
         handle = int(created)
         if tess.TessBaseAPIInit2(handle, None, lang.encode(), oem) != 0:
             tess.TessBaseAPIDelete(handle)
-            raise InvalidParameter(f"Tesseract cannot start with lang={lang} oem={oem}", param="oem")
+            raise engine_init_failed(lang, oem)
         tess.TessBaseAPISetPageSegMode(handle, psm)
         self._apis[key] = handle
         while len(self._apis) > _APIS_PER_THREAD:
@@ -334,12 +334,12 @@ class CapiRecognizer:
         return parts
 
     def _blocks(self, handle: int) -> tuple[Block, ...]:
-        """Walk Tesseract's ResultIterator word by word, opening a block/line when its box changes."""
+        """Walk Tesseract's ResultIterator word by word; `nest_words` opens each block/paragraph/line."""
         libs, tess = self._libs, self._libs.tess
         iterator = tess.TessBaseAPIGetIterator(handle)
         if not iterator:
             return ()
-        blocks: list[tuple[BBox, list[tuple[BBox, list[Word]]]]] = []
+        words: list[WordPlace] = []
         page_iterator = tess.TessResultIteratorGetPageIterator(iterator)
         coords = [ctypes.c_int() for _ in range(4)]
         refs = [ctypes.byref(c) for c in coords]
@@ -355,24 +355,14 @@ class CapiRecognizer:
             while True:
                 text = libs.take_text(tess.TessResultIteratorGetUTF8Text(iterator, _RIL_WORD))
                 if text.strip():
-                    block_box = box(_RIL_BLOCK)
-                    if not blocks or blocks[-1][0] != block_box:
-                        blocks.append((block_box, []))
-                    lines = blocks[-1][1]
-                    line_box = box(_RIL_TEXTLINE)
-                    if not lines or lines[-1][0] != line_box:
-                        lines.append((line_box, []))
                     confidence = round(float(tess.TessResultIteratorConfidence(iterator, _RIL_WORD)), 2)
-                    lines[-1][1].append(Word(text.strip(), confidence, box(_RIL_WORD)))
+                    word = Word(text.strip(), confidence, box(_RIL_WORD))
+                    words.append((box(_RIL_BLOCK), box(_RIL_PARA), box(_RIL_TEXTLINE), word))
                 if not tess.TessResultIteratorNext(iterator, _RIL_WORD):
                     break
         finally:
             tess.TessResultIteratorDelete(iterator)
-        return tuple(
-            Block(tuple(Line(tuple(words), line_box) for line_box, words in lines if words), block_box)
-            for block_box, lines in blocks
-            if lines
-        )
+        return nest_words(words)
 
 
 def _rgb(raw: bytes) -> bytes:

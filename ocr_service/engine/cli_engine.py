@@ -22,10 +22,10 @@ import pytesseract
 from PIL import Image
 
 from ocr_service.documents import PixelArray
-from ocr_service.engine.base import PageRender, RecognitionRequest
-from ocr_service.engine.model import BBox, Block, EngineInfo, Line, Word, mean
+from ocr_service.engine.base import PageRender, RecognitionRequest, engine_init_failed
+from ocr_service.engine.model import BBox, Block, EngineInfo, Word, WordPlace, mean, nest_words
 from ocr_service.engine.renderers import hocr_fragment_of_document, tsv_rows_with_page
-from ocr_service.errors import InvalidParameter, RecognitionTimeout
+from ocr_service.errors import RecognitionTimeout
 from ocr_service.options import OutputFormat
 
 _CONFIG_OF_FORMAT = {OutputFormat.HOCR: "hocr", OutputFormat.ALTO: "alto", OutputFormat.PDF: "pdf"}
@@ -122,9 +122,7 @@ class CliRecognizer:
         if process.returncode != 0:
             message = stderr.decode(errors="replace").strip()
             if "Failed loading language" in message or "Could not initialize tesseract" in message:
-                raise InvalidParameter(
-                    f"Tesseract cannot start with lang={request.lang} oem={request.oem}", param="oem"
-                )
+                raise engine_init_failed(request.lang, request.oem)
             raise RuntimeError(f"tesseract exited with {process.returncode}: {message[-500:]}")
 
 
@@ -136,10 +134,11 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
 
 
 def blocks_from_tsv(tsv: str) -> tuple[Block, ...]:
-    """Rebuild block > line > word from Tesseract TSV levels 2 (block), 4 (line) and 5 (word)."""
+    """Rebuild block > paragraph > line > word from TSV levels 2 (block), 3 (paragraph), 4 (line), 5 (word)."""
     block_boxes: dict[int, BBox] = {}
+    paragraph_boxes: dict[tuple[int, int], BBox] = {}
     line_boxes: dict[tuple[int, int, int], BBox] = {}
-    words: dict[tuple[int, int, int], list[Word]] = {}
+    words: list[WordPlace] = []
     for row in tsv.splitlines()[1:]:
         cells = row.split("\t")
         if len(cells) < 11:
@@ -148,13 +147,15 @@ def blocks_from_tsv(tsv: str) -> tuple[Block, ...]:
         box = (int(cells[6]), int(cells[7]), int(cells[8]), int(cells[9]))
         if level == 2:
             block_boxes[block] = box
+        elif level == 3:
+            paragraph_boxes[(block, paragraph)] = box
         elif level == 4:
             line_boxes[(block, paragraph, line)] = box
         elif level == 5:
             text = cells[11].strip() if len(cells) > 11 else ""
-            if text:
-                words.setdefault((block, paragraph, line), []).append(Word(text, round(float(cells[10]), 2), box))
-    grouped: dict[int, list[Line]] = {}
-    for key, line_words in words.items():
-        grouped.setdefault(key[0], []).append(Line(tuple(line_words), line_boxes.get(key, (0, 0, 0, 0))))
-    return tuple(Block(tuple(lines), block_boxes.get(block, (0, 0, 0, 0))) for block, lines in grouped.items())
+            if text:  # the level 2-4 rows of a word come before it in the TSV
+                word = Word(text, round(float(cells[10]), 2), box)
+                places = (block_boxes.get(block), paragraph_boxes.get((block, paragraph)))
+                line_box = line_boxes.get((block, paragraph, line), (0, 0, 0, 0))
+                words.append((places[0] or (0, 0, 0, 0), places[1] or (0, 0, 0, 0), line_box, word))
+    return nest_words(words)

@@ -1,9 +1,9 @@
-"""The recognition result: document > page > block > line > word, and its JSON shape.
+"""The recognition result: document > page > block > paragraph > line > word, and its JSON shape.
 
 Frozen dataclasses so that a result can be cached, shared between threads and rendered many
-times without anyone mutating it. Both engines build exactly these values (tesserocr from its
-ResultIterator levels, the CLI engine from its TSV), so every renderer and the HTTP layer see
-one shape whatever the engine.
+times without anyone mutating it. Every engine builds exactly these values through `nest_words`
+(capi and tesserocr from their ResultIterator levels BLOCK/PARA/TEXTLINE/WORD, the CLI engine
+from its TSV levels 2-5), so every renderer and the HTTP layer see one shape whatever the engine.
 
 Coordinates: `bbox` is `(x, y, w, h)` in the pixels of the ORIGINAL page (`PageResult.width`
 and `.height`). When preprocessing only rescaled the page, the engine's boxes are mapped back;
@@ -13,6 +13,7 @@ when it rotated or cropped it, mapping is not exact and the page says so with
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +69,9 @@ class Line:
 
 
 @dataclass(frozen=True)
-class Block:
+class Paragraph:
+    """Tesseract's paragraph (RIL_PARA): lines that belong together, as its layout analysis found them."""
+
     lines: tuple[Line, ...]
     bbox: BBox
 
@@ -78,6 +81,63 @@ class Block:
 
     def to_json(self) -> dict[str, Any]:
         return {"text": self.text, "bbox": list(self.bbox), "lines": [line.to_json() for line in self.lines]}
+
+
+@dataclass(frozen=True)
+class Block:
+    paragraphs: tuple[Paragraph, ...]
+    bbox: BBox
+
+    @property
+    def lines(self) -> tuple[Line, ...]:
+        """Every line of the block, paragraphs flattened (what code that needs no paragraphs walks)."""
+        return tuple(line for paragraph in self.paragraphs for line in paragraph.lines)
+
+    @property
+    def text(self) -> str:
+        """Paragraphs separated by a blank line, as in the page's `text`."""
+        return "\n\n".join(paragraph.text for paragraph in self.paragraphs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "bbox": list(self.bbox),
+            "paragraphs": [paragraph.to_json() for paragraph in self.paragraphs],
+        }
+
+
+WordPlace = tuple[BBox, BBox, BBox, Word]
+"""A word with the boxes of its block, paragraph and line, in reading order."""
+
+
+def nest_words(words: Iterable[WordPlace]) -> tuple[Block, ...]:
+    """Blocks > paragraphs > lines > words from words in reading order.
+
+    A new block, paragraph or line starts where its box changes, which is how the engines walk
+    Tesseract's iterator word by word (a skipped blank word may start a level, so the boxes are
+    compared rather than trusting IsAtBeginningOf).
+    """
+    blocks: list[tuple[BBox, list[tuple[BBox, list[tuple[BBox, list[Word]]]]]]] = []
+    for block_box, paragraph_box, line_box, word in words:
+        if not blocks or blocks[-1][0] != block_box:
+            blocks.append((block_box, []))
+        paragraphs = blocks[-1][1]
+        if not paragraphs or paragraphs[-1][0] != paragraph_box:
+            paragraphs.append((paragraph_box, []))
+        lines = paragraphs[-1][1]
+        if not lines or lines[-1][0] != line_box:
+            lines.append((line_box, []))
+        lines[-1][1].append(word)
+    return tuple(
+        Block(
+            tuple(
+                Paragraph(tuple(Line(tuple(line_words), line_box) for line_box, line_words in lines), paragraph_box)
+                for paragraph_box, lines in paragraphs
+            ),
+            block_box,
+        )
+        for block_box, paragraphs in blocks
+    )
 
 
 @dataclass(frozen=True)
@@ -131,19 +191,20 @@ class PageResult:
         def box(raw: list[int]) -> BBox:
             return (int(raw[0]), int(raw[1]), int(raw[2]), int(raw[3]))
 
-        blocks = tuple(
-            Block(
-                tuple(
-                    Line(
-                        tuple(Word(w["text"], float(w["confidence"]), box(w["bbox"])) for w in line["words"]),
-                        box(line["bbox"]),
-                    )
-                    for line in block["lines"]
-                ),
-                box(block["bbox"]),
+        def line(raw: dict[str, Any]) -> Line:
+            return Line(
+                tuple(Word(w["text"], float(w["confidence"]), box(w["bbox"])) for w in raw["words"]), box(raw["bbox"])
             )
-            for block in data["blocks"]
-        )
+
+        def paragraphs(block: dict[str, Any]) -> tuple[Paragraph, ...]:
+            if "paragraphs" in block:
+                return tuple(
+                    Paragraph(tuple(line(raw) for raw in p["lines"]), box(p["bbox"])) for p in block["paragraphs"]
+                )
+            # A page stored by a job before paragraphs existed: its block's lines as one paragraph.
+            return (Paragraph(tuple(line(raw) for raw in block["lines"]), box(block["bbox"])),)
+
+        blocks = tuple(Block(paragraphs(block), box(block["bbox"])) for block in data["blocks"])
         image = data.get("image") or {}
         timings = data.get("timings") or {}
         return cls(

@@ -29,10 +29,10 @@ import tesserocr
 from PIL import Image
 
 from ocr_service.documents import PixelArray
-from ocr_service.engine.base import FILE_RENDERED_FORMATS, PageRender, RecognitionRequest
-from ocr_service.engine.model import BBox, Block, EngineInfo, Line, Word
+from ocr_service.engine.base import FILE_RENDERED_FORMATS, PageRender, RecognitionRequest, engine_init_failed
+from ocr_service.engine.model import BBox, Block, EngineInfo, Word, WordPlace, nest_words
 from ocr_service.engine.renderers import hocr_page_part
-from ocr_service.errors import InvalidParameter, RecognitionTimeout
+from ocr_service.errors import RecognitionTimeout
 from ocr_service.options import OutputFormat
 
 _APIS_PER_THREAD = 3
@@ -68,8 +68,8 @@ class TesserocrRecognizer:
             return api
         try:
             api = tesserocr.PyTessBaseAPI(lang=lang, psm=psm, oem=oem)
-        except RuntimeError as exc:
-            raise InvalidParameter(f"Tesseract cannot start with lang={lang} oem={oem}: {exc}", param="oem") from None
+        except RuntimeError:
+            raise engine_init_failed(lang, oem) from None
         self._apis[key] = api
         while len(self._apis) > _APIS_PER_THREAD:
             _, evicted = self._apis.popitem(last=False)
@@ -155,12 +155,12 @@ def _box(raw: tuple[int, int, int, int] | None) -> BBox:
 
 
 def _blocks(api: Any) -> tuple[Block, ...]:
-    """Walk Tesseract's ResultIterator word by word, opening a block/line at each level's start."""
+    """Walk Tesseract's ResultIterator word by word; `nest_words` opens a block/paragraph/line at each level's start."""
     iterator = api.GetIterator()
     if iterator is None:
         return ()
     ril = tesserocr.RIL
-    blocks: list[tuple[BBox, list[tuple[BBox, list[Word]]]]] = []
+    words: list[WordPlace] = []
     iterator.Begin()
     while True:
         try:
@@ -168,22 +168,13 @@ def _blocks(api: Any) -> tuple[Block, ...]:
         except RuntimeError:  # tesserocr raises at a position without text, e.g. on a blank page
             text = None
         if text and text.strip():
-            # Compare boxes rather than trusting IsAtBeginningOf: a skipped blank word may start a level.
-            block_box = _box(iterator.BoundingBox(ril.BLOCK))
-            if not blocks or blocks[-1][0] != block_box:
-                blocks.append((block_box, []))
-            lines = blocks[-1][1]
-            line_box = _box(iterator.BoundingBox(ril.TEXTLINE))
-            if not lines or lines[-1][0] != line_box:
-                lines.append((line_box, []))
             word = Word(
                 text.strip(), round(float(iterator.Confidence(ril.WORD)), 2), _box(iterator.BoundingBox(ril.WORD))
             )
-            lines[-1][1].append(word)
+            block, paragraph, line = (
+                _box(iterator.BoundingBox(level)) for level in (ril.BLOCK, ril.PARA, ril.TEXTLINE)
+            )
+            words.append((block, paragraph, line, word))
         if not iterator.Next(ril.WORD):
             break
-    return tuple(
-        Block(tuple(Line(tuple(words), line_box) for line_box, words in lines if words), block_box)
-        for block_box, lines in blocks
-        if lines
-    )
+    return nest_words(words)

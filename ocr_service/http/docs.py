@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -40,8 +40,17 @@ async def docs_page(request: Request) -> HTMLResponse:
     return HTMLResponse(_PAGE)
 
 
+async def docs_slash(request: Request) -> RedirectResponse:
+    """`/docs/` -> `/docs`: the page's asset URLs are relative to `/docs`, so it is served at one address.
+
+    The Location is relative (`../docs`), so it also holds behind a proxy that mounts the service under a prefix.
+    """
+    return RedirectResponse("../docs", status_code=308)
+
+
 def docs_routes() -> list[BaseRoute]:
     return [
         Route(DOCS_PATH, docs_page, methods=["GET"]),
+        Route(DOCS_PATH + "/", docs_slash, methods=["GET"]),
         Mount(ASSETS_PATH, app=StaticFiles(directory=SWAGGER_UI_DIR), name="docs-assets"),
     ]

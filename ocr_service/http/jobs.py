@@ -1,6 +1,7 @@
 """Routes of the asynchronous jobs API, and the lifespan part that runs the jobs layer.
 
     POST   /v1/jobs                   same inputs and options as /v1/ocr (+ callback_url) -> 202 + Location
+    GET    /v1/jobs                   the caller's jobs, newest first: ?status=&limit=&cursor= (from next_cursor)
     GET    /v1/jobs/{id}              status, progress, timestamps, error (problem details)
     GET    /v1/jobs/{id}/result       ?format=json|text|hocr|tsv|alto|pdf; 409 until it succeeded
     DELETE /v1/jobs/{id}              cancel a queued or running job
@@ -23,6 +24,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -35,10 +37,10 @@ from ocr_service.http.admission import DocumentAdmission, uploads_refused
 from ocr_service.http.auth import WWW_AUTHENTICATE, caller_owner
 from ocr_service.http.body import UploadPace, read_document
 from ocr_service.http.negotiation import negotiate_format
-from ocr_service.http.params import merge_option_sources, parse_format, parse_options
+from ocr_service.http.params import merge_option_sources, parse_choice, parse_format, parse_int, parse_options
 from ocr_service.jobs.changes import PollIntervals
 from ocr_service.jobs.errors import StoreUnavailable
-from ocr_service.jobs.models import Job
+from ocr_service.jobs.models import Job, JobStatus
 from ocr_service.jobs.runtime import JobRuntime
 from ocr_service.options import MEDIA_TYPES, OutputFormat
 
@@ -110,8 +112,8 @@ async def create_job(request: Request) -> Response:
         )
     admission: DocumentAdmission = request.app.state.job_admission
     with admission.admit():  # 429 before the body is read: uploads in memory stay bounded
-        received = await read_document(
-            request, runtime.settings.max_upload_bytes, pace=UploadPace.from_settings(runtime.settings)
+        received = await read_document(  # jobs have their own, larger limits (OCR_JOB_MAX_UPLOAD_BYTES, _PAGES)
+            request, runtime.settings.job_max_upload_bytes, pace=UploadPace.from_settings(runtime.settings)
         )
         raw = merge_option_sources(request.query_params.multi_items(), received.options)
         callback = raw.pop("callback_url", None)
@@ -130,6 +132,49 @@ async def create_job(request: Request) -> Response:
     if not created:
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(job_json(job), status_code=202 if created else 200, headers=headers)
+
+
+LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 20, 100
+_CURSOR = re.compile(r"^[0-9A-Za-z-]{1,64}$")
+JOB_STATUSES = tuple(status.value for status in JobStatus)
+
+
+async def list_jobs(request: Request) -> Response:
+    """`GET /v1/jobs`: the caller's jobs, newest first, a page at a time (`next_cursor` fetches the next)."""
+    runtime = _runtime(request)
+    owner = _owner(request)
+    query = request.query_params
+    unknown = sorted(set(query) - {"status", "limit", "cursor"})
+    if unknown:
+        raise InvalidParameter(
+            f"Unknown parameter {unknown[0]!r}; GET /v1/jobs takes status, limit and cursor.", param=unknown[0]
+        )
+    if any(len(query.getlist(name)) > 1 for name in query):
+        raise InvalidParameter("Each of status, limit and cursor may be given once.")
+    limit = parse_int("limit", query.get("limit", str(LIST_LIMIT_DEFAULT)), 1, LIST_LIMIT_MAX)
+    status = JobStatus(parse_choice("status", query["status"], JOB_STATUSES)) if "status" in query else None
+    cursor = query.get("cursor")
+    if cursor is not None and not _CURSOR.fullmatch(cursor):
+        raise InvalidParameter("cursor must be a next_cursor value from an earlier page.", param="cursor")
+    listed = await runtime.store.list_jobs(owner, status=status, after=cursor, limit=limit)
+    if listed is None:
+        raise InvalidParameter(
+            "cursor names no job in your list (expired, or from another API key); start again without it.",
+            param="cursor",
+        )
+    jobs, more = listed
+    next_cursor = jobs[-1].id if more and jobs else None
+    next_link = None
+    if next_cursor is not None:
+        params = {"limit": str(limit), **({"status": status.value} if status else {}), "cursor": next_cursor}
+        next_link = f"{JOBS_PATH}?{urlencode(params)}"
+    document = {"jobs": [job_json(job) for job in jobs], "next_cursor": next_cursor, "links": {"next": next_link}}
+    return JSONResponse(document)
+
+
+async def jobs_collection(request: Request) -> Response:
+    """One route for both methods, so a 405 on /v1/jobs names them both in `Allow`."""
+    return await (list_jobs(request) if request.method in ("GET", "HEAD") else create_job(request))
 
 
 async def job_resource(request: Request) -> Response:
@@ -268,7 +313,7 @@ async def jobs_lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 routes: list[BaseRoute] = [
-    Route(JOBS_PATH, create_job, methods=["POST"], name="jobs:create"),
+    Route(JOBS_PATH, jobs_collection, methods=["GET", "POST"], name="jobs:collection"),
     Route(JOBS_PATH + "/{job_id}", job_resource, methods=["GET", "DELETE"], name="jobs:job"),
     Route(JOBS_PATH + "/{job_id}/result", job_result, methods=["GET"], name="jobs:result"),
     Route(JOBS_PATH + "/{job_id}/events", job_events, methods=["GET"], name="jobs:events"),
@@ -325,8 +370,57 @@ def _build_openapi_paths() -> dict[str, Any]:
             binary = fmt is OutputFormat.PDF
             schema = {"type": "string", "format": "binary"} if binary else {"type": "string"}
             result_content[MEDIA_TYPES[fmt].split(";")[0]] = {"schema": schema}
+    job_list = {
+        "type": "object",
+        "required": ["jobs", "next_cursor", "links"],
+        "properties": {
+            "jobs": {"type": "array", "items": _job_schema()},
+            "next_cursor": {"type": ["string", "null"], "description": "Pass as `cursor` for the next page."},
+            "links": {"type": "object", "properties": {"next": {"type": ["string", "null"]}}},
+        },
+    }
     return {
         JOBS_PATH: {
+            "get": {
+                "operationId": "listJobs",
+                "summary": "The caller's jobs, newest first",
+                "description": (
+                    "With API keys configured, only the jobs the calling key submitted; without, every job. "
+                    "A page of at most `limit` jobs; while `next_cursor` is not null, pass it as `cursor` "
+                    "(with the same `status`) for the next one."
+                ),
+                "tags": ["jobs"],
+                "parameters": [
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": list(JOB_STATUSES)},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": LIST_LIMIT_MAX,
+                            "default": LIST_LIMIT_DEFAULT,
+                        },
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": _CURSOR.pattern},
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "A page of jobs.", "content": {"application/json": {"schema": job_list}}},
+                    "400": _problem("An unknown parameter, a bad status or limit, or a cursor not from your list."),
+                    "503": unavailable,
+                },
+            },
             "post": {
                 "operationId": "createJob",
                 "summary": "Submit a document for asynchronous recognition",
@@ -378,7 +472,7 @@ def _build_openapi_paths() -> dict[str, Any]:
                     },
                     "503": unavailable,
                 },
-            }
+            },
         },
         JOBS_PATH + "/{job_id}": {
             "get": {

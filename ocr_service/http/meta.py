@@ -73,6 +73,8 @@ class MetaEndpoints:
                     "max_upload_bytes": settings.max_upload_bytes,
                     "max_pixels": settings.max_pixels,
                     "max_pages": settings.max_pages,
+                    "job_max_upload_bytes": settings.job_max_upload_bytes,
+                    "job_max_pages": settings.job_max_pages,
                     "max_dpi": settings.max_dpi,
                     "timeout_seconds": settings.timeout_seconds,
                     "workers": stats.workers,

@@ -28,20 +28,21 @@ from ocr_service.http.params import (
     LANG_PATTERN,
     MAX_PAGE_SPEC_LENGTH,
     MIN_DPI,
-    OEM_RANGE,
     PAGES_PATTERN,
     PREPROCESS_MODES,
-    PSM_RANGE,
-    UNSUPPORTED_PSM,
 )
 from ocr_service.http.preview import PREVIEW_PATH, preview_operation
 from ocr_service.http.problems import PROBLEM_MEDIA_TYPE
-from ocr_service.options import MEDIA_TYPES, PREPROCESS_STEPS, OutputFormat
+from ocr_service.options import MEDIA_TYPES, OEM_RANGE, PREPROCESS_STEPS, PSM_RANGE, UNSUPPORTED_PSM, OutputFormat
 from ocr_service.settings import Settings
 
 Schema = dict[str, Any]
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+DOCS_BASE_URL = "https://github.com/catalyst-ocr/catalyst-ocr/blob/main/docs/"
+"""Where the project's docs/ are published (the chart's `home`); the OpenAPI descriptions link there."""
+API_REFERENCE_URL = DOCS_BASE_URL + "api.md"
+JOBS_REFERENCE_URL = DOCS_BASE_URL + "jobs.md"
 
 
 def openapi_document(
@@ -77,7 +78,8 @@ def openapi_document(
             "summary": "Synchronous OCR with Tesseract: images and scanned PDFs in, text and layout out.",
             "description": (
                 "Errors are `application/problem+json` (RFC 9457) with a stable `type` under "
-                f"`{PROBLEM_TYPE_BASE}`. See docs/api.md for the full reference."
+                f"`{PROBLEM_TYPE_BASE}`. The full reference: [docs/api.md]({API_REFERENCE_URL}) "
+                f"(asynchronous jobs: [docs/jobs.md]({JOBS_REFERENCE_URL}))."
             ),
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
@@ -139,7 +141,7 @@ def _option_schemas(settings: Settings) -> dict[str, Schema]:
             "minimum": MIN_DPI,
             "maximum": settings.max_dpi,
             "default": settings.pdf_dpi,
-            "description": "Resolution PDF pages are rasterised at (and assumed for images without one).",
+            "description": "Resolution PDF pages are rasterised at; images are recognised at their own pixels.",
         },
         "pages": {
             "type": "string",
@@ -260,7 +262,8 @@ def _ocr_operation(settings: Settings) -> dict[str, Any]:
             "Send the document as multipart/form-data (field `file`), as the raw body with its own "
             "Content-Type, or as JSON with base64 `content`. The type is detected from the bytes. "
             "Options go in the query string or beside the document (form fields / JSON members), not both. "
-            f"Bodies over {settings.max_upload_bytes} bytes are refused with 413."
+            f"Bodies over {settings.max_upload_bytes} bytes are refused with 413. "
+            f"Every option and error: [docs/api.md]({API_REFERENCE_URL})."
         ),
         "tags": ["ocr"],
         "parameters": parameters,
@@ -288,6 +291,8 @@ def _ocr_operation(settings: Settings) -> dict[str, Any]:
             "429": _problem(
                 "Every worker is busy and the queue is full; retry after `Retry-After` seconds.", retry=True
             ),
+            "500": _problem("A bug: the problem names no internals; the log has the details under its request id."),
+            "503": _problem("The engine is not running (the service is starting up or shutting down)."),
             "504": _problem(f"Recognition took longer than {settings.timeout_seconds:g} s and was stopped."),
         },
     }
@@ -425,10 +430,21 @@ def _schemas() -> dict[str, Schema]:
             "words": {"type": "array", "items": word},
         },
     }
-    block = {
+    paragraph = {
         "type": "object",
+        "description": "Lines Tesseract's layout analysis groups as one paragraph; `text` joins them with newlines.",
         "required": ["text", "bbox", "lines"],
         "properties": {"text": {"type": "string"}, "bbox": _bbox(), "lines": {"type": "array", "items": line}},
+    }
+    block = {
+        "type": "object",
+        "description": "A region of the page; `text` separates its paragraphs with a blank line.",
+        "required": ["text", "bbox", "paragraphs"],
+        "properties": {
+            "text": {"type": "string"},
+            "bbox": _bbox(),
+            "paragraphs": {"type": "array", "items": paragraph},
+        },
     }
     page_timings = {
         "type": "object",

@@ -13,13 +13,17 @@ from collections.abc import Callable, Iterable, Mapping
 
 from ocr_service import documents
 from ocr_service.errors import InvalidParameter
-from ocr_service.options import PREPROCESS_STEPS, OcrOptions, OutputFormat, PreprocessOptions
+from ocr_service.options import (
+    OEM_RANGE,
+    PREPROCESS_STEPS,
+    PSM_RANGE,
+    UNSUPPORTED_PSM,
+    OcrOptions,
+    OutputFormat,
+    PreprocessOptions,
+)
 from ocr_service.settings import Settings
 
-PSM_RANGE = (0, 13)
-UNSUPPORTED_PSM = frozenset({0, 2})
-"""Tesseract modes that produce no text: 0 only detects orientation, 2 is not implemented."""
-OEM_RANGE = (0, 3)
 MIN_DPI = 36
 MAX_PAGE_NUMBER = 10_000
 """Highest page number a `pages` selection may name; bounds what a selection can expand to."""

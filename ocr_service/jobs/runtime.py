@@ -78,6 +78,10 @@ def page_parts(outcome: PageOutcome) -> dict[str, bytes]:
     return parts
 
 
+TITLED_FORMATS = frozenset({OutputFormat.HOCR, OutputFormat.ALTO})
+"""Formats whose merged result carries the document's title."""
+
+
 class JobRuntime:
     """Start with `start()` after the pipeline, stop with `stop()` before it."""
 
@@ -209,7 +213,9 @@ class JobRuntime:
             }[job.status]
             raise JobNotFinished(f"Job {job_id} {reason}; a result exists only once it has succeeded.")
         options = job.options
-        key = result_key(job.document_sha256, options, fmt.value, engine_version(self.pipeline.engine_info()))
+        # hOCR and ALTO name the document (the upload's filename): keyed apart from /v1/ocr's "document".
+        variant = f"{fmt.value}:{job.filename}" if job.filename and fmt in TITLED_FORMATS else fmt.value
+        key = result_key(job.document_sha256, options, variant, engine_version(self.pipeline.engine_info()))
         body = await self.cache.get(key)
         if body is None:
             body = await self._combine(job, fmt)

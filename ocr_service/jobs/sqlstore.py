@@ -246,6 +246,39 @@ class SqlJobStore:
             row = await self._visible_job(tx, job_id, owner)
         return None if row is None else self._job(row)
 
+    async def list_jobs(
+        self, owner: str | None, *, status: JobStatus | None = None, after: str | None = None, limit: int = 20
+    ) -> tuple[list[Job], bool] | None:
+        """Newest first, `limit` at most, starting after the job `after` (the previous page's last).
+
+        With an `owner`, only that owner's jobs: a listing is "my jobs", so jobs created without
+        authentication are not in any key's list (they stay readable by id). Returns (jobs, more),
+        or None when `after` names no job this caller could list (unknown, expired or another's).
+        Ordered by (created_at, id): jobs created within one tick of the database's clock (1 ms on
+        SQLite, 1 us on PostgreSQL) come in id order, and every job still appears exactly once.
+        """
+        async with self.db.transaction() as tx:
+            if after is not None:
+                anchor = await tx.fetchrow(
+                    "SELECT id FROM ocr_jobs WHERE id = $2 AND (CAST($1 AS text) IS NULL OR owner = $1)", owner, after
+                )
+                if anchor is None:
+                    return None
+            rows = await tx.fetch(
+                """SELECT * FROM ocr_jobs
+                    WHERE (CAST($1 AS text) IS NULL OR owner = $1)
+                      AND (CAST($2 AS text) IS NULL OR status = $2)
+                      AND (CAST($3 AS text) IS NULL
+                           OR (created_at, id) < (SELECT created_at, id FROM ocr_jobs WHERE id = $3))
+                    ORDER BY created_at DESC, id DESC
+                    LIMIT $4""",
+                owner,
+                None if status is None else status.value,
+                after,
+                limit + 1,
+            )
+        return [self._job(row) for row in rows[:limit]], len(rows) > limit
+
     async def cancel_job(self, job_id: str, owner: str | None = None) -> Job | None:
         async with self.db.transaction() as tx:
             row = await self._visible_job(tx, job_id, owner, lock=True)

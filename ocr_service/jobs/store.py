@@ -12,7 +12,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from ocr_service.jobs.changes import JobChanges
-from ocr_service.jobs.models import CallbackTask, ClaimedPage, Job, JobEvent, NewJob, QueueStats, ReapOutcome
+from ocr_service.jobs.models import (
+    CallbackTask,
+    ClaimedPage,
+    Job,
+    JobEvent,
+    JobStatus,
+    NewJob,
+    QueueStats,
+    ReapOutcome,
+)
 
 
 class JobStore(Protocol):
@@ -36,6 +45,12 @@ class JobStore(Protocol):
 
     async def get_job(self, job_id: str, owner: str | None = None) -> Job | None:
         """The job, or None if unknown or not visible to `owner` (see `SqlJobStore` for who sees what)."""
+
+    async def list_jobs(
+        self, owner: str | None, *, status: JobStatus | None = None, after: str | None = None, limit: int = 20
+    ) -> tuple[list[Job], bool] | None:
+        """`owner`'s jobs (every job when None), newest first, after the job `after`; (jobs, more), or None
+        when `after` is no job of theirs."""
 
     async def cancel_job(self, job_id: str, owner: str | None = None) -> Job | None:
         """Move an active job to `cancelled`; a final job is returned unchanged; None if unknown or not `owner`'s."""

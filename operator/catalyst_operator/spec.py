@@ -24,6 +24,7 @@ from typing import Any
 
 from catalyst_operator.constants import SELECTOR_LABEL_KEYS
 from ocr_service.contract import SECRET_ENV_VARS, EnvVar
+from ocr_service.options import PSM_RANGE, UNSUPPORTED_PSM
 from ocr_service.settings import SETTINGS_TABLE
 
 
@@ -287,6 +288,16 @@ def _int(obj: Mapping[str, Any], key: str, path: str, default: int | None, low: 
     return value
 
 
+def _psm(obj: Mapping[str, Any], path: str, default: int) -> int:
+    """The service refuses to start on a default psm that recognises nothing (0, 2): so does the spec."""
+    value = _req_int(obj, "psm", path, default, PSM_RANGE[0], PSM_RANGE[1])
+    if value in UNSUPPORTED_PSM:
+        raise SpecError(
+            f"{path}.psm", f"must be 1 or 3-13 (0 only detects orientation, 2 is not implemented); got {value}"
+        )
+    return value
+
+
 def _req_int(obj: Mapping[str, Any], key: str, path: str, default: int, low: int, high: int) -> int:
     value = _int(obj, key, path, default, low, high)
     assert value is not None
@@ -373,7 +384,7 @@ def _parse_ocr(value: Any) -> OcrDefaults:
     base = OcrDefaults()
     return OcrDefaults(
         lang=_str(obj, "lang", path, base.lang, _LANG_EXPR) or base.lang,
-        psm=_req_int(obj, "psm", path, base.psm, 0, 13),
+        psm=_psm(obj, path, base.psm),
         oem=_req_int(obj, "oem", path, base.oem, 0, 3),
         preprocess=_choice(obj, "preprocess", path, base.preprocess, PREPROCESS_MODES),
         timeout_seconds=_req_int(obj, "timeoutSeconds", path, base.timeout_seconds, 1, 3600),

@@ -9,10 +9,12 @@ import asyncio
 import json
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 from engine_images import LINE_HEIGHT, MARGIN, encode, multipage, text_image
 
+from ocr_service.engine.model import PageResult
 from ocr_service.errors import InvalidParameter, TooManyPages, UndecodableDocument, UnknownLanguage
 from ocr_service.options import MEDIA_TYPES, OcrOptions, OutputFormat, PreprocessOptions
 from ocr_service.pipeline import OcrOutcome, OcrPipeline, PageOutcome
@@ -88,7 +90,7 @@ def test_json_shape_and_bboxes(pipeline: OcrPipeline) -> None:
     (page,) = body["pages"]
     assert (page["number"], page["width"], page["height"]) == (1, image.width, image.height)
     assert page["preprocessing"]["mode"] == "none"
-    lines = [line for block in page["blocks"] for line in block["lines"]]
+    lines = [line for block in page["blocks"] for paragraph in block["paragraphs"] for line in paragraph["lines"]]
     assert [line["text"] for line in lines] == LINES
     for index, line in enumerate(lines):
         x, y, w, h = line["bbox"]
@@ -256,6 +258,50 @@ def test_cli_engine_gives_the_same_result(pipeline: OcrPipeline, cli_pipeline: O
             assert [p.words for p in outcome.result.pages] == [[], []]
             assert all(p.confidence > 80 for p in outcome.result.pages)
         assert cli.result.confidence == pytest.approx(warm.result.confidence, abs=3)
+
+
+PHOTOTEST = Path(__file__).resolve().parents[2].parent / "shared" / "ocr-corpus" / "phototest.tif"
+
+
+def test_paragraphs_nest_between_blocks_and_lines_the_same_in_both_engines(
+    pipeline: OcrPipeline, cli_pipeline: OcrPipeline
+) -> None:
+    """phototest.tif is one block of two paragraphs (3 and 5 lines); the blank line between them is kept."""
+    data = PHOTOTEST.read_bytes()
+    shapes = []
+    for engine in (pipeline, cli_pipeline):
+        page = run(engine, data, options()).result.pages[0]
+        shapes.append([[len(paragraph.lines) for paragraph in block.paragraphs] for block in page.blocks])
+        (block,) = page.blocks
+        first, second = block.paragraphs
+        assert first.text.endswith("of file format.") and second.text.startswith("The quick brown dog")
+        assert block.text == first.text + "\n\n" + second.text
+        assert "of file format.\n\nThe quick" in page.text
+        assert block.lines == first.lines + second.lines
+        as_json = json.loads(json.dumps(page.to_json()))
+        assert [len(p["lines"]) for p in as_json["blocks"][0]["paragraphs"]] == [3, 5]
+        assert PageResult.from_json(as_json).blocks == page.blocks, "what jobs store reads back the same"
+    assert shapes == [[[3, 5]], [[3, 5]]]
+
+
+def test_a_page_stored_before_paragraphs_reads_as_one_paragraph_per_block() -> None:
+    """Jobs store each page's JSON; a job stored by the previous version has blocks with `lines`."""
+    line = {
+        "text": "a b",
+        "confidence": 90.0,
+        "bbox": [1, 2, 3, 4],
+        "words": [{"text": "a", "confidence": 90.0, "bbox": [1, 2, 1, 4]}],
+    }
+    stored = {
+        "number": 1,
+        "width": 10,
+        "height": 10,
+        "text": "a b",
+        "blocks": [{"text": "a b", "bbox": [0, 0, 9, 9], "lines": [line]}],
+    }
+    (block,) = PageResult.from_json(stored).blocks
+    (paragraph,) = block.paragraphs
+    assert paragraph.bbox == (0, 0, 9, 9) and [w.text for w in paragraph.lines[0].words] == ["a"]
 
 
 def test_cli_engine_writes_alto_and_pdf(cli_pipeline: OcrPipeline, two_pages: bytes) -> None:

@@ -103,6 +103,12 @@ async def test_job_keeps_the_filename_and_its_result_negotiates_accept(client: h
     refused = await client.get(base, headers={"accept": "image/png"})
     assert refused.status_code == 406 and refused.json()["type"].endswith("/not-acceptable")
 
+    # hOCR and ALTO name the document; the same document sent synchronously is still "document".
+    assert "<title>Invoice 7.pdf</title>" in (await client.get(base, params={"format": "hocr"})).text
+    assert "<fileName>Invoice 7.pdf</fileName>" in (await client.get(base, params={"format": "alto"})).text
+    sync = await client.post("/v1/ocr", content=pdf(1), headers=PDF_TYPE, params={"format": "hocr"})
+    assert "<title>document</title>" in sync.text, "a job's titled result must not answer /v1/ocr from the cache"
+
 
 async def test_resubmitting_a_document_is_answered_from_the_cache(client: httpx.AsyncClient) -> None:
     document = pdf(2, start=4)
@@ -320,3 +326,47 @@ async def test_sync_ocr_answers_repeats_from_the_cache(client: httpx.AsyncClient
     as_text = await client.post("/v1/ocr", content=image, headers=headers, params={"format": "text"})
     again = await client.post("/v1/ocr", content=image, headers=headers, params={"format": "text"})
     assert (as_text.headers["x-cache"], again.headers["x-cache"]) == ("miss", "hit") and again.text == as_text.text
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_jobs_have_their_own_larger_limits_and_pages_select_first(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    """A 4-page PDF is past the synchronous limits here (2 pages, fewer bytes than it has) but a job takes it."""
+    document = pdf(4)
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else ""
+    settings = job_settings(
+        tmp_path,
+        database_url=url,
+        max_pages=2,
+        max_upload_bytes=len(document) - 1,
+        job_max_pages=3,
+        job_max_upload_bytes=len(document),
+    )
+    async with running_app(settings) as client:
+        sync = await client.post("/v1/ocr", content=document, headers=PDF_TYPE, params={"pages": "2-3"})
+        assert sync.status_code == 413 and sync.json()["type"].endswith("/payload-too-large")
+
+        whole = await client.post("/v1/jobs", content=document, headers=PDF_TYPE)
+        assert whole.status_code == 413 and whole.json()["type"].endswith("/too-many-pages")
+        assert "has 4 pages; the limit is 3" in whole.json()["detail"]
+        selected = await submit(client, document, pages="2-4", format="text")
+        job = await wait_final(client, str(selected["id"]))
+        assert job["status"] == "succeeded" and job["pages_total"] == 3
+        text = (await client.get(f"/v1/jobs/{job['id']}/result")).text
+        assert words(text) == [w for n in (2, 3, 4) for w in words(page_words(n))]
+        bigger = await client.post("/v1/jobs", content=document + b"\0", headers=PDF_TYPE)
+        assert bigger.status_code == 413 and bigger.json()["type"].endswith("/payload-too-large")
+
+        limits = (await client.get("/v1/info")).json()["limits"]
+        assert (limits["job_max_pages"], limits["job_max_upload_bytes"]) == (3, len(document))
+
+
+async def test_pages_select_before_the_synchronous_page_limit(tmp_path: Path) -> None:
+    async with running_app(job_settings(tmp_path, max_pages=2)) as client:
+        document = pdf(3)
+        selected = await client.post("/v1/ocr", content=document, headers=PDF_TYPE, params={"pages": "3,1"})
+        assert selected.status_code == 200, selected.text
+        assert [page["number"] for page in selected.json()["pages"]] == [3, 1]
+        whole = await client.post("/v1/ocr", content=document, headers=PDF_TYPE)
+        assert whole.status_code == 413 and "has 3 pages; the limit is 2" in whole.json()["detail"]

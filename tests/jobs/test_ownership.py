@@ -63,6 +63,33 @@ async def test_an_owner_sees_its_own_and_ownerless_jobs_only(store: SqlJobStore)
     assert await finals(store, mine.id) == ["cancelled"]
 
 
+async def test_listing_pages_through_an_owners_jobs_newest_first(store: SqlJobStore) -> None:
+    mine = []
+    for _ in range(5):
+        mine.append((await store.create_job(new_job(owner=OWNER_A)))[0])
+        await asyncio.sleep(0.003)  # SQLite's clock has 1 ms steps; jobs within one step are ordered by id
+    theirs, _ = await store.create_job(new_job(owner=OWNER_B))
+    anonymous, _ = await store.create_job(new_job())
+    await store.cancel_job(mine[1].id, OWNER_A)
+
+    seen, after = [], None
+    while True:
+        listed = await store.list_jobs(OWNER_A, after=after, limit=2)
+        assert listed is not None
+        jobs, more = listed
+        seen += [job.id for job in jobs]
+        if not more:
+            break
+        after = jobs[-1].id
+    assert seen == [job.id for job in reversed(mine)], "newest first, each once, only A's (not ownerless ones)"
+
+    cancelled = await store.list_jobs(OWNER_A, status=JobStatus.CANCELLED)
+    assert cancelled is not None and [job.id for job in cancelled[0]] == [mine[1].id] and not cancelled[1]
+    everyone = await store.list_jobs(None, limit=100)  # authentication off: every job
+    assert everyone is not None and {theirs.id, anonymous.id} <= {job.id for job in everyone[0]}
+    assert await store.list_jobs(OWNER_B, after=mine[0].id) is None, "another owner's job is no cursor"
+
+
 async def test_idempotency_keys_are_scoped_per_owner(store: SqlJobStore) -> None:
     a, a_created = await store.create_job(new_job(key="order-1", owner=OWNER_A))
     b, b_created = await store.create_job(new_job(key="order-1", owner=OWNER_B, document=b"B's document"))
@@ -248,6 +275,33 @@ async def test_another_keys_job_is_not_found_on_every_route_and_not_cancelled(te
     assert [kind for kind, _ in events] == ["queued", "cancelled"]
     assert (await b.get(f"/v1/jobs/{job_id}/events")).status_code == 404
     assert (await a.get(f"/v1/jobs/{job_id}", headers={"x-api-key": ""})).status_code == 401
+
+
+async def test_each_key_lists_only_its_own_jobs(tenants: tuple[Any, Any]) -> None:
+    a, b = tenants
+    await stop_workers(a)
+    a_ids = [await submit(a, pdf(1)) for _ in range(3)]
+    b_id = await submit(b, pdf(1))
+    await a.delete(f"/v1/jobs/{a_ids[0]}")
+
+    first = await a.get("/v1/jobs", params={"limit": "2"})
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert [job["id"] for job in page["jobs"]] == [a_ids[2], a_ids[1]]
+    assert page["next_cursor"] == a_ids[1] and page["jobs"][0]["links"]["self"] == f"/v1/jobs/{a_ids[2]}"
+    second = (await a.get(page["links"]["next"])).json()
+    assert [job["id"] for job in second["jobs"]] == [a_ids[0]] and second["next_cursor"] is None
+    queued = (await a.get("/v1/jobs", params={"status": "queued"})).json()
+    assert [job["id"] for job in queued["jobs"]] == [a_ids[2], a_ids[1]]
+    assert [job["id"] for job in (await b.get("/v1/jobs")).json()["jobs"]] == [b_id]
+
+    foreign = await b.get("/v1/jobs", params={"cursor": a_ids[1]})
+    assert foreign.status_code == 400 and foreign.json()["param"] == "cursor"
+    for params in ({"limit": "0"}, {"limit": "101"}, {"status": "done"}, {"sort": "asc"}):
+        assert (await a.get("/v1/jobs", params=params)).status_code == 400, params
+    assert (await a.get("/v1/jobs", headers={"x-api-key": ""})).status_code == 401
+    wrong = await a.put("/v1/jobs")
+    assert wrong.status_code == 405 and set(wrong.headers["allow"].split(", ")) >= {"GET", "POST"}
 
 
 async def test_each_key_gets_its_own_results_and_callbacks(tenants: tuple[Any, Any], receiver: Receiver) -> None:

@@ -265,6 +265,8 @@ INVALID_SPECS = {
     ),
     "lang-not-installed": ({"ocr": {"lang": "eng+fra"}}, "ocr.lang must be listed in languages", "spec.ocr.lang"),
     "psm-out-of-range": ({"ocr": {"psm": 14}}, "ocr.psm", "spec.ocr.psm"),
+    "psm-recognises-nothing": ({"ocr": {"psm": 2}}, "psm 2 is not implemented", "spec.ocr.psm"),
+    "psm-orientation-only": ({"ocr": {"psm": 0}}, "ocr.psm", "spec.ocr.psm"),
     "bad-preprocess": ({"ocr": {"preprocess": "always"}}, "ocr.preprocess", "spec.ocr.preprocess"),
     "scrape-timeout-above-interval": (
         {"monitoring": {"serviceMonitor": {"enabled": True, "interval": "10s", "scrapeTimeout": "1m"}}},

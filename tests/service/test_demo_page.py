@@ -112,17 +112,22 @@ def api_result(base_url: str, path: Path, **options: str) -> Any:
     return response.json()
 
 
+def lines_of(block: dict[str, Any]) -> list[dict[str, Any]]:
+    """A JSON block's lines, across its paragraphs."""
+    return [line for paragraph in block["paragraphs"] for line in paragraph["lines"]]
+
+
 def test_a_scan_shows_the_json_apis_text_and_word_boxes(demo: Watched, server: str, tmp_path: Path) -> None:
     page = demo.page
     page.set_input_files("#file", SCAN)
     expect(page.locator("#status")).to_contain_text("Recognised 1 page(s)")
 
     expected = api_result(server, SCAN, **DEFAULT_OPTIONS)["pages"][0]
-    words = [word for block in expected["blocks"] for line in block["lines"] for word in line["words"]]
+    words = [word for block in expected["blocks"] for line in lines_of(block) for word in line["words"]]
     assert len(words) > 20
     assert page.locator("#text").text_content() == expected["text"]
     assert page.locator("#boxes rect.word").count() == len(words)
-    assert page.locator("#boxes rect.line").count() == sum(len(b["lines"]) for b in expected["blocks"])
+    assert page.locator("#boxes rect.line").count() == sum(len(lines_of(b)) for b in expected["blocks"])
     assert page.locator("#boxes rect.block").count() == len(expected["blocks"])
     assert page.locator("#boxes").get_attribute("viewBox") == f"0 0 {expected['width']} {expected['height']}"
     # The TIFF was drawn from the preview endpoint at the page's own size (640x480 is under the cap).
@@ -172,7 +177,7 @@ def test_a_dropped_rotated_scan_gets_boxes_on_the_original_page(demo: Watched, s
     ran = [row.split("\t")[:2] for row in page.locator("#steps tbody tr").all_inner_texts()]
     assert ["orientation", "yes"] in ran
     assert page.locator("#boxes rect.word").count() == sum(
-        len(line["words"]) for block in expected["blocks"] for line in block["lines"]
+        len(line["words"]) for block in expected["blocks"] for line in lines_of(block)
     )
     demo.check_clean()
 

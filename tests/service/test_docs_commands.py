@@ -174,6 +174,21 @@ def test_the_examples_use_the_documented_address() -> None:
             assert address in ("8000", "8080", "9090", "3000"), command
 
 
+EXCLUDED: dict[str, list[Command]] = {}
+for _command in ALL_COMMANDS:
+    _reason = reason_not_run(_command)
+    if _reason is not None:
+        EXCLUDED.setdefault(_reason, []).append(_command)
+
+
+@pytest.mark.parametrize("reason", sorted(EXCLUDED))
+def test_commands_not_run(reason: str) -> None:
+    """One SKIPPED line per reason, naming the commands it excludes (pytest -rs lists them)."""
+    commands = EXCLUDED[reason]
+    names = "; ".join(f"{c.source}:{c.line}" for c in commands)
+    pytest.skip(f"{len(commands)} command(s) not run ({reason}): {names}")
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Scans under the docs' names, and `.venv` pointing at this interpreter's environment."""
@@ -239,6 +254,10 @@ def test_documented_commands_run(document: str, server: ServerProcess, workdir: 
             if "/result" in script:
                 _wait_for_job(server, job_id)
             script = PLACEHOLDER.sub(job_id, script)
+        outputs = re.findall(r" -o (\S+)", command.key)
+        for written in outputs:  # not left over from an earlier command
+            shutil.rmtree(workdir / written, ignore_errors=True)
+            (workdir / written).unlink(missing_ok=True)
         logged = len(server.json_logs())
         completed = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", script],
@@ -255,6 +274,10 @@ def test_documented_commands_run(document: str, server: ServerProcess, workdir: 
         assert not errors, f"{command}\nthe service answered {errors}:\n{output[-2000:]}"
         if "curl" in command.key and " -o " not in command.key and "/v1/ocr" in command.key:
             assert "quick" in output.lower(), f"{command}: no recognised text in\n{output[-2000:]}"
+        for written in outputs:  # what -o names exists and holds something
+            target = workdir / written
+            files = list(target.iterdir()) if written.endswith("/") else [target]
+            assert files and all(path.stat().st_size > 0 for path in files), f"{command}: nothing in {written}"
         submitted = LOCATION.search(output)
         if submitted:
             job_id = submitted.group(1)

@@ -171,3 +171,35 @@ def test_serve_defaults_to_loopback_and_warns_when_open_without_keys(
         warn_if_open(Settings(data_dir=str(tmp_path), host="0.0.0.0"))
     (record,) = caplog.records
     assert "without API keys" in record.getMessage() and "OCR_API_KEYS" in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("OCR_DEFAULT_PSM", "0"), ("OCR_DEFAULT_PSM", "2"), ("OCR_DEFAULT_OEM", "4")]
+)
+def test_a_default_every_request_would_fail_with_refuses_to_start(tmp_path: Path, variable: str, value: str) -> None:
+    """Before: the server reported ready, then refused every request without its own psm."""
+    completed = subprocess.run(
+        [str(CATALYST_OCR), "serve", "--port", "0"],
+        env={**ENV, variable: value, "OCR_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert f"invalid setting: {variable}" in completed.stderr.decode()
+
+
+@pytest.mark.parametrize("engine", ["capi", "tesserocr", "pytesseract"])
+def test_legacy_engine_mode_says_what_is_missing_and_no_server_path(tmp_path: Path, engine: str) -> None:
+    (tmp_path / "scan.png").write_bytes(png([LINE_ONE]))
+    completed = subprocess.run(
+        [str(CATALYST_OCR), "ocr", "scan.png", "--oem", "0"],
+        cwd=tmp_path,
+        env={**ENV, "OCR_ENGINE": engine},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    stderr = completed.stderr.decode()
+    assert completed.returncode == 1 and "legacy models, which are not installed" in stderr, stderr
+    assert "tessdata" not in stderr and "/usr/" not in stderr

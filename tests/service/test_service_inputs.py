@@ -24,7 +24,8 @@ async def test_multipart_upload_with_options_as_form_fields(api: httpx.AsyncClie
     page = result["pages"][0]
     assert page["number"] == 1
     assert (page["width"], page["height"]) == text_image([LINE_ONE]).size
-    recognised_words = [w for b in page["blocks"] for line in b["lines"] for w in line["words"]]
+    lines = [line for block in page["blocks"] for paragraph in block["paragraphs"] for line in paragraph["lines"]]
+    recognised_words = [word for line in lines for word in line["words"]]
     assert [w["text"] for w in recognised_words] == LINE_ONE.split()
     for word in recognised_words:
         x, y, w, h = word["bbox"]

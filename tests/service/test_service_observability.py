@@ -43,6 +43,7 @@ async def test_metrics_count_requests_by_route_template(api: httpx.AsyncClient) 
     assert metric_value(after, "ocr_pool_queue_capacity") == 8
     assert "ocr_http_requests_in_flight" in after
     assert "process_resident_memory_bytes" in after
+    assert "_created" not in after, "no creation-timestamp series beside every counter and histogram"
 
 
 async def test_request_id_is_echoed_or_generated(api: httpx.AsyncClient) -> None:
@@ -114,6 +115,17 @@ async def test_liveness_and_readiness(api: httpx.AsyncClient) -> None:
         assert body["checks"]["engine"]["ok"] and body["checks"]["languages"]["ok"]
 
 
+async def test_a_default_language_that_is_not_installed_is_not_ready(tmp_path: Path) -> None:
+    """Before: ready, while every request without `lang` was refused."""
+    async with running_app(make_settings(tmp_path, default_lang="eng+klingon")) as client:
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        detail = response.json()["checks"]["languages"]["detail"]
+        assert "OCR_DEFAULT_LANG=eng+klingon" in detail and "klingon" in detail
+    async with running_app(make_settings(tmp_path, default_lang="eng deu")) as client:
+        assert (await client.get("/readyz")).status_code == 200, "a space separates languages as + does"
+
+
 async def test_readiness_names_the_failing_check(tmp_path: Path) -> None:
     async with running_app(make_settings(tmp_path, languages=("eng", "klingon"))) as client:
 
@@ -140,6 +152,9 @@ async def test_docs_page_is_served_without_external_resources(api: httpx.AsyncCl
         assert f"docs/assets/{asset}" in page
         response = await api.get(f"/docs/assets/{asset}")
         assert response.status_code == 200 and len(response.content) > 100
+    slash = await api.get("/docs/")  # its relative asset URLs would miss from here: one address for the page
+    assert slash.status_code == 308 and slash.headers["location"] == "../docs"
+    assert (await api.get("/docs/", follow_redirects=True)).text == page
 
 
 async def test_catch_all_answers_a_bug_with_a_logged_500_problem(tmp_path: Path) -> None:

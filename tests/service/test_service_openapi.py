@@ -132,8 +132,14 @@ def test_document_is_valid_openapi_3_1_with_bounds_from_settings(tmp_path: Path)
         "application/xml",
         "application/pdf",
     }
-    for status in ("400", "406", "413", "415", "422", "429", "504"):
+    for status in ("400", "406", "413", "415", "422", "429", "500", "503", "504"):
         assert "application/problem+json" in operation["responses"][status]["content"]
+    assert "401" not in operation["responses"], "no API keys configured: nothing answers 401"
+    with_keys = openapi_document(Settings(data_dir=str(tmp_path)), auth_enabled=True)["paths"]["/v1/ocr"]["post"]
+    assert "WWW-Authenticate" in with_keys["responses"]["401"]["headers"]
+    assert "images are recognised at their own pixels" in parameters["dpi"]["description"], "PDFs only, as docs/api.md"
+    for description in (document["info"]["description"], operation["description"]):
+        assert "[docs/api.md](https://" in description, "a link, not a bare file name"
 
 
 def test_document_served_is_the_one_built(tmp_path: Path) -> None:

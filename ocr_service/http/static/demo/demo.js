@@ -369,7 +369,7 @@
     svg.setAttribute("viewBox", `0 0 ${page.width} ${page.height}`);
     const words = [];
     for (const block of page.blocks) {
-      const lines = block.lines || [];
+      const lines = (block.paragraphs || []).flatMap((paragraph) => paragraph.lines); // blocks > paragraphs > lines
       addBox(svg, "block", block, mean(lines.map((line) => line.confidence)));
       for (const line of lines) {
         addBox(svg, "line", line, line.confidence);

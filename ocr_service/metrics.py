@@ -20,6 +20,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from ocr_service.contract import BACKLOG_METRIC
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
@@ -97,7 +99,7 @@ JOB_PAGES_IN_PROGRESS = Gauge(
     registry=REGISTRY,
 )
 JOB_BACKLOG = Gauge(
-    "ocr_job_backlog_pages",
+    BACKLOG_METRIC,
     "Job pages queued plus in progress, on any replica: what the job workers' autoscaler scales on.",
     registry=REGISTRY,
 )

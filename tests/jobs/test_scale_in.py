@@ -28,6 +28,7 @@ from jobs_support import (
     words,
 )
 
+from ocr_service.contract import BACKLOG_SQL
 from ocr_service.jobs.models import NewJob
 from ocr_service.jobs.postgres import PostgresDatabase
 from ocr_service.jobs.sqlstore import SqlJobStore
@@ -163,3 +164,28 @@ async def test_an_api_only_replica_stores_and_serves_jobs_but_claims_no_page(tmp
         assert "ocr_job_backlog_pages 1.0" in exposition
         assert "ocr_job_pages_in_progress 0.0" in exposition
         assert "ocr_job_worker_capacity 0.0" in exposition
+
+
+async def test_the_keda_backlog_query_counts_what_the_store_reports(postgres_url: str) -> None:
+    """`BACKLOG_SQL` is what KEDA's postgresql trigger runs against this very database."""
+    store = SqlJobStore(PostgresDatabase(postgres_url))
+    await store.open()
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        assert await conn.fetchval(BACKLOG_SQL) == 0
+        job, _ = await store.create_job(new_job(pages=3))
+        await store.create_job(new_job(pages=2, key="other"))
+        page = await store.claim_page("worker-a", 30)
+        assert page is not None
+        await store.complete_page(page, "worker-a", {"text": b"done"}, cached=False)
+        await store.claim_page("worker-a", 30)  # one page in progress
+        stats = await store.stats()
+        assert (stats.queued_pages, stats.running_pages) == (3, 1)
+        assert await conn.fetchval(BACKLOG_SQL) == 4, "queued and in progress, not done"
+        await store.cancel_job(job.id)
+        assert (
+            await conn.fetchval(BACKLOG_SQL) == (await store.stats()).queued_pages + (await store.stats()).running_pages
+        )
+    finally:
+        await conn.close()
+        await store.close()

@@ -6,6 +6,8 @@ unknown fields refused and their own CEL rules evaluated, as their API server wo
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 import yaml
 from catalyst_operator import constants
 from catalyst_operator.builders import CHILD_TYPES, BuildContext, Scaler, build_children, job_worker_scaler
+from catalyst_operator.builders.job_workers import backlog_promql
 from catalyst_operator.spec import SpecError, parse_spec
 from catalyst_operator.status import backlog_from_hpa
 from test_builders import CTX, MONITORING, make_cr
@@ -270,3 +273,29 @@ def test_scale_to_zero_job_workers_are_admitted_with_their_defaults(path: Path) 
 )  # fmt: skip
 def test_backlog_is_read_back_from_the_hpa_measurement(hpa: dict[str, Any] | None, backlog: int | None) -> None:
     assert backlog_from_hpa(hpa) == backlog
+
+
+def test_the_prometheus_rule_alerts_on_a_growing_backlog_at_max_workers() -> None:
+    rule = children({**SCALED, **MONITORING})["PrometheusRule"]
+    (group,) = [g for g in rule["spec"]["groups"] if g["name"].startswith("catalyst-ocr-autoscaling.")]
+    (alert,) = group["rules"]
+    assert alert["alert"] == "CatalystOcrJobBacklogGrowingAtMaxWorkers"
+    assert f'{BACKLOG_METRIC}{{namespace="team", job="ocr"}}' in alert["expr"]
+    assert 'kube_deployment_status_replicas{namespace="team", deployment="ocr-workers"}) >= 12' in alert["expr"]
+    assert alert["expr"].count("(") == alert["expr"].count(")")
+    plain = children({**DB, **MONITORING})["PrometheusRule"]
+    assert not [g for g in plain["spec"]["groups"] if g["name"].startswith("catalyst-ocr-autoscaling.")]
+
+
+def test_the_operators_promql_passes_promtool(tmp_path: Path) -> None:
+    """The alert and the prometheus trigger's query, through Prometheus' own parser (when installed)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("no promtool (apt-get install prometheus)")
+    spec = {**SCALED, **MONITORING}
+    groups = children(spec)["PrometheusRule"]["spec"]["groups"]
+    query = {"record": "catalyst:backlog", "expr": backlog_promql(parse_spec(make_cr(spec)))}
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": [*groups, {"name": "trigger", "rules": [query]}]}), encoding="utf-8")
+    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

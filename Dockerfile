@@ -63,6 +63,7 @@ COPY requirements/lock.txt requirements/lock.txt
 COPY pyproject.toml README.md ./
 COPY ocr_service/ ocr_service/
 COPY operator/ operator/
+COPY client/ client/
 # pip trusts the optional extra-ca secret too (see the header), for this command only.
 RUN --mount=type=secret,id=extra-ca \
     if [ -s /run/secrets/extra-ca ]; then cat /etc/ssl/certs/ca-certificates.crt /run/secrets/extra-ca >/tmp/ca.pem && export PIP_CERT=/tmp/ca.pem; fi \
@@ -74,6 +75,8 @@ FROM builder AS development
 
 # Dev tools from the same lock, and the source installed editable so a bind mount of the
 # checkout over /src is what runs.
+# Playwright (the demo page's browser test) uses Debian's chromium; it never downloads one.
+ENV PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 RUN --mount=type=secret,id=extra-ca \
     if [ -s /run/secrets/extra-ca ]; then cat /etc/ssl/certs/ca-certificates.crt /run/secrets/extra-ca >/tmp/ca.pem && export PIP_CERT=/tmp/ca.pem; fi \
     && pip install --no-cache-dir -c requirements/lock.txt -e ".[tesserocr,dev]" \
@@ -84,7 +87,8 @@ RUN --mount=type=secret,id=extra-ca \
 
 ENV OMP_THREAD_LIMIT=1 \
     OCR_DATA_DIR=/var/lib/catalyst-ocr \
-    OCR_LOG_FORMAT=text
+    OCR_LOG_FORMAT=text \
+    OCR_HOST=0.0.0.0
 
 USER 1000:1000
 EXPOSE 8000
@@ -105,6 +109,7 @@ COPY requirements/lock.txt requirements/lock.txt
 COPY pyproject.toml README.md ./
 COPY ocr_service/ ocr_service/
 COPY operator/ operator/
+COPY client/ client/
 # Only the operator's own dependencies (versions from the lock); the project itself with
 # --no-deps, since the operator imports only the standard-library contract from ocr_service.
 # The uid the manifests run it as gets a passwd entry (as in production); the operator no longer
@@ -131,7 +136,8 @@ FROM base AS production
 
 ENV PATH=/opt/venv/bin:$PATH \
     OMP_THREAD_LIMIT=1 \
-    OCR_DATA_DIR=/var/lib/catalyst-ocr
+    OCR_DATA_DIR=/var/lib/catalyst-ocr \
+    OCR_HOST=0.0.0.0
 
 RUN groupadd --gid 1000 ocr \
     && useradd --uid 1000 --gid 1000 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ocr \

@@ -24,11 +24,13 @@ from starlette.middleware import Middleware
 from ocr_service.cache import build_cache
 from ocr_service.http import jobs
 from ocr_service.http.auth import ApiKeyMiddleware, ApiKeyStore
+from ocr_service.http.demo import demo_routes
 from ocr_service.http.docs import docs_routes
 from ocr_service.http.meta import MetaEndpoints, meta_routes
 from ocr_service.http.middleware import RequestContextMiddleware
 from ocr_service.http.ocr import ocr_routes
 from ocr_service.http.openapi import openapi_document
+from ocr_service.http.preview import preview_routes
 from ocr_service.http.problems import EXCEPTION_HANDLERS
 from ocr_service.http.readiness import ReadinessChecks, cached
 from ocr_service.logs import configure_logging
@@ -74,7 +76,14 @@ def build_app(settings: Settings, *, pipeline: OcrPipeline | None = None) -> Sta
             yield
 
     app = Starlette(
-        routes=[*ocr_routes(settings, pipeline), *jobs.routes, *meta_routes(meta), *docs_routes()],
+        routes=[
+            *ocr_routes(settings, pipeline),
+            *preview_routes(settings),
+            *jobs.routes,
+            *meta_routes(meta),
+            *docs_routes(),
+            *demo_routes(),
+        ],
         middleware=[
             Middleware(RequestContextMiddleware),
             Middleware(ApiKeyMiddleware, store=api_keys),

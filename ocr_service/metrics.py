@@ -120,8 +120,13 @@ JOB_LEASE_EXPIRATIONS = Counter(
 JOB_RETRIES = Counter("ocr_job_page_retries", "Job pages put back in the queue for another attempt.", registry=REGISTRY)
 JOB_CALLBACKS = Counter(
     "ocr_job_callbacks",
-    "Completion callback attempts by outcome (delivered, retry, failed).",
+    "Completion callback attempts by outcome (delivered, retry, failed, refused, error).",
     ["outcome"],
+    registry=REGISTRY,
+)
+JOB_CALLBACK_DISPATCHER_UP = Gauge(
+    "ocr_job_callback_dispatcher_up",
+    "1 while every callback dispatcher task of this replica runs; 0 once one ended on its own (an outage).",
     registry=REGISTRY,
 )
 JOB_STORE_ERRORS = Counter(

@@ -37,7 +37,12 @@ def _default_data_dir() -> str:
 
 
 SETTINGS_TABLE: tuple[SettingSpec, ...] = (
-    SettingSpec("host", EnvVar.HOST, "0.0.0.0", "Address to listen on."),
+    SettingSpec(
+        "host",
+        EnvVar.HOST,
+        "127.0.0.1",
+        "Address to listen on; the images, compose and the operator set `0.0.0.0` (every interface).",
+    ),
     SettingSpec("port", EnvVar.PORT, str(HTTP_PORT), "Port to listen on."),
     SettingSpec(
         "workers", EnvVar.WORKERS, "0", "Parallel recognitions; 0 = one per CPU the process may use (cgroup-aware)."
@@ -185,7 +190,7 @@ def _list(raw: str, separators: str = ",") -> tuple[str, ...]:
 class Settings:
     """Every knob of the service, typed and validated. Build with `from_env` or directly in tests."""
 
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = HTTP_PORT
     workers: int = 0
     queue_size: int = 0
@@ -226,7 +231,7 @@ class Settings:
         env = os.environ if environ is None else environ
         raw = {spec.field: env.get(spec.env, spec.default) for spec in SETTINGS_TABLE}
         parsers: dict[str, Callable[[str, str], Any]] = {
-            "host": lambda n, v: v or "0.0.0.0",
+            "host": lambda n, v: v.strip() or "127.0.0.1",
             "port": lambda n, v: _int(n, v, 1),
             "workers": _int,
             "queue_size": _int,

@@ -7,7 +7,9 @@
 # --runtime (default): what the service needs at run time (Tesseract + languages + OSD).
 # --build: also the compiler and headers tesserocr builds against (the image's builder stage).
 # --dev: --build plus what the tests run: PostgreSQL and Redis servers, the font test pages are
-#        rendered in, nginx (the compose proxy config) and promtool (the alert rules).
+#        rendered in, nginx (the compose proxy config), promtool (the alert rules), curl and jq
+#        (tests/service/test_docs_commands.py runs the docs' shell examples), and chromium (the demo
+#        page's browser test, driven by Playwright).
 # --python: only python3-venv, python3-dev and pip, for a machine whose python3 lacks them.
 # OCR_LANGUAGES (space separated Tesseract codes, default "eng deu fra") chooses language packs.
 set -euo pipefail
@@ -24,7 +26,7 @@ case "$mode" in
   --python) packages=(python3-venv python3-dev python3-pip) ;;
   --runtime) ;;
   --build) packages+=(libtesseract-dev libleptonica-dev pkg-config g++) ;;
-  --dev) packages+=(libtesseract-dev libleptonica-dev pkg-config g++ postgresql redis-server fonts-dejavu-core nginx-light prometheus wrk) ;;
+  --dev) packages+=(libtesseract-dev libleptonica-dev pkg-config g++ postgresql redis-server fonts-dejavu-core nginx-light prometheus wrk jq curl chromium) ;;
   *) echo "usage: $0 [--runtime|--build|--dev|--python]" >&2; exit 2 ;;
 esac
 

@@ -19,7 +19,8 @@
 - The hand-off costs the event loop as little as possible (it runs for every request): one
   asyncio future and one deadline timer per task, no `concurrent.futures.Future` wrapped in
   another future and a `wait_for` around that. A caller that stops waiting (deadline,
-  cancellation, shutdown) marks its task abandoned, and a worker skips an abandoned task.
+  cancellation, shutdown) marks its task abandoned, and a worker skips an abandoned task. A task
+  abandoned before a worker took it gives its slot back at once (not when a worker reaches it).
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ class _Task(Generic[T]):
     loop: asyncio.AbstractEventLoop
     done: asyncio.Future[T]
     abandoned: bool = False
-    """Set on the loop once the caller stopped waiting; a worker that has not started the task skips it."""
+    """Set once the caller stopped waiting; a worker that has not started the task skips it."""
+    started: bool = False
+    """Set (under the pool's lock) when a worker takes the task; until then giving it up frees its slot."""
 
 
 class WorkerPool:
@@ -127,7 +130,7 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         task: _Task[T] = _Task(work, contextvars.copy_context(), deadline, loop, loop.create_future())
         self._tasks.put(task)  # type: ignore[arg-type]
-        timer = None if deadline is None else loop.call_later(max(0.0, deadline - time.monotonic()), _expire, task)
+        timer = None if deadline is None else loop.call_later(max(0.0, deadline - time.monotonic()), self._expire, task)
         try:
             return await task.done
         except asyncio.CancelledError:
@@ -137,9 +140,36 @@ class WorkerPool:
                 raise ServiceUnavailable("the service shut down before this page was recognised") from None
             raise
         finally:
-            task.abandoned = True
+            self._abandon(task)
             if timer is not None:
                 timer.cancel()
+
+    def _abandon(self, task: _Task[Any]) -> None:
+        """The caller stopped waiting. A task no worker has started gives its slot back NOW, not when
+        a worker reaches it in the queue: a client that gave up (deadline, disconnect) and retries
+        must find the slot free, or it sees a 429 although it has one request in flight (issue 15)."""
+        with self._lock:
+            if task.abandoned:
+                return
+            task.abandoned = True
+            frees_slot = not task.started
+        if frees_slot:
+            self._release()
+
+    def _expire(self, task: _Task[Any]) -> None:
+        """The deadline timer: the caller stops waiting with a 504 (a queued task gives its slot back)."""
+        self._abandon(task)
+        if not task.done.done():
+            task.done.set_exception(RecognitionTimeout("recognition did not finish within the time limit"))
+
+    def _start(self, task: _Task[Any]) -> bool:
+        """A worker takes `task` (True), unless its caller gave it up first (its slot is already free)."""
+        with self._lock:
+            if task.abandoned:
+                return False
+            task.started = True
+            self._busy += 1
+            return True
 
     def check_capacity(self) -> None:
         """Raise `Overloaded` now if no slot is free: lets callers refuse before doing any other work.
@@ -236,15 +266,12 @@ class WorkerPool:
                 task = self._tasks.get()
                 if task is None:
                     return
-                if task.abandoned:
-                    self._release()  # the caller gave up while it was queued
-                    continue
                 if task.deadline is not None and time.monotonic() >= task.deadline:
-                    self._release()
+                    self._abandon(task)  # frees the slot unless the caller already did
                     _settle(task, False, RecognitionTimeout("the time limit passed while the page was queued"))
                     continue
-                with self._lock:
-                    self._busy += 1
+                if not self._start(task):
+                    continue  # the caller gave up while it was queued and gave its slot back then
                 started = time.monotonic()
                 try:
                     if recognizer is None:
@@ -295,7 +322,7 @@ class WorkerPool:
             if item is not None:
                 drained.append(item)
         for task in drained:  # none of them started: cancel each caller's future on its own loop
-            self._release()
+            self._abandon(task)
             with contextlib.suppress(RuntimeError):  # that loop is closed; its caller is gone
                 task.loop.call_soon_threadsafe(task.done.cancel)
         for _ in self._threads:
@@ -320,10 +347,3 @@ def _deliver(done: asyncio.Future[Any], ok: bool, value: object) -> None:
         done.set_exception(RuntimeError(f"the work raised {value!r}"))
     else:
         done.set_exception(value)  # type: ignore[arg-type]
-
-
-def _expire(task: _Task[Any]) -> None:
-    """The deadline timer: the caller stops waiting with a 504 (a queued task is then skipped)."""
-    task.abandoned = True
-    if not task.done.done():
-        task.done.set_exception(RecognitionTimeout("recognition did not finish within the time limit"))

@@ -27,8 +27,9 @@ from ocr_service.http.problems import problem_response
 from ocr_service.settings import Settings, SettingsError
 
 OPEN_PATHS = frozenset({LIVENESS_PATH, READINESS_PATH, HEALTH_PATH, METRICS_PATH, "/openapi.json"})
-OPEN_PREFIXES = ("/docs",)
-"""Probes must work for the kubelet and Prometheus without a key; the API description is public."""
+OPEN_PREFIXES = ("/docs", "/demo")
+"""Probes must work for the kubelet and Prometheus without a key; the API description is public, and so
+is the demo page's HTML (it must load to ask for a key; its API calls carry one)."""
 
 KEY_CACHE_SECONDS = 5.0
 WWW_AUTHENTICATE = 'Bearer realm="catalyst-ocr"'

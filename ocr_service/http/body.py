@@ -2,6 +2,8 @@
 
 `POST /v1/ocr` takes the document three ways: multipart/form-data (field `file`, options as
 other fields), the raw bytes with their own Content-Type, or JSON `{"content": base64, ...}`.
+A form-urlencoded label (what `curl --data-binary @scan.tiff` sends by default) is taken as a
+raw body when the bytes are a supported document, and refused with 415 otherwise.
 The body is never buffered past `max_upload_bytes`: a Content-Length over the limit is
 refused before reading, and a streamed body is cut off with 413 the moment it exceeds it.
 The document's real type is sniffed from its bytes later (`documents`), not taken from here.
@@ -20,12 +22,14 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
+from ocr_service import documents
 from ocr_service.errors import InvalidParameter, OcrError, PayloadTooLarge, UnsupportedMediaType
 from ocr_service.http.params import RawValue, check_json_types
 
 MAX_FORM_FIELDS = 64
 """Options are few; a form with more fields than this is not a real client."""
 MAX_FORM_FIELD_BYTES = 4096
+MAX_FILENAME_CHARS = 255
 CLOSE = {"Connection": "close"}
 """Sent with a 413 for an unread body: the server then drops the connection instead of draining the rest."""
 JSON_OVERHEAD_BYTES = 64 * 1024
@@ -40,6 +44,8 @@ class ReceivedDocument:
 
     data: bytes
     options: Mapping[str, RawValue]
+    filename: str = ""
+    """The multipart file part's name (base name only, printable, at most 255 characters); jobs keep it."""
 
 
 class BodyTimeout(OcrError):
@@ -70,9 +76,7 @@ async def _read_document(request: Request, max_bytes: int) -> ReceivedDocument:
         elif media_type == "application/json" or media_type.endswith("+json"):
             received = await _read_json(request, max_bytes)
         elif media_type == "application/x-www-form-urlencoded":
-            raise UnsupportedMediaType(
-                "Form-urlencoded bodies cannot carry a document; send multipart/form-data with a `file` field."
-            )
+            received = ReceivedDocument(_document_or_415(await read_limited(request, max_bytes)), {})
         else:
             received = ReceivedDocument(await read_limited(request, max_bytes), {})
     except ClientDisconnect:
@@ -80,6 +84,27 @@ async def _read_document(request: Request, max_bytes: int) -> ReceivedDocument:
     if not received.data:
         raise InvalidParameter("The document is empty (0 bytes).", param="file")
     return received
+
+
+FORM_URLENCODED_REFUSED = (
+    "A form-urlencoded body cannot carry options, and this one is not a supported document "
+    "(PNG, JPEG, TIFF, WebP, BMP, GIF or PDF). Send the file as multipart (curl -F file=@scan.png) "
+    "or as the raw body with its own type (curl --data-binary @scan.png -H 'Content-Type: application/octet-stream')."
+)
+
+
+def _document_or_415(data: bytes) -> bytes:
+    """`curl --data-binary @scan.tiff` labels the file form-urlencoded: a body that sniffs as a document is one.
+
+    Anything else keeps the 415, and its detail names both ways to send a file.
+    """
+    if not data:
+        return data  # the caller answers 400 "empty"
+    try:
+        documents.sniff(data)
+    except UnsupportedMediaType:
+        raise UnsupportedMediaType(FORM_URLENCODED_REFUSED) from None
+    return data
 
 
 async def read_limited(request: Request, max_bytes: int) -> bytes:
@@ -136,11 +161,13 @@ async def _read_multipart(request: Request, max_bytes: int) -> ReceivedDocument:
     try:
         options: dict[str, RawValue] = {}
         document: bytes | None = None
+        filename = ""
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
                 if name != "file":
                     raise InvalidParameter(f"Send the document in the form field `file`, not {name!r}.", param=name)
                 document = await value.read()
+                filename = safe_filename(value.filename or "")
             elif name == "file":
                 raise InvalidParameter(
                     "The `file` field must be a file part (with a filename), e.g. curl -F file=@scan.png.", param="file"
@@ -153,7 +180,13 @@ async def _read_multipart(request: Request, max_bytes: int) -> ReceivedDocument:
         await form.close()
     if document is None:
         raise InvalidParameter("The multipart body has no `file` field with the document.", param="file")
-    return ReceivedDocument(document, options)
+    return ReceivedDocument(document, options, filename)
+
+
+def safe_filename(name: str) -> str:
+    """The client's file name as a label: no directories, no control characters, bounded length."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(char for char in base if char.isprintable())[:MAX_FILENAME_CHARS]
 
 
 class _DuplicateMember(ValueError):

@@ -31,8 +31,10 @@ from starlette.routing import BaseRoute, Route
 
 from ocr_service.cache import build_cache
 from ocr_service.errors import InvalidParameter, ServiceUnavailable, Unauthorized
+from ocr_service.http.admission import DocumentAdmission, uploads_refused
 from ocr_service.http.auth import WWW_AUTHENTICATE, caller_owner
 from ocr_service.http.body import read_document
+from ocr_service.http.negotiation import negotiate_format
 from ocr_service.http.params import merge_option_sources, parse_format, parse_options
 from ocr_service.jobs.changes import PollIntervals
 from ocr_service.jobs.errors import StoreUnavailable
@@ -91,17 +93,24 @@ async def create_job(request: Request) -> Response:
         raise InvalidParameter(
             "Idempotency-Key must be 1-255 visible ASCII characters (e.g. a UUID).", param=IDEMPOTENCY_HEADER
         )
-    received = await read_document(
-        request, runtime.settings.max_upload_bytes, time_limit=runtime.settings.timeout_seconds
-    )
-    raw = merge_option_sources(request.query_params.multi_items(), received.options)
-    callback = raw.pop("callback_url", None)
-    if callback is not None and not isinstance(callback, str):
-        raise InvalidParameter("callback_url must be a string.", param="callback_url")
-    options = parse_options(raw, runtime.settings, runtime.pipeline.resolve_lang)
-    job, created = await runtime.submit(
-        received.data, options, callback_url=callback or None, idempotency_key=key, owner=owner
-    )
+    admission: DocumentAdmission = request.app.state.job_admission
+    with admission.admit():  # 429 before the body is read: uploads in memory stay bounded
+        received = await read_document(
+            request, runtime.settings.max_upload_bytes, time_limit=runtime.settings.timeout_seconds
+        )
+        raw = merge_option_sources(request.query_params.multi_items(), received.options)
+        callback = raw.pop("callback_url", None)
+        if callback is not None and not isinstance(callback, str):
+            raise InvalidParameter("callback_url must be a string.", param="callback_url")
+        options = parse_options(raw, runtime.settings, runtime.pipeline.resolve_lang)
+        job, created = await runtime.submit(
+            received.data,
+            options,
+            filename=received.filename,
+            callback_url=callback or None,
+            idempotency_key=key,
+            owner=owner,
+        )
     headers = {"Location": f"{JOBS_PATH}/{job.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
@@ -123,8 +132,9 @@ async def job_result(request: Request) -> Response:
         raise InvalidParameter(f"Unknown parameter {unknown[0]!r}; only `format` is accepted.", param=unknown[0])
     requested = request.query_params.get("format")
     fmt = parse_format(requested) if requested is not None else None  # `?format=` (empty) is a 400, not the default
-    if fmt is None:
-        fmt = (await runtime.get(job_id, owner)).options.format
+    if fmt is None:  # then Accept chooses, as on /v1/ocr; absent or */*: the format the job was submitted with
+        submitted = (await runtime.get(job_id, owner)).options.format
+        fmt = negotiate_format(request.headers.get("accept"), default=submitted)
     job, body, media_type = await runtime.result(job_id, fmt, owner)
     headers = {"X-Cache": "hit" if job.cached else "miss"}
     if fmt is OutputFormat.PDF:
@@ -231,6 +241,8 @@ async def jobs_lifespan(app: Starlette) -> AsyncIterator[None]:
 
         checks.add(name, job_store_ready)
     await runtime.start()
+    capacity = runtime.pipeline.capacity
+    app.state.job_admission = DocumentAdmission(capacity, lambda: uploads_refused(max(1, capacity())))
     app.state.jobs = runtime
     try:
         yield
@@ -345,6 +357,17 @@ def _build_openapi_paths() -> dict[str, Any]:
                     "413": _problem("The body, a page's pixels or the page count exceeds a limit."),
                     "415": _problem("The document is not a supported image or PDF."),
                     "422": _problem("The document's data cannot be decoded."),
+                    "429": {
+                        **_problem(
+                            "As many uploads as the pool has slots are being received; retry after `Retry-After`."
+                        ),
+                        "headers": {
+                            "Retry-After": {
+                                "description": "Seconds to wait before retrying.",
+                                "schema": {"type": "integer"},
+                            }
+                        },
+                    },
                     "503": unavailable,
                 },
             }
@@ -382,13 +405,15 @@ def _build_openapi_paths() -> dict[str, Any]:
                         "in": "query",
                         "required": False,
                         "schema": {"type": "string", "enum": formats},
-                        "description": "Defaults to the format the job was submitted with.",
+                        "description": "Without it `Accept` chooses, as on /v1/ocr; with neither (or `*/*`), "
+                        "the format the job was submitted with.",
                     },
                 ],
                 "responses": {
                     "200": {"description": "The merged result.", "content": result_content},
                     "400": _problem("Unknown format or parameter."),
                     "404": not_found,
+                    "406": _problem("`Accept` admits none of the output formats (and no `format` was given)."),
                     "409": _problem("The job has not succeeded (queued, running, failed or cancelled)."),
                     "503": unavailable,
                 },

@@ -30,17 +30,23 @@ _WILDCARDS: dict[str, OutputFormat] = {
 }
 
 
-def negotiate_format(accept: str | None) -> OutputFormat:
-    """The format that best matches `accept`; JSON when the header is absent or accepts anything."""
+def negotiate_format(accept: str | None, default: OutputFormat = OutputFormat.JSON) -> OutputFormat:
+    """The format that best matches `accept`; `default` when the header is absent or accepts anything.
+
+    `default` is JSON for `/v1/ocr`, and a job's result defaults to the format it was submitted with.
+    """
     if accept is None or not accept.strip():
-        return OutputFormat.JSON
+        return default
     best: tuple[float, int, int] | None = None
     chosen: OutputFormat | None = None
     for position, item in enumerate(accept.split(",")):
         media_type, quality = _parse_item(item)
         if quality <= 0:
             continue
-        output = ACCEPTED_MEDIA_TYPES.get(media_type) or _WILDCARDS.get(media_type)
+        if media_type == "*/*":
+            output: OutputFormat | None = default
+        else:
+            output = ACCEPTED_MEDIA_TYPES.get(media_type) or _WILDCARDS.get(media_type)
         if output is None:
             continue
         specificity = 0 if media_type in _WILDCARDS else 1

@@ -1,7 +1,8 @@
 """`POST /v1/ocr`: one document in, its recognition out, synchronously.
 
 The flow is deliberately straight: admit the request (no more requests hold a document than
-the pool has slots, else 429 before the body is read; `admission.py`) -> read the body
+the pool has slots, else 429 before the body is read; the slot is given back once recognition
+is done, or at once when the client disconnects; `admission.py`) -> read the body
 (size-limited) -> parse the options (the same parser as the CLI) -> ask the result cache
 (`app.state.cache`; a hit answers with `X-Cache: hit` and `"cached": true`) -> `pipeline.run`
 (decode, preprocess, recognise, render; raises 429/504/4xx as `OcrError`) -> store in the
@@ -23,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from ocr_service import metrics
 from ocr_service.cache import ResultCache, document_digest, engine_version, mark_cached, result_key
-from ocr_service.http.admission import DocumentAdmission
+from ocr_service.http.admission import DocumentAdmission, while_connected
 from ocr_service.http.body import read_document
 from ocr_service.http.negotiation import negotiate_format
 from ocr_service.http.params import RawValue, merge_option_sources, parse_options
@@ -46,24 +47,23 @@ class OcrEndpoint:
         self._parsed_queries: dict[tuple[bytes, str | None], OcrOptions] = {}
 
     async def recognize(self, request: Request) -> Response:
-        with self.admission.admit():
-            return await self._recognize(request)
-
-    async def _recognize(self, request: Request) -> Response:
-        received = await read_document(
-            request, self.settings.max_upload_bytes, time_limit=self.settings.timeout_seconds
-        )
-        options = self.options(request, received.options)
         cache: ResultCache = request.app.state.cache
-        digest = key = None
-        if cache.enabled:  # a disabled cache costs no digest and no key
-            digest = await document_digest(received.data)
-            key = result_key(digest, options, options.format.value, engine_version(self.pipeline.engine_info()))
-            hit = await cache.get(key)
-            if hit is not None:
-                body = mark_cached(hit, options.format, cached=True)
-                return Response(body, media_type=MEDIA_TYPES[options.format], headers={"X-Cache": "hit"})
-        outcome = await self.pipeline.run(received.data, options, timeout=self.settings.timeout_seconds, sha256=digest)
+        with self.admission.admit():  # held while the request holds a document and its work runs
+            received = await read_document(
+                request, self.settings.max_upload_bytes, time_limit=self.settings.timeout_seconds
+            )
+            options = self.options(request, received.options)
+            digest = key = None
+            if cache.enabled:  # a disabled cache costs no digest and no key
+                digest = await document_digest(received.data)
+                key = result_key(digest, options, options.format.value, engine_version(self.pipeline.engine_info()))
+                hit = await cache.get(key)
+                if hit is not None:
+                    body = mark_cached(hit, options.format, cached=True)
+                    return Response(body, media_type=MEDIA_TYPES[options.format], headers={"X-Cache": "hit"})
+            run = self.pipeline.run(received.data, options, timeout=self.settings.timeout_seconds, sha256=digest)
+            outcome = await while_connected(request, run)
+        # The work is done and its slot free: a client waiting for this answer may send its next one.
         record_recognition(outcome, options.format)
         if key is not None:
             await cache.put(key, outcome.body)

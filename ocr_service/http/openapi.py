@@ -14,6 +14,7 @@ from ocr_service import __version__
 from ocr_service.contract import HEALTH_PATH, LIVENESS_PATH, METRICS_PATH, READINESS_PATH
 from ocr_service.documents import MEDIA_TYPE_OF_KIND
 from ocr_service.errors import PROBLEM_TYPE_BASE
+from ocr_service.http.demo import DEMO_PATH, demo_operation
 from ocr_service.http.params import (
     LANG_PATTERN,
     MAX_PAGE_SPEC_LENGTH,
@@ -24,6 +25,7 @@ from ocr_service.http.params import (
     PSM_RANGE,
     UNSUPPORTED_PSM,
 )
+from ocr_service.http.preview import PREVIEW_PATH, preview_operation
 from ocr_service.http.problems import PROBLEM_MEDIA_TYPE
 from ocr_service.options import MEDIA_TYPES, PREPROCESS_STEPS, OutputFormat
 from ocr_service.settings import Settings
@@ -47,9 +49,11 @@ def openapi_document(
         METRICS_PATH: {"get": _metrics_operation()},
         "/openapi.json": {"get": _self_operation()},
         "/docs": {"get": _docs_operation()},
+        PREVIEW_PATH: {"post": preview_operation(settings)},
+        DEMO_PATH: {"get": demo_operation()},
     }
     paths.update(extra_paths or {})
-    open_paths = {LIVENESS_PATH, READINESS_PATH, HEALTH_PATH, METRICS_PATH, "/openapi.json", "/docs"}
+    open_paths = {LIVENESS_PATH, READINESS_PATH, HEALTH_PATH, METRICS_PATH, "/openapi.json", "/docs", DEMO_PATH}
     for path, item in paths.items():
         for operation in item.values():
             if path in open_paths:
@@ -90,7 +94,8 @@ def _option_schemas(settings: Settings) -> dict[str, Schema]:
             "pattern": LANG_PATTERN.pattern,
             "default": settings.default_lang,
             "examples": ["eng", "eng+deu"],
-            "description": "Installed language codes joined by `+`; `-` is accepted for `_`. See /v1/languages.",
+            "description": "Installed language codes joined by `+` (write `%2B` in a query string, where a bare `+` "
+            "is a space; a space between codes is accepted as `+`); `-` is accepted for `_`. See /v1/languages.",
         },
         "psm": {
             "type": "integer",

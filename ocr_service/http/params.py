@@ -25,7 +25,8 @@ MAX_PAGE_NUMBER = 10_000
 """Highest page number a `pages` selection may name; bounds what a selection can expand to."""
 MAX_PAGE_SPEC_LENGTH = 200
 PREPROCESS_MODES = ("auto", "none")
-LANG_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(\+[A-Za-z0-9_-]+)*$")
+LANG_PATTERN = re.compile(r"^[A-Za-z0-9_-]+([+ ][A-Za-z0-9_-]+)*$")
+"""Codes joined by `+`, or by a space: in a query string an unescaped `+` arrives as a space."""
 PAGES_PATTERN = re.compile(r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$")
 INTEGER_PATTERN = re.compile(r"^-?[0-9]{1,9}$")
 
@@ -123,11 +124,17 @@ def check_json_types(raw: Mapping[str, RawValue]) -> None:
 
 
 def parse_lang(value: RawValue, resolve_lang: LanguageResolver) -> str:
-    """`eng`, `eng+deu`, `chi-sim` (users type `-` for Tesseract's `_`), checked by the resolver."""
+    """`eng`, `eng+deu`, `chi-sim` (users type `-` for Tesseract's `_`), checked by the resolver.
+
+    `?lang=eng+deu` typed into a URL arrives as `eng deu` (a query's `+` is a space), so a single
+    space between codes counts as `+`; `%2B` is the escaped form.
+    """
     text = _text("lang", value)
     if not LANG_PATTERN.fullmatch(text):
-        raise InvalidParameter(f"lang must be codes joined by '+', e.g. 'eng+deu'; got {text[:40]!r}.", param="lang")
-    return resolve_lang(text.replace("-", "_"))
+        raise InvalidParameter(
+            f"lang must be codes joined by '+' (%2B in a URL), e.g. 'eng+deu'; got {text[:40]!r}.", param="lang"
+        )
+    return resolve_lang(text.replace(" ", "+").replace("-", "_"))
 
 
 def parse_int(name: str, value: RawValue, low: int, high: int) -> int:

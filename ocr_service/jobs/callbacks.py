@@ -8,7 +8,15 @@ callback at a time), POSTs them, and reschedules failures with exponential back-
 
 Only hosts listed in `OCR_CALLBACK_ALLOWED_HOSTS` are ever called (checked at submission with a
 400, and again at delivery), and redirects are not followed, so a job cannot be used to reach
-into the cluster.
+into the cluster. A URL is checked by BOTH parsers that see it: `urlsplit` (which silently drops
+tab/CR/LF) and httpx's own (which the delivery uses), and refused if it holds any whitespace or
+control character or if the two disagree on its host, so what is allowed is what is called.
+
+One tenant's callback must never stop anyone else's: whatever one delivery raises is logged,
+counted (`ocr_job_callbacks_total{outcome="error"}`) and retried with back-off like a failed
+answer, and after `MAX_ATTEMPTS` claims (however they ended, a crash mid-delivery included) the
+callback is given up (`callback_state: failed`). `ocr_job_callback_dispatcher_up` is 0 if a
+dispatcher task ever ends on its own, which the `CatalystOcrCallbackDispatcherDown` alert watches.
 """
 
 from __future__ import annotations
@@ -47,16 +55,27 @@ def check_callback_url(url: str, allowed_hosts: tuple[str, ...]) -> str:
     """
     if len(url) > MAX_URL_LENGTH:
         raise CallbackNotAllowed(f"callback_url is longer than {MAX_URL_LENGTH} characters.", param="callback_url")
+    bad = next((char for char in url if char.isspace() or ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0), None)
+    if bad is not None:
+        raise CallbackNotAllowed(
+            f"callback_url must not contain whitespace or control characters (found {bad!r}); percent-encode them.",
+            param="callback_url",
+        )
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError:
+        delivered_host = httpx.URL(url).host  # the parser the delivery itself uses
+    except (ValueError, httpx.InvalidURL):
         raise CallbackNotAllowed("callback_url is not a valid URL.", param="callback_url") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise CallbackNotAllowed("callback_url must be an absolute http or https URL.", param="callback_url")
     if parts.username or parts.password:
         raise CallbackNotAllowed("callback_url must not carry credentials.", param="callback_url")
     host = parts.hostname.lower()
+    if delivered_host.lower() != host:
+        raise CallbackNotAllowed(
+            "callback_url is ambiguous: its host reads differently to different parsers.", param="callback_url"
+        )
     for entry in allowed_hosts:
         entry_host, _, entry_port = entry.partition(":") if not entry.startswith("[") else (entry, "", "")
         if entry_port and str(port or (443 if parts.scheme == "https" else 80)) != entry_port:
@@ -113,6 +132,9 @@ class CallbackDispatcher:
     def start(self) -> None:
         self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False)
         self._tasks = [asyncio.create_task(self._loop(), name=f"job-callbacks-{n}") for n in range(self.concurrency)]
+        metrics.JOB_CALLBACK_DISPATCHER_UP.set(1)
+        for task in self._tasks:
+            task.add_done_callback(_report_dead_loop)
 
     def wake(self) -> None:
         """A job became final (here, or on any replica through the change feed): look for its callback now."""
@@ -147,10 +169,39 @@ class CallbackDispatcher:
                     async with asyncio.timeout(self._poll_seconds()):
                         await self._wake.wait()
                 continue
-            with contextlib.suppress(StoreUnavailable):
+            try:
                 await self._deliver(task)
+            except StoreUnavailable:
+                pass  # the lease runs out and the callback is claimed again (the attempt counts)
+            except Exception:
+                # A bug or a hostile value in one callback must not end this loop (it used to, silently).
+                metrics.JOB_CALLBACKS.labels(outcome="error").inc()
+                log.exception("delivering the callback of job %s failed; backing off", task.job_id)
+                await self._retry_or_give_up(task, "internal error while delivering the callback")
+
+    async def _retry_or_give_up(self, task: CallbackTask, error: str) -> None:
+        """After a failed attempt: back off and try again, or give up after `MAX_ATTEMPTS`."""
+        try:
+            if task.attempts >= MAX_ATTEMPTS:
+                metrics.JOB_CALLBACKS.labels(outcome="failed").inc()
+                log.warning("callback for job %s given up after %d attempts: %s", task.job_id, task.attempts, error)
+                await self.store.finish_callback(task.job_id, delivered=False, retry_in=None, error=error)
+            else:
+                metrics.JOB_CALLBACKS.labels(outcome="retry").inc()
+                retry_in = backoff_seconds(task.attempts, self.backoff_base)
+                await self.store.finish_callback(task.job_id, delivered=False, retry_in=retry_in, error=error)
+        except Exception:
+            # The store failed too: the claim's lease expires and the callback comes back with one
+            # more attempt counted, so even this path ends at MAX_ATTEMPTS.
+            log.exception("recording the callback attempt of job %s failed", task.job_id)
+            await asyncio.sleep(self.backoff_base)
 
     async def _deliver(self, task: CallbackTask) -> None:
+        if task.attempts > MAX_ATTEMPTS:
+            # Claimed again after attempts that never recorded an outcome (a crash mid-delivery,
+            # a lost store): the claim counts every attempt, so this is where they end.
+            await self._retry_or_give_up(task, f"gave up after {task.attempts - 1} attempts")
+            return
         job = await self.store.get_job(task.job_id)
         if job is None:
             return
@@ -178,13 +229,18 @@ class CallbackDispatcher:
                 await self.store.finish_callback(task.job_id, delivered=True, retry_in=None, error=None)
                 return
             error = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is not an HTTPError
             error = f"{type(exc).__name__}: {exc}"
-        if task.attempts >= MAX_ATTEMPTS:
-            metrics.JOB_CALLBACKS.labels(outcome="failed").inc()
-            log.warning("callback for job %s given up after %d attempts: %s", job.id, task.attempts, error)
-            await self.store.finish_callback(task.job_id, delivered=False, retry_in=None, error=error)
-        else:
-            metrics.JOB_CALLBACKS.labels(outcome="retry").inc()
-            retry_in = backoff_seconds(task.attempts, self.backoff_base)
-            await self.store.finish_callback(task.job_id, delivered=False, retry_in=retry_in, error=error)
+        await self._retry_or_give_up(task, error)
+
+
+def _report_dead_loop(task: asyncio.Task[None]) -> None:
+    """A dispatcher loop only ends by cancellation (`stop`); any other end is an outage to alert on."""
+    if task.cancelled():
+        return
+    metrics.JOB_CALLBACK_DISPATCHER_UP.set(0)
+    log.error(
+        "callback dispatcher task %s ended: callbacks are delivered by fewer tasks",
+        task.get_name(),
+        exc_info=task.exception(),
+    )

@@ -136,7 +136,8 @@ def test_the_time_limit_stops_tesseract(recognizer: CapiRecognizer, dense: np.nd
     started = time.monotonic()
     with pytest.raises(RecognitionTimeout, match="time limit"):
         recognizer.recognize(dense, request(frozenset({fmt}), timeout_ms=300))
-    assert time.monotonic() - started < 1.0
+    # Stopped, not finished: the dense page takes seconds in full; the bound leaves room for a loaded CI machine.
+    assert time.monotonic() - started < 2.5
     # and the same recognizer reads the next page in full
     assert recognizer.recognize(np.asarray(text_image(["after the limit"])), request(frozenset({fmt}))).text == (
         "after the limit\n"

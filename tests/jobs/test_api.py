@@ -80,6 +80,30 @@ async def test_lifecycle_in_every_format(client: httpx.AsyncClient) -> None:
     assert_pages_in_order(layer, 3)
 
 
+async def test_job_keeps_the_filename_and_its_result_negotiates_accept(client: httpx.AsyncClient) -> None:
+    files = {"file": ("scans/Invoice 7.pdf", pdf(1), "application/pdf")}
+    response = await client.post("/v1/jobs", files=files, params={"format": "text"})
+    assert response.status_code == 202, response.text
+    assert response.json()["filename"] == "Invoice 7.pdf", "the uploaded name, without its directories"
+    job = await wait_final(client, str(response.json()["id"]))
+    assert job["filename"] == "Invoice 7.pdf"
+    base = f"/v1/jobs/{job['id']}/result"
+
+    for accept, media_type in (
+        ("application/pdf", "application/pdf"),
+        ("text/html;q=0.5, application/json", "application/json"),
+        ("*/*", "text/plain"),  # anything goes: the format chosen at submission
+        (None, "text/plain"),
+    ):
+        headers = {"accept": accept} if accept is not None else {}
+        result = await client.get(base, headers=headers)
+        assert result.status_code == 200 and result.headers["content-type"].startswith(media_type), accept
+    explicit = await client.get(base, params={"format": "tsv"}, headers={"accept": "application/pdf"})
+    assert explicit.headers["content-type"].startswith("text/tab-separated-values"), "format= wins over Accept"
+    refused = await client.get(base, headers={"accept": "image/png"})
+    assert refused.status_code == 406 and refused.json()["type"].endswith("/not-acceptable")
+
+
 async def test_resubmitting_a_document_is_answered_from_the_cache(client: httpx.AsyncClient) -> None:
     document = pdf(2, start=4)
     first = await wait_final(client, str((await submit(client, document))["id"]))

@@ -124,6 +124,11 @@ def test_ocr_service_image_build_and_settings(services: dict[str, Any]) -> None:
     assert interpolation_default(repository, "CATALYST_IMAGE") == DEFAULT_IMAGE
     assert interpolation_default(tag, "CATALYST_IMAGE_TAG") == project_version()
     assert ocr["env_file"] == [{"path": ".env", "required": False}]
+    # .env (from .env.example) sets OCR_LANGUAGES for readiness; compose also interpolates from .env,
+    # so the build argument has its own variable: copying the example must not build an English-only image.
+    languages = ocr["build"]["args"][EnvVar.LANGUAGES]
+    assert "OCR_LANGUAGES" not in languages.replace("CATALYST_OCR_LANGUAGES", "")
+    assert interpolation_default(languages, "CATALYST_OCR_LANGUAGES") == "eng deu fra"
     environment = ocr["environment"]
     assert environment[EnvVar.PORT] == str(HTTP_PORT)
     assert environment[EnvVar.HOST] == "0.0.0.0", "a value from .env must not hide the service inside its container"

@@ -112,6 +112,7 @@ def test_production_stage(dockerfile: Dockerfile) -> None:
     env = prod.env()
     assert env["OMP_THREAD_LIMIT"] == "1"
     assert env[EnvVar.DATA_DIR] == CONTAINER_DATA_DIR
+    assert env[EnvVar.HOST] == "0.0.0.0", "the service defaults to loopback; a container must listen on every interface"
     assert [i.args for i in prod.all("USER")] == ["1000:1000"]
     assert any("--uid 1000 --gid 1000" in i.args and CONTAINER_DATA_DIR in i.args for i in prod.all("RUN"))
     assert [i.args for i in prod.all("EXPOSE")] == [str(HTTP_PORT)]
@@ -151,6 +152,7 @@ def test_development_stage_reloads_and_has_dev_tools(dockerfile: Dockerfile) -> 
     command = entrypoint.exec_form()
     assert command is not None and command[0] == "watchfiles" and "catalyst-ocr serve" in command
     assert dev.env()["OMP_THREAD_LIMIT"] == "1"
+    assert dev.env()[EnvVar.HOST] == "0.0.0.0"
 
 
 def test_operator_stage_installs_only_the_operators_dependencies(dockerfile: Dockerfile) -> None:

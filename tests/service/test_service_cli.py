@@ -110,3 +110,64 @@ def test_uvicorn_factory_reads_the_environment(tmp_path: Path, monkeypatch: pyte
     assert app.state.settings.max_pages == 7
     assert app.state.api_keys.configured
     assert app.state.settings.data_dir == str(tmp_path)
+
+
+def test_output_directory_is_created_and_same_stems_do_not_overwrite(tmp_path: Path) -> None:
+    """`-o results/` (the README's command) on a fresh checkout: the directory does not exist yet."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "scan.png").write_bytes(png([LINE_ONE]))
+    (tmp_path / "b" / "scan.png").write_bytes(png([LINE_TWO]))
+    result = run("ocr", "a/scan.png", "b/scan.png", "--format", "json", "--psm", "6", "-o", "results/", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in (tmp_path / "results").iterdir()) == ["scan-2.json", "scan.json"]
+    assert has_words(json.loads((tmp_path / "results" / "scan.json").read_bytes())["text"], LINE_ONE)
+    assert has_words(json.loads((tmp_path / "results" / "scan-2.json").read_bytes())["text"], LINE_TWO)
+
+    single = run("ocr", "a/scan.png", "--psm", "6", "-o", "texts/", cwd=tmp_path)
+    assert single.returncode == 0, single.stderr
+    assert has_words((tmp_path / "texts" / "scan.txt").read_text(), LINE_ONE), "a trailing slash means a directory"
+
+
+def test_several_inputs_on_stdout_say_which_file_each_result_is(tmp_path: Path) -> None:
+    (tmp_path / "one.png").write_bytes(png([LINE_ONE]))
+    (tmp_path / "two.png").write_bytes(png([LINE_TWO]))
+    text = run("ocr", "one.png", "two.png", "--psm", "6", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    _, first, second = text.stdout.decode().split("==> ")
+    assert first.startswith("one.png <==\n") and has_words(first, LINE_ONE)
+    assert second.startswith("two.png <==\n") and has_words(second, LINE_TWO)
+
+    lines = run("ocr", "one.png", "two.png", "--psm", "6", "--format", "json", cwd=tmp_path)
+    assert lines.returncode == 0, lines.stderr
+    results = [json.loads(line) for line in lines.stdout.decode().splitlines()]
+    assert [result["source"] for result in results] == ["one.png", "two.png"]
+    assert has_words(results[1]["text"], LINE_TWO)
+
+    pdfs = run("ocr", "one.png", "two.png", "--format", "pdf", cwd=tmp_path)
+    assert pdfs.returncode == 2 and b"-o DIRECTORY/" in pdfs.stderr
+
+
+def test_switches_take_the_api_spelling_too(tmp_path: Path) -> None:
+    """The README writes `--sharpen true` as the API does; `--sharpen`/`--no-sharpen` work as well."""
+    (tmp_path / "scan.png").write_bytes(png([LINE_ONE]))
+    spelled = run("ocr", "scan.png", "--format", "json", "--sharpen", "true", "--deskew=false", cwd=tmp_path)
+    assert spelled.returncode == 0, spelled.stderr
+    steps = {step["name"]: step for step in json.loads(spelled.stdout)["pages"][0]["preprocessing"]["steps"]}
+    assert steps["sharpen"]["decision"] == "forced" and steps["deskew"]["decision"] == "off"
+
+
+def test_serve_defaults_to_loopback_and_warns_when_open_without_keys(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ocr_service.cli import warn_if_open
+    from ocr_service.settings import Settings
+
+    assert Settings.from_env({}).host == "127.0.0.1", "no authentication by default, so no network by default"
+    with caplog.at_level(logging.WARNING):
+        warn_if_open(Settings(data_dir=str(tmp_path)))
+        warn_if_open(Settings(data_dir=str(tmp_path), host="0.0.0.0", api_keys=("k",)))
+        assert not caplog.records
+        warn_if_open(Settings(data_dir=str(tmp_path), host="0.0.0.0"))
+    (record,) = caplog.records
+    assert "without API keys" in record.getMessage() and "OCR_API_KEYS" in record.getMessage()

@@ -181,9 +181,18 @@ async def test_malformed_bodies_are_400(api: httpx.AsyncClient, content: bytes, 
     assert_problem(response, 400, "invalid-parameter", param)
 
 
-async def test_form_urlencoded_is_415(api: httpx.AsyncClient) -> None:
+async def test_form_urlencoded_that_is_not_a_document_is_415_naming_both_ways_out(api: httpx.AsyncClient) -> None:
     response = await api.post("/v1/ocr", data={"file": "abc"})
-    assert_problem(response, 415, "unsupported-media-type")
+    problem = assert_problem(response, 415, "unsupported-media-type")
+    assert "-F file=@" in problem["detail"] and "application/octet-stream" in problem["detail"]
+
+
+async def test_form_urlencoded_document_is_read_as_the_raw_body(api: httpx.AsyncClient) -> None:
+    """What `curl --data-binary @scan.png` sends: the bytes labelled form-urlencoded."""
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    response = await api.post("/v1/ocr?format=text&psm=6", content=png([LINE_ONE]), headers=headers)
+    assert response.status_code == 200, response.text
+    assert has_words(response.text, LINE_ONE)
 
 
 async def test_unknown_route_and_wrong_method_are_problems(api: httpx.AsyncClient) -> None:

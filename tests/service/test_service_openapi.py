@@ -116,3 +116,4 @@ def test_document_served_is_the_one_built(tmp_path: Path) -> None:
 
     served = asyncio.run(fetch())
     assert served == openapi_document(settings, auth_enabled=False, extra_paths=jobs.openapi_paths)
+    assert {"/v1/preview", "/demo"} <= set(served["paths"])

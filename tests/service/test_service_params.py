@@ -54,6 +54,11 @@ def test_every_option_parses(settings: Settings) -> None:
     assert options.format is OutputFormat.HOCR
 
 
+def test_a_space_between_languages_is_a_plus(settings: Settings) -> None:
+    """`?lang=eng+deu` typed into a URL arrives as `eng deu`: it means the same."""
+    assert parse_options({"lang": "eng deu"}, settings, resolve_lang).lang == "eng+deu"
+
+
 @pytest.mark.parametrize(
     ("raw", "param"),
     [
@@ -74,7 +79,8 @@ def test_every_option_parses(settings: Settings) -> None:
         ({"format": ""}, "format"),
         ({"upscale": "yes"}, "upscale"),
         ({"lang": ""}, "lang"),
-        ({"lang": "eng deu"}, "lang"),
+        ({"lang": "eng  deu"}, "lang"),
+        ({"lang": " eng"}, "lang"),
         ({"colour": "red"}, "colour"),
     ],
 )

@@ -1,6 +1,6 @@
 """A bursty day of job pages, replayed against two autoscalers: CPU utilisation vs queue depth.
 
-    .venv/bin/python benchmarks/autoscale_sim.py            # 50,000 pages over 24 h (about a minute)
+    .venv/bin/python benchmarks/autoscale_sim.py            # 50,000 pages over 24 h (a few minutes)
     .venv/bin/python benchmarks/autoscale_sim.py --quick    # smoke run: 2 h, 2,000 pages, seconds
 
 Step 1 measures real page times: the service's own pipeline (the engine `auto` picks, one

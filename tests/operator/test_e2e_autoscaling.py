@@ -181,3 +181,16 @@ async def test_cluster_wide_operator_switches_scalers_as_soon_as_keda_comes_and_
         used = set().union(*(needed(request) for request in operator_requests(k8s)))
         assert used - grants(role("ClusterRole")) == set(), "the ClusterRole must allow every request"
     assert running.process.returncode == 0, running.output[-3000:]
+
+
+@pytest.mark.resync_seconds(3)
+async def test_namespaced_operator_picks_up_keda_on_its_resync_without_touching_crds(k8s, cluster, operator):
+    await k8s.create(SECRETS, secret("db", url="postgresql://pg.team.svc/ocr"))
+    await k8s.create_cr("batch", SCALED)
+    await eventually(has_condition(k8s, "batch", "AutoscalingReady", "False", "KEDANotInstalled"))
+    await apply_monitoring_crds(cluster, resources=KEDA_RESOURCES)
+    await eventually(has_condition(k8s, "batch", "AutoscalingReady", "Unknown", "ScaledObjectPending"), within=PROMPTLY)
+    await eventually(lambda: k8s.stored(HORIZONTAL_POD_AUTOSCALERS, "batch-workers") is None)
+    assert [r for r in operator_requests(k8s) if CUSTOM_RESOURCE_DEFINITIONS.plural in r.url.path] == []
+    used = set().union(*(needed(request) for request in operator_requests(k8s)))
+    assert used - grants(role("Role")) == set(), "the namespaced Role must allow every request"

@@ -227,12 +227,24 @@ class Runtime:
 
 
 def _status_fingerprint(child: Mapping[str, Any]) -> str:
-    """What of a Deployment (or ScaledObject) the custom resource's status depends on."""
+    """What of a Deployment (or ScaledObject) the custom resource's status depends on.
+
+    Of a ScaledObject only its conditions and HPA name: KEDA rewrites `lastActiveTime` on every
+    active poll, which must not cost a reconcile every `pollingInterval`.
+    """
+    status = child.get("status") or {}
+    if child.get("kind") == SCALED_OBJECTS.kind:
+        conditions = [
+            {key: entry.get(key) for key in ("type", "status", "reason", "message")}
+            for entry in status.get("conditions") or []
+            if isinstance(entry, Mapping)
+        ]
+        status = {"conditions": conditions, "hpaName": status.get("hpaName")}
     return json.dumps(
         {
             "generation": (child.get("metadata") or {}).get("generation"),
             "replicas": (child.get("spec") or {}).get("replicas"),
-            "status": child.get("status") or {},
+            "status": status,
         },
         sort_keys=True,
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from catalyst_operator import constants
+from catalyst_operator.builders.job_workers import Scaler
 from catalyst_operator.spec import SpecError, parse_quantity
 
 REMOVABLE_STATUS_KEYS: Final = ("selector", "url", "jobWorkers")
@@ -201,10 +202,10 @@ def _verdicts(observed: Observed) -> dict[str, _Verdict]:
 def _autoscaling(observed: Observed) -> _Verdict:
     """Which scaler runs the job workers, honestly: a fallback says what it cannot do."""
     scaler = observed.scaler
-    if scaler is None or scaler == "None":
+    if scaler is None or scaler == Scaler.NONE:
         return _Verdict(TRUE, "NotRequested", "no job worker autoscaling requested")
     keda = f"KEDA ({constants.KEDA_API_VERSION})"
-    if scaler == "KEDA":
+    if scaler == Scaler.KEDA:
         ready = condition((observed.scaled_object or {}).get("status"), "Ready")
         if ready is None:
             return _Verdict(UNKNOWN, "ScaledObjectPending", "ScaledObject applied; waiting for KEDA to report on it")
@@ -212,7 +213,7 @@ def _autoscaling(observed: Observed) -> _Verdict:
             return _Verdict(TRUE, "ScaledObjectReady", "KEDA scales the job workers on their backlog")
         detail = str(ready.get("message") or ready.get("reason") or "no reason given")
         return _Verdict(FALSE, "ScaledObjectNotReady", f"KEDA reports the ScaledObject not ready: {detail}")
-    if scaler == "HPA-External":
+    if scaler == Scaler.HPA_EXTERNAL:
         return _Verdict(
             TRUE,
             "ExternalMetricHPA",

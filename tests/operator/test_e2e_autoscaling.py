@@ -15,6 +15,7 @@ from typing import Any
 
 import kmock
 import pytest
+from catalyst_operator.apply import with_applied_hash
 from catalyst_operator.resources import (
     CUSTOM_RESOURCE_DEFINITIONS,
     DEPLOYMENTS,
@@ -174,6 +175,9 @@ async def test_cluster_wide_operator_switches_scalers_as_soon_as_keda_comes_and_
         assert k8s.stored(SCALED_OBJECTS, "batch-workers") is not None
         await eventually(lambda: k8s.stored(HORIZONTAL_POD_AUTOSCALERS, "batch-workers") is None)
         assert condition(k8s.cr("batch"), "Ready")["status"] is not None
+        # Quiet first: kmock would accept a create from a reconcile in flight after the CRD went (and
+        # keep serving the resource while that object is stored); a real API server refuses it.
+        await k8s.settle()
 
         await uninstall_keda(cluster)
         await eventually(has_condition(k8s, "batch", "AutoscalingReady", "False", "KEDANotInstalled"), within=PROMPTLY)
@@ -194,3 +198,21 @@ async def test_namespaced_operator_picks_up_keda_on_its_resync_without_touching_
     assert [r for r in operator_requests(k8s) if CUSTOM_RESOURCE_DEFINITIONS.plural in r.url.path] == []
     used = set().union(*(needed(request) for request in operator_requests(k8s)))
     assert used - grants(role("Role")) == set(), "the namespaced Role must allow every request"
+
+
+def test_keda_rewriting_last_active_time_is_no_reason_to_reconcile(runtime):
+    desired = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "batch-workers", "namespace": "team", "ownerReferences": []},
+        "spec": {"scaleTargetRef": {"name": "batch-workers"}},
+    }
+    runtime.remember_desired("team", desired)
+    ready = {"type": "Ready", "status": "True", "reason": "ScaledObjectReady", "message": "ok"}
+    status = {"conditions": [ready], "hpaName": "h", "lastActiveTime": "2026-12-07T08:00:00Z"}
+    live = {**with_applied_hash(desired), "status": status}  # what the API server holds after our apply
+    runtime.saw_status(live)
+    polled = {**live, "status": {**live["status"], "lastActiveTime": "2026-12-07T08:00:15Z"}}
+    assert runtime.child_needs_reconcile(SCALED_OBJECTS, "MODIFIED", polled) is False
+    failing = {**live, "status": {**live["status"], "conditions": [{**ready, "status": "False"}]}}
+    assert runtime.child_needs_reconcile(SCALED_OBJECTS, "MODIFIED", failing) is True

@@ -25,6 +25,14 @@ DEFAULT_IMAGE = "ghcr.io/catalyst-ocr/catalyst-ocr"
 CONTAINER_DATA_DIR = "/var/lib/catalyst-ocr"
 """Where the image keeps OCR_DATA_DIR (a volume in compose, an emptyDir in Kubernetes)."""
 
+JOB_WORKER_COMMAND = ("python", "-m", "ocr_service.jobs")
+"""Runs a worker-only replica (no HTTP): the operator's `jobWorkers` pods."""
+BACKLOG_METRIC = "ocr_job_backlog_pages"
+"""Gauge of job pages queued plus in progress (global): what the job workers' autoscaler reads."""
+BACKLOG_SQL = "SELECT count(*) FROM ocr_job_pages WHERE state IN ('queued', 'running')"
+"""The same figure counted in the job database (KEDA's postgresql trigger runs it); the store's
+`stats()` computes it with the same states, and a test runs this text against a real database."""
+
 
 class EnvVar(StrEnum):
     """Every environment variable the service reads. `settings.py` reads exactly these."""
@@ -63,6 +71,7 @@ class EnvVar(StrEnum):
     CACHE_MAX_ENTRIES = "OCR_CACHE_MAX_ENTRIES"
     CACHE_MAX_ENTRY_BYTES = "OCR_CACHE_MAX_ENTRY_BYTES"
     JOB_WORKERS = "OCR_JOB_WORKERS"
+    JOB_WORKERS_ENABLED = "OCR_JOB_WORKERS_ENABLED"
     JOB_TTL_SECONDS = "OCR_JOB_TTL_SECONDS"
     JOB_MAX_ATTEMPTS = "OCR_JOB_MAX_ATTEMPTS"
     JOB_LEASE_SECONDS = "OCR_JOB_LEASE_SECONDS"

@@ -21,6 +21,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from ocr_service.contract import BACKLOG_METRIC
+
 disable_created_metrics()  # type: ignore[no-untyped-call]
 """No `*_created` series: a timestamp per counter and histogram that doubles the exposition and that
 no dashboard or alert here reads (prometheus_client's switch is process-wide, set once on import)."""
@@ -96,9 +98,24 @@ JOB_QUEUE_DEPTH = Gauge("ocr_job_queue_depth", "Job pages waiting for a worker (
 JOB_OLDEST_QUEUED_AGE = Gauge(
     "ocr_job_oldest_queued_page_age_seconds", "How long the oldest queued job page has waited.", registry=REGISTRY
 )
+JOB_PAGES_IN_PROGRESS = Gauge(
+    "ocr_job_pages_in_progress",
+    "Job pages claimed by a worker right now, on any replica (the store's global figure).",
+    registry=REGISTRY,
+)
+JOB_BACKLOG = Gauge(
+    BACKLOG_METRIC,
+    "Job pages queued plus in progress, on any replica: what the job workers' autoscaler scales on.",
+    registry=REGISTRY,
+)
+JOB_WORKER_CAPACITY = Gauge(
+    "ocr_job_worker_capacity",
+    "Job pages this replica recognises at once (0: it claims none, OCR_JOB_WORKERS_ENABLED=false).",
+    registry=REGISTRY,
+)
 JOB_PAGES = Counter(
     "ocr_job_pages",
-    "Job pages this replica finished, by outcome (done, cached, retried, failed).",
+    "Job pages this replica finished, by outcome (done, cached, retried, failed, released: handed back on shutdown).",
     ["outcome"],
     registry=REGISTRY,
 )

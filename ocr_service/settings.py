@@ -162,6 +162,12 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = (
     SettingSpec(
         "job_workers", EnvVar.JOB_WORKERS, "0", "Job pages recognised at once by this replica; 0 = same as workers."
     ),
+    SettingSpec(
+        "job_workers_enabled",
+        EnvVar.JOB_WORKERS_ENABLED,
+        "true",
+        "`false`: this replica recognises no job pages (separate job workers do, e.g. the operator's `jobWorkers`).",
+    ),
     SettingSpec("job_ttl_seconds", EnvVar.JOB_TTL_SECONDS, str(7 * 86400), "How long job inputs and results are kept."),
     SettingSpec("job_max_attempts", EnvVar.JOB_MAX_ATTEMPTS, "3", "Attempts per page before its job fails."),
     SettingSpec(
@@ -231,6 +237,13 @@ def _oem(name: str, raw: str) -> int:
     return value
 
 
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
+    return value == "true"
+
+
 def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
     value = raw.strip().lower()
     if value not in choices:
@@ -282,6 +295,7 @@ class Settings:
     cache_max_entries: int = 1000
     cache_max_entry_bytes: int = 4 * 1024 * 1024
     job_workers: int = 0
+    job_workers_enabled: bool = True
     job_ttl_seconds: int = 7 * 86400
     job_max_attempts: int = 3
     job_lease_seconds: float = 30.0
@@ -330,6 +344,7 @@ class Settings:
             "cache_max_entries": _int,
             "cache_max_entry_bytes": _int,
             "job_workers": _int,
+            "job_workers_enabled": _bool,
             "job_ttl_seconds": lambda n, v: _int(n, v, 1),
             "job_max_attempts": lambda n, v: _int(n, v, 1),
             "job_lease_seconds": _float,

@@ -1,7 +1,7 @@
 """Periodic upkeep every replica runs beside its workers (all of it is safe to run on many at once).
 
 - reclaim pages whose lease expired (their worker died) and fail jobs whose page used up its attempts;
-- mirror the queue into the gauges (jobs by state, queue depth, oldest queued page);
+- mirror the queue into the gauges (jobs by state, pages queued and in progress, oldest queued page);
 - delete jobs whose results outlived `OCR_JOB_TTL_SECONDS` (input, results and events go with them).
 """
 
@@ -60,6 +60,8 @@ class Housekeeping:
                 metrics.JOBS.labels(state=state).set(count)
             metrics.JOB_QUEUE_DEPTH.set(figures.queued_pages)
             metrics.JOB_OLDEST_QUEUED_AGE.set(figures.oldest_queued_age_seconds)
+            metrics.JOB_PAGES_IN_PROGRESS.set(figures.running_pages)
+            metrics.JOB_BACKLOG.set(figures.queued_pages + figures.running_pages)
         if cleanup:
             deleted = await self.store.delete_expired(self.ttl_seconds)
             if deleted:

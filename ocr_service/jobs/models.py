@@ -198,6 +198,8 @@ class QueueStats:
     jobs_by_state: dict[str, int] = field(default_factory=dict)
     queued_pages: int = 0
     oldest_queued_age_seconds: float = 0.0
+    running_pages: int = 0
+    """Pages claimed by a worker right now (in progress under a lease)."""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from ocr_service import metrics
 from ocr_service.cache import ResultCache, engine_version, mark_cached, result_key
 from ocr_service.deadline import Deadline
 from ocr_service.engine.model import PageResult
@@ -93,14 +94,15 @@ class JobRuntime:
         *,
         store: JobStore | None = None,
         callback_backoff_seconds: float = 2.0,
-        run_workers: bool = True,
+        run_workers: bool | None = None,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.cache = cache
         self.store = store or open_store(settings)
         self.callback_backoff_seconds = callback_backoff_seconds
-        self.run_workers = run_workers
+        self.run_workers = settings.job_workers_enabled if run_workers is None else run_workers
+        """False on API-only replicas (`OCR_JOB_WORKERS_ENABLED=false`): jobs are stored and served, not claimed."""
         self.workers: JobWorkers | None = None
         self.housekeeping: Housekeeping | None = None
         self.callbacks: CallbackDispatcher | None = None
@@ -137,9 +139,12 @@ class JobRuntime:
                 poll_seconds=lambda: WORKER_POLL.now(self.store.changes),
             )
             self.workers.start()
+            metrics.JOB_WORKER_CAPACITY.set(self.workers.concurrency)
             self._unsubscribe.append(self.store.changes.on_events(WORK_KINDS, self.workers.wake))
             # A job cancelled on any replica: pages of it held here stop now, not at the next heartbeat.
             self._unsubscribe.append(self.store.changes.on_events(CANCEL_KINDS, self.workers.recheck))
+        else:
+            metrics.JOB_WORKER_CAPACITY.set(0)
         log.info("jobs ready on %s (%d workers)", self.store.backend, self.workers.concurrency if self.workers else 0)
 
     async def stop(self, grace_seconds: float = 0.0) -> None:

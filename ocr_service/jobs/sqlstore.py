@@ -432,6 +432,24 @@ class SqlJobStore:
                 await self._finish(tx, page.job_id, JobStatus.SUCCEEDED, None)
         return True
 
+    async def release_page(self, page: ClaimedPage, owner: str) -> bool:
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(
+                """UPDATE ocr_job_pages SET state = 'queued', attempts = attempts - 1, lease_owner = NULL,
+                       lease_expires_at = NULL
+                   WHERE job_id = $1 AND idx = $2 AND state = 'running' AND lease_owner = $3 AND attempts = $4
+                   RETURNING idx""",
+                page.job_id,
+                page.index,
+                owner,
+                page.attempt,
+            )
+            if row is None:
+                return False
+            # `retry` is a work event: idle workers of every replica look for the page now.
+            await self._event(tx, page.job_id, "retry", {"page": page.page_number, "attempts": page.attempt - 1})
+        return True
+
     async def fail_page(
         self, page: ClaimedPage, owner: str, problem: dict[str, Any], retry: bool, max_attempts: int
     ) -> None:
@@ -524,13 +542,19 @@ class SqlJobStore:
             queued = await tx.fetchrow(
                 "SELECT count(*) AS n, min(queued_at) AS oldest, {now} AS now FROM ocr_job_pages WHERE state = 'queued'"
             )
+            running = await tx.fetchrow("SELECT count(*) AS n FROM ocr_job_pages WHERE state = 'running'")
         assert queued is not None
         age = 0.0
         if queued["oldest"] is not None:
             age = max(0.0, (self.db.timestamp(queued["now"]) - self.db.timestamp(queued["oldest"])).total_seconds())
         by_state = {status.value: 0 for status in JobStatus}
         by_state.update({r["status"]: int(r["n"]) for r in states})
-        return QueueStats(jobs_by_state=by_state, queued_pages=int(queued["n"]), oldest_queued_age_seconds=age)
+        return QueueStats(
+            jobs_by_state=by_state,
+            queued_pages=int(queued["n"]),
+            oldest_queued_age_seconds=age,
+            running_pages=int(running["n"]) if running is not None else 0,
+        )
 
     async def delete_expired(self, ttl_seconds: float) -> int:
         async with self.db.transaction() as tx:

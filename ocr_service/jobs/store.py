@@ -67,6 +67,14 @@ class JobStore(Protocol):
     async def complete_page(self, page: ClaimedPage, owner: str, results: Mapping[str, bytes], cached: bool) -> bool:
         """Store the page's results; the last page finishes the job. False (nothing stored) if the lease was lost."""
 
+    async def release_page(self, page: ClaimedPage, owner: str) -> bool:
+        """Give a page this worker still holds back to the queue untried (its attempt is not counted).
+
+        For a worker that is shutting down (SIGTERM on scale-in): the page is claimable at once by
+        any other worker instead of after its lease expires, and the interruption is not the page's
+        fault, so it must not use up its attempts. False if the lease was already lost.
+        """
+
     async def fail_page(
         self, page: ClaimedPage, owner: str, problem: dict[str, Any], retry: bool, max_attempts: int
     ) -> None:

@@ -11,6 +11,9 @@ Tesseract within a word (see `engine/pool.py`), so the worker is free within a s
 Pages are looked up in the result cache first (sha256 of the document + page + options +
 engine version), so a document submitted twice is not recognised twice.
 
+On `stop` (SIGTERM, e.g. a scale-in) workers stop claiming, finish their page within the grace
+period or release it back to the queue.
+
 Errors: a problem in the document itself (4xx `OcrError`: undecodable page, too many pixels)
 fails the job at once with that problem; anything else (time-out, engine crash) is retried
 until `OCR_JOB_MAX_ATTEMPTS`, then fails the job naming the page.
@@ -131,10 +134,13 @@ class JobWorkers:
         return self.poll_seconds() if callable(self.poll_seconds) else self.poll_seconds
 
     async def stop(self, grace_seconds: float = 0.0) -> None:
-        """Stop claiming; wait up to `grace_seconds` for pages in progress, then abandon them.
+        """Stop claiming; wait up to `grace_seconds` for pages in progress, then release them.
 
-        An abandoned page keeps its lease until it expires and is then picked up elsewhere,
-        so stopping never loses work.
+        A released page is queued again at once, untried (its attempt is given back: a scale-in
+        is not the page's fault), and keeps its place at the head of the queue. If the release
+        cannot be written (store down), the page keeps its lease until it expires and is then
+        reclaimed elsewhere, so stopping never loses work; a result is stored only under the
+        lease, so it is never completed twice.
         """
         self._stopping = True
         self._wake.set()
@@ -176,6 +182,10 @@ class JobWorkers:
             self.busy += 1
             try:
                 await self._process(page, owner)
+            except asyncio.CancelledError:
+                # stop() after its grace period: hand the page back untried, so another worker takes it now.
+                await self._release(page, owner)
+                raise
             except StoreUnavailable as exc:
                 # The lease runs out and the page is reclaimed once the store is back.
                 metrics.JOB_STORE_ERRORS.inc()
@@ -186,6 +196,22 @@ class JobWorkers:
                 await asyncio.sleep(STORE_RETRY_SECONDS)  # the page's lease expires and it is tried again
             finally:
                 self.busy -= 1
+
+    async def _release(self, page: ClaimedPage, owner: str) -> None:
+        """Give an interrupted page back to the queue; if that fails, its lease expires and it is reclaimed."""
+        try:
+            released = await self.store.release_page(page, owner)
+        except Exception as exc:  # never block a shutdown: the lease is the safety net
+            log.warning(
+                "page %d of job %s not released (%s); it returns when its lease expires",
+                page.page_number,
+                page.job_id,
+                exc,
+            )
+            return
+        if released:
+            metrics.JOB_PAGES.labels(outcome="released").inc()
+            log.info("page %d of job %s released for another worker (shutting down)", page.page_number, page.job_id)
 
     async def _document(self, job_id: str) -> bytes | None:
         if job_id in self._inputs:
@@ -208,7 +234,12 @@ class JobWorkers:
         try:
             work = asyncio.create_task(self._results(page, data))
             lost_wait = asyncio.create_task(lost.wait())
-            await asyncio.wait({work, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                await asyncio.wait({work, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                work.cancel()  # asyncio.wait leaves its tasks running when it is cancelled itself
+                lost_wait.cancel()
+                raise
             lost_wait.cancel()
             if not work.done():
                 work.cancel()

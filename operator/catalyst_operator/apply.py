@@ -6,7 +6,7 @@ with nothing changed therefore sends no write at all. A hash of the applied mani
 an annotation: when the desired manifest changes (including a field being dropped), the hash
 changes and the apply goes out, so the API server can remove fields we no longer set.
 
-Children of a kind that is no longer desired (autoscaling or monitoring switched off) are
+Children that are no longer desired (autoscaling, monitoring or job workers switched off) are
 pruned: listed, filtered on our side by labels and by ownerReference to this very owner (list
 selectors are not trusted to be honoured), then deleted.
 """
@@ -51,9 +51,10 @@ class ChildResult:
 class ApplyResult:
     children: tuple[ChildResult, ...] = field(default_factory=tuple)
 
-    def live(self, resource: ApiResource) -> Manifest | None:
+    def live(self, resource: ApiResource, name: str | None = None) -> Manifest | None:
+        """The first live child of `resource` (the one named `name`, if given)."""
         for child in self.children:
-            if child.resource == resource and child.live is not None:
+            if child.resource == resource and child.live is not None and name in (None, child.name):
                 return child.live
         return None
 
@@ -106,7 +107,8 @@ def apply_children(
     new_owner: bool = False,
 ) -> ApplyResult:
     """Apply `desired` (skipping the unchanged), then prune owned objects of kinds in `prunable`
-    that `desired` no longer contains.
+    whose names `desired` no longer contains (a kind may have several children: the API's and the
+    job workers' Deployment and HPA).
 
     `cached(resource, name)` may offer a recent copy of a live object (from a watch): when it
     already holds the desired fields, no request is sent at all. A cached copy is trusted only to
@@ -123,10 +125,11 @@ def apply_children(
         cached_live = cached(resource, name) if cached else None
         results.append(_apply_one(api, namespace, resource, name, manifest, cached_live, read_first=not new_owner))
     for resource in prunable:
-        if resource in desired_names:
-            continue
+        keep = desired_names.get(resource, set())
         for stale in _owned(api, namespace, resource, owner_uid, owner_labels):
             stale_name = str(stale["metadata"]["name"])
+            if stale_name in keep:
+                continue
             api.delete(resource.object_path(namespace, stale_name), uid=stale["metadata"].get("uid"))
             results.append(ChildResult(resource, stale_name, Action.DELETED, None))
     return ApplyResult(tuple(results))

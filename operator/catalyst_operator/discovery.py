@@ -1,4 +1,5 @@
-"""Which optional APIs the cluster serves right now (the Prometheus Operator's CRDs).
+"""Which optional APIs the cluster serves right now (the Prometheus Operator's and KEDA's CRDs, the
+External metrics API).
 
 Checked on every reconcile, so ServiceMonitors appear as soon as the CRDs are installed and
 stop being applied when they are removed; answers are cached for a few seconds because a burst
@@ -14,7 +15,8 @@ import time
 from collections.abc import Callable
 
 from catalyst_operator.kube import KubeApi, KubeApiError
-from catalyst_operator.resources import MONITORING_RESOURCES, ApiResource
+from catalyst_operator.resources import KEDA_RESOURCES, MONITORING_RESOURCES, ApiResource, external_metric
+from ocr_service.contract import BACKLOG_METRIC
 
 
 class ApiDiscovery:
@@ -33,6 +35,14 @@ class ApiDiscovery:
     def monitoring_available(self) -> bool:
         """True when every monitoring kind we may create (ServiceMonitor, PrometheusRule) is served."""
         return all(self.served(resource) for resource in MONITORING_RESOURCES)
+
+    def keda_available(self) -> bool:
+        """True when KEDA's ScaledObject and TriggerAuthentication kinds are served."""
+        return all(self.served(resource) for resource in KEDA_RESOURCES)
+
+    def backlog_metric_available(self) -> bool:
+        """True when the External metrics API (e.g. prometheus-adapter) lists `ocr_job_backlog_pages`."""
+        return self.served(external_metric(BACKLOG_METRIC))
 
     def invalidate(self) -> None:
         """Forget every cached answer: the next question asks the API server."""

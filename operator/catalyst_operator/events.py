@@ -41,6 +41,7 @@ def transition_events(
     for condition_type, notable_status, event_type in (
         (constants.CONDITION_DEGRADED, TRUE, "Warning"),
         (constants.CONDITION_MONITORING_READY, FALSE, "Warning"),
+        (constants.CONDITION_AUTOSCALING_READY, FALSE, "Warning"),
         (constants.CONDITION_READY, TRUE, "Normal"),
     ):
         after = condition(new, condition_type)

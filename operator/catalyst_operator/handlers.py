@@ -9,9 +9,9 @@ watched too, so drift (a child deleted or edited by hand), a Deployment's progre
 rotation or late creation trigger the same reconcile promptly. All triggers funnel into one function that
 re-reads the resource under a per-resource lock, so they queue instead of racing.
 
-A cluster-wide operator also watches the Prometheus Operator's CRDs (`register_monitoring_crd_watch`,
-registered by the command line only when kopf runs cluster-wide), so ServiceMonitors appear within seconds
-of installing them; a namespaced one may not watch CRDs and relies on the resync timer for that.
+A cluster-wide operator also watches the Prometheus Operator's and KEDA's CRDs (`register_monitoring_crd_watch`,
+registered by the command line only when kopf runs cluster-wide), so ServiceMonitors and ScaledObjects appear
+within seconds of installing them; a namespaced one may not watch CRDs and relies on the resync timer for that.
 
 kopf's bookkeeping lives under the operator's own prefix (`ocr.catalyst.dev/...`): progress and
 last-handled-configuration annotations — no `kopf.zalando.org` keys on user objects.
@@ -40,12 +40,13 @@ from catalyst_operator.reconcile import Report, reconcile
 from catalyst_operator.resources import (
     CHILD_RESOURCES,
     CUSTOM_RESOURCE_DEFINITIONS,
+    KEDA_RESOURCES,
     MONITORING_RESOURCES,
     SECRETS,
     ApiResource,
 )
 from catalyst_operator.resync import ResyncLoop
-from catalyst_operator.runtime import Runtime, owner_of
+from catalyst_operator.runtime import KEDA, MONITORING, Runtime, owner_of
 from catalyst_operator.secrets import secret_digest
 from catalyst_operator.settings import OperatorSettings
 from catalyst_operator.status import TRUE, condition
@@ -181,32 +182,39 @@ def on_secret_event(type: str, body: kopf.Body, name: str, namespace: str | None
 
 MONITORING_CRDS: Final = {resource.crd_name: resource for resource in MONITORING_RESOURCES}
 """The CRDs whose arrival or removal changes what an OcrDeployment asking for monitoring gets."""
+KEDA_CRDS: Final = {resource.crd_name: resource for resource in KEDA_RESOURCES}
+"""The CRDs whose arrival or removal changes what scales an OcrDeployment's job workers."""
+OPTIONAL_CRDS: Final = {
+    **{crd: (MONITORING, resource) for crd, resource in MONITORING_CRDS.items()},
+    **{crd: (KEDA, resource) for crd, resource in KEDA_CRDS.items()},
+}
 
 DISCOVERY_CATCH_UP_SECONDS: Final = 10.0
 """How long a CRD event waits for API discovery to show the change before reconciling anyway."""
 
 
 def on_monitoring_crd_event(type: str | None, body: kopf.Body, name: str, memo: Any, **_: Any) -> None:
-    """A monitoring CRD became Established or was deleted: reconcile, now, whoever that changes.
+    """A monitoring (or KEDA) CRD became Established or was deleted: reconcile, now, whoever that changes.
 
-    Which resources: those whose spec asks for monitoring and whose last reconcile saw the other
-    answer (`Runtime.monitoring_outdated`) — the only ones whose children or MonitoringReady can
-    change; everything else would be a quiet reconcile. They go through the resync timer's path
-    (`_reconcile_and_post`), one after another under their per-resource locks. A CRD that is
-    created but not yet Established is not served: its Established update follows. The initial
-    listing (type None) counts too: a CRD established between the start-up reconciles and the
-    watch's start would otherwise wait for the resync timer.
+    Which resources: those whose spec needs that API (monitoring; job worker autoscaling) and whose
+    last reconcile saw the other answer (`Runtime.optional_outdated`) — the only ones whose children
+    or MonitoringReady/AutoscalingReady can change; everything else would be a quiet reconcile. They
+    go through the resync timer's path (`_reconcile_and_post`), one after another under their
+    per-resource locks. A CRD that is created but not yet Established is not served: its Established
+    update follows. The initial listing (type None) counts too: a CRD established between the
+    start-up reconciles and the watch's start would otherwise wait for the resync timer.
     """
     if type != "DELETED" and not is_established(body):
         return
     runtime = runtime_of(memo)
-    resource = MONITORING_CRDS[name]
+    feature, resource = OPTIONAL_CRDS[name]
     served = type != "DELETED"
     if not runtime.discovery.wait_until(resource, served=served, within=DISCOVERY_CATCH_UP_SECONDS):
         logger.warning("CRD %s: %s, but API discovery has not caught up; the resync timer will", name, type)
-    available = runtime.discovery.monitoring_available()
-    for namespace, owner in runtime.monitoring_outdated(available):
-        if runtime.saw_monitoring(namespace, owner) is available:
+    discovery = runtime.discovery
+    available = discovery.monitoring_available() if feature == MONITORING else discovery.keda_available()
+    for namespace, owner in runtime.optional_outdated(feature, available):
+        if runtime.saw_optional(feature, namespace, owner) is available:
             continue  # reconciled meanwhile (the other CRD's event, a change): nothing left to do
         _reconcile_and_post(runtime, namespace, owner, f"{type or 'listing'} of CRD {name}")
 
@@ -217,11 +225,11 @@ def is_established(crd: Mapping[str, Any]) -> bool:
 
 
 def _is_monitoring_crd(name: str, **_: Any) -> bool:
-    return name in MONITORING_CRDS
+    return name in OPTIONAL_CRDS
 
 
 def register_monitoring_crd_watch(registry: kopf.OperatorRegistry) -> None:
-    """Watch the monitoring CRDs — only for an operator allowed to (cluster-wide, see `cli`).
+    """Watch the monitoring and KEDA CRDs — only for an operator allowed to (cluster-wide, see `cli`).
 
     Not a decorator at import: `customresourcedefinitions` are cluster-scoped, and the namespaced
     Role cannot grant them; kopf would retry the forbidden watch, log errors and never serve it. Call it

@@ -18,22 +18,35 @@ from typing import Any
 
 from catalyst_operator import constants, metrics
 from catalyst_operator.apply import Action, ApplyResult, apply_children
-from catalyst_operator.builders import BuildContext, build_children, service_url
+from catalyst_operator.builders import (
+    BuildContext,
+    Scaler,
+    build_children,
+    job_worker_scaler,
+    job_workers_name,
+    service_url,
+)
 from catalyst_operator.events import EventToPost, transition_events
 from catalyst_operator.kube import KubeApi, Manifest
 from catalyst_operator.labels import selector_labels
 from catalyst_operator.resources import (
     CHILD_RESOURCES,
     DEPLOYMENTS,
+    HORIZONTAL_POD_AUTOSCALERS,
+    KEDA_RESOURCES,
     MONITORING_RESOURCES,
     OCR_DEPLOYMENTS,
+    SCALED_OBJECTS,
+    resource_for,
 )
-from catalyst_operator.runtime import Runtime
+from catalyst_operator.runtime import KEDA, Runtime
 from catalyst_operator.secrets import read_secrets
 from catalyst_operator.spec import SpecError, parse_spec, referenced_secrets
 from catalyst_operator.status import (
+    REMOVABLE_STATUS_KEYS,
     TRUE,
     Observed,
+    backlog_from_hpa,
     compute_status,
     condition,
     selector_string,
@@ -107,11 +120,18 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str, created: bool
     runtime.secret_refs.remember(namespace, name, secrets.seen)
     monitoring_available = runtime.discovery.monitoring_available()
     runtime.record_monitoring(namespace, name, requested=spec.monitoring.any_enabled, available=monitoring_available)
+    keda_available = runtime.discovery.keda_available()
+    scales_workers = spec.job_workers is not None and spec.job_workers.autoscaling.enabled
+    runtime.record_optional(KEDA, namespace, name, requested=scales_workers, available=keda_available)
     context = BuildContext(
         default_image=runtime.settings.default_image,
         monitoring_available=monitoring_available,
         secret_hash=secrets.digest,
+        keda_available=keda_available,
+        # Asked only when it decides something: the fallback HPA's metric.
+        backlog_metric_available=scales_workers and not keda_available and runtime.discovery.backlog_metric_available(),
     )
+    scaler = job_worker_scaler(spec, context)
     try:
         desired = build_children(cr, spec, context)
     except SpecError as error:  # what only the builders can judge (e.g. a resource without a uid)
@@ -125,6 +145,8 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str, created: bool
         service_url=service_url(spec),
         selector=selector,
         desired_replicas=None if spec.autoscaling.enabled else spec.replicas,
+        scaler=scaler.value if scaler is not None else None,
+        keda_available=keda_available,
     )
 
     if secrets.missing:
@@ -133,6 +155,12 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str, created: bool
             DEPLOYMENTS.object_path(namespace, spec.name)
         )
         observed = replace(base, missing_secrets=secrets.missing, deployment=live_deployment)
+        if scaler is not None:
+            workers = job_workers_name(spec.name)
+            live_workers = runtime.cached_child(DEPLOYMENTS, namespace, workers) or api.get(
+                DEPLOYMENTS.object_path(namespace, workers)
+            )
+            observed = replace(observed, job_workers=live_workers)
         new_status = compute_status(observed, previous, runtime.clock())
         written = _write_status(api, namespace, name, new_status, previous)
         events = transition_events(previous, new_status, created=(), updated=())
@@ -140,27 +168,44 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str, created: bool
 
     for manifest in desired:
         runtime.remember_desired(namespace, manifest)
-    candidates = [r for r in CHILD_RESOURCES if monitoring_available or r not in MONITORING_RESOURCES]
+    candidates = [
+        r
+        for r in CHILD_RESOURCES
+        if (monitoring_available or r not in MONITORING_RESOURCES) and (keda_available or r not in KEDA_RESOURCES)
+    ]
+    wanted = [(resource_for(str(m["apiVersion"]), str(m["kind"])), str(m["metadata"]["name"])) for m in desired]
     applied = apply_children(
         api,
         namespace,
         desired,
         owner_uid=str(metadata.get("uid") or ""),
         owner_labels={constants.LABEL_INSTANCE: name, constants.LABEL_MANAGED_BY: constants.OPERATOR_NAME},
-        prunable=() if created else runtime.kinds_to_prune(namespace, name, candidates),
+        prunable=() if created else runtime.kinds_to_prune(namespace, name, candidates, wanted),
         cached=lambda resource, child_name: runtime.cached_child(resource, namespace, child_name),
         new_owner=created,
     )
     runtime.observe_applied(namespace, applied)
-    runtime.record_owned(namespace, name, (child.resource for child in applied.children if child.live is not None))
+    runtime.record_owned(
+        namespace, name, ((child.resource, child.name) for child in applied.children if child.live is not None)
+    )
     for child in applied.children:
         if child.live is None:
             runtime.forget_child((child.resource, namespace, child.name))
-    deployment = applied.live(DEPLOYMENTS)
-    if deployment is not None:
-        runtime.saw_deployment(deployment)
+    deployment = applied.live(DEPLOYMENTS, spec.name)
+    workers = job_workers_name(spec.name)
+    job_workers = applied.live(DEPLOYMENTS, workers)
+    scaled_object = applied.live(SCALED_OBJECTS, workers)
+    for live in (deployment, job_workers, scaled_object):
+        if live is not None:
+            runtime.saw_status(live)
 
-    observed = replace(base, deployment=deployment)
+    observed = replace(
+        base,
+        deployment=deployment,
+        job_workers=job_workers,
+        scaled_object=scaled_object,
+        backlog=_backlog(api, namespace, scaler, scaled_object, applied.live(HORIZONTAL_POD_AUTOSCALERS, workers)),
+    )
     new_status = compute_status(observed, previous, runtime.clock())
     written = _write_status(api, namespace, name, new_status, previous)
     made = [c for c in applied.written if c.action is Action.CREATED]
@@ -172,6 +217,24 @@ def _reconcile_locked(runtime: Runtime, namespace: str, name: str, created: bool
         updated=[f"{c.action.value} {c.resource.kind} {c.name}" for c in changed],
     )
     return Report(_outcome(new_status), cr, applied=applied, status_written=written, events=events)
+
+
+def _backlog(
+    api: KubeApi,
+    namespace: str,
+    scaler: Scaler | None,
+    scaled_object: Manifest | None,
+    own_hpa: Manifest | None,
+) -> int | None:
+    """The job backlog as the workers' scaler last measured it: KEDA's HPA (named in the ScaledObject's
+    status), or our External-metric HPA; None with a CPU HPA or before a first measurement."""
+    if scaler is Scaler.HPA_EXTERNAL:
+        return backlog_from_hpa(own_hpa)
+    if scaler is Scaler.KEDA and scaled_object is not None:
+        hpa_name = ((scaled_object.get("status") or {}).get("hpaName")) or None
+        if hpa_name:
+            return backlog_from_hpa(api.get(HORIZONTAL_POD_AUTOSCALERS.object_path(namespace, str(hpa_name))))
+    return None
 
 
 def _invalid_spec(runtime: Runtime, cr: Manifest, previous: Mapping[str, Any] | None, error: SpecError) -> Report:
@@ -193,7 +256,7 @@ def _write_status(
     if not status_changed(new, old):
         return False
     patch: dict[str, Any] = dict(new)
-    for key in ("selector", "url"):
+    for key in REMOVABLE_STATUS_KEYS:
         if old and key in old and key not in new:
             patch[key] = None  # merge patch: null removes
     api.merge_patch(OCR_DEPLOYMENTS.object_path(namespace, name, "status"), {"status": patch})

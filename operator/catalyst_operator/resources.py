@@ -68,10 +68,25 @@ PROMETHEUS_RULES: Final = ApiResource(
 MONITORING_RESOURCES: Final = (SERVICE_MONITORS, PROMETHEUS_RULES)
 """Optional kinds: served only when the Prometheus Operator's CRDs are installed."""
 
+SCALED_OBJECTS: Final = ApiResource(constants.KEDA_GROUP, constants.KEDA_VERSION, "ScaledObject", "scaledobjects")
+TRIGGER_AUTHENTICATIONS: Final = ApiResource(
+    constants.KEDA_GROUP, constants.KEDA_VERSION, "TriggerAuthentication", "triggerauthentications"
+)
+KEDA_RESOURCES: Final = (TRIGGER_AUTHENTICATIONS, SCALED_OBJECTS)
+"""Optional kinds: served only when KEDA's CRDs are installed (the job workers' queue-depth scaler)."""
+
+
+def external_metric(name: str) -> ApiResource:
+    """An External metric as the metrics API lists it in discovery (one "resource" per metric name)."""
+    return ApiResource(
+        constants.EXTERNAL_METRICS_GROUP, constants.EXTERNAL_METRICS_VERSION, "ExternalMetricValueList", name
+    )
+
+
 CUSTOM_RESOURCE_DEFINITIONS: Final = ApiResource(
     "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False
 )
-"""Watched by a cluster-wide operator only, to notice the monitoring CRDs being installed or removed."""
+"""Watched by a cluster-wide operator only, to notice the monitoring and KEDA CRDs being installed or removed."""
 
 CHILD_RESOURCES: Final = (
     DEPLOYMENTS,
@@ -81,6 +96,7 @@ CHILD_RESOURCES: Final = (
     POD_DISRUPTION_BUDGETS,
     NETWORK_POLICIES,
     *MONITORING_RESOURCES,
+    *KEDA_RESOURCES,
 )
 """Every kind an `OcrDeployment` may own. Kinds not in this table are never applied or pruned."""
 
@@ -118,7 +134,7 @@ PERMISSIONS: Final = (
     # kopf posts Kubernetes Events about the custom resources.
     Permission("", "events", ("create",)),
     *(Permission(r.group, r.plural, _CHILD_VERBS) for r in CHILD_RESOURCES),
-    # Cluster-wide only: the monitoring CRDs' arrival or removal triggers a reconcile at once.
+    # Cluster-wide only: the monitoring and KEDA CRDs' arrival or removal triggers a reconcile at once.
     Permission(CUSTOM_RESOURCE_DEFINITIONS.group, CUSTOM_RESOURCE_DEFINITIONS.plural, ("get", "list", "watch"), True),
 )
 """What the operator's own code and kopf need. `manifests/operator/` grants these and no more

@@ -15,15 +15,23 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from catalyst_operator import constants
 from catalyst_operator.apply import ApplyResult, matches, with_applied_hash
 from catalyst_operator.discovery import ApiDiscovery
 from catalyst_operator.kube import KubeApi, Manifest
-from catalyst_operator.resources import DEPLOYMENTS, ApiResource, resource_for
+from catalyst_operator.resources import DEPLOYMENTS, SCALED_OBJECTS, ApiResource, resource_for
 from catalyst_operator.secrets import SecretReferences
 from catalyst_operator.settings import OperatorSettings
+
+STATUS_FOLLOWED: Final = (DEPLOYMENTS, SCALED_OBJECTS)
+"""Children whose status changes change the custom resource's status (replicas, AutoscalingReady)."""
+JOB_SUFFIX: Final = constants.JOB_WORKERS_SUFFIX
+
+MONITORING: Final = "monitoring"
+KEDA: Final = "keda"
+"""Optional APIs whose CRDs may come and go while the operator runs."""
 
 ChildKey = tuple[ApiResource, str, str]
 """(resource, namespace, name) of a child object."""
@@ -41,14 +49,16 @@ class Runtime:
     _locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
     _desired: dict[ChildKey, Manifest] = field(default_factory=dict)
-    _deployment_seen: dict[tuple[str, str], str] = field(default_factory=dict)
+    _status_seen: dict[ChildKey, str] = field(default_factory=dict)
+    """Fingerprints of the children whose status the CR's status follows (Deployments, ScaledObjects)."""
     _live: dict[ChildKey, Manifest] = field(default_factory=dict)
     """Children as last seen in a watch event: lets a quiet resync skip reads."""
-    _owned_kinds: dict[tuple[str, str], frozenset[ApiResource]] = field(default_factory=dict)
-    """Kinds each resource owned after its last reconcile; unknown after a restart (then: list all)."""
+    _owned_children: dict[tuple[str, str], frozenset[tuple[ApiResource, str]]] = field(default_factory=dict)
+    """(kind, name) of what each resource owned after its last reconcile; unknown after a restart (then: list all)."""
     _last_reconciled: dict[tuple[str, str], float] = field(default_factory=dict)
-    _monitoring_seen: dict[tuple[str, str], bool] = field(default_factory=dict)
-    """Resources whose spec asks for monitoring → whether their last reconcile found the CRDs served."""
+    _optional_seen: dict[str, dict[tuple[str, str], bool]] = field(default_factory=dict)
+    """Per optional API (`MONITORING`, `KEDA`): resources whose spec needs it → whether their last
+    reconcile found its CRDs served."""
     monotonic: Callable[[], float] = time.monotonic
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     """Guards the caches above: reconciles and event handlers run in several threads."""
@@ -76,16 +86,11 @@ class Runtime:
 
     def record_monitoring(self, namespace: str, name: str, *, requested: bool, available: bool) -> None:
         """What the last reconcile of a resource found: does it ask for monitoring, were the CRDs served."""
-        with self._cache_lock:
-            if requested:
-                self._monitoring_seen[(namespace, name)] = available
-            else:
-                self._monitoring_seen.pop((namespace, name), None)
+        self.record_optional(MONITORING, namespace, name, requested=requested, available=available)
 
     def saw_monitoring(self, namespace: str, name: str) -> bool | None:
         """Whether the last reconcile found the monitoring CRDs served; None if it asked for no monitoring."""
-        with self._cache_lock:
-            return self._monitoring_seen.get((namespace, name))
+        return self.saw_optional(MONITORING, namespace, name)
 
     def monitoring_outdated(self, available: bool) -> list[tuple[str, str]]:
         """Resources asking for monitoring whose last reconcile saw the CRDs' availability differently.
@@ -94,8 +99,25 @@ class Runtime:
         monitoring builds the same children and status either way, and one that already saw the
         current answer (the first of two CRDs installed, a replayed watch listing) has nothing to do.
         """
+        return self.optional_outdated(MONITORING, available)
+
+    def record_optional(self, feature: str, namespace: str, name: str, *, requested: bool, available: bool) -> None:
+        """Like `record_monitoring`, for any optional API (`MONITORING`, `KEDA`)."""
         with self._cache_lock:
-            return sorted(key for key, seen in self._monitoring_seen.items() if seen is not available)
+            seen = self._optional_seen.setdefault(feature, {})
+            if requested:
+                seen[(namespace, name)] = available
+            else:
+                seen.pop((namespace, name), None)
+
+    def saw_optional(self, feature: str, namespace: str, name: str) -> bool | None:
+        with self._cache_lock:
+            return self._optional_seen.get(feature, {}).get((namespace, name))
+
+    def optional_outdated(self, feature: str, available: bool) -> list[tuple[str, str]]:
+        with self._cache_lock:
+            seen = self._optional_seen.get(feature, {})
+            return sorted(key for key, value in seen.items() if value is not available)
 
     def lock_for(self, namespace: str, name: str) -> threading.Lock:
         with self._locks_guard:
@@ -112,15 +134,15 @@ class Runtime:
         key = (resource, str(metadata.get("namespace")), str(metadata.get("name")))
         with self._cache_lock:
             desired = self._desired.get(key)
-            seen = self._deployment_seen.get((key[1], key[2]))
+            seen = self._status_seen.get(key)
         if desired is None:
             return False
         if event_type == "DELETED":
             return True
         if not matches(desired, child):
             return True
-        if resource == DEPLOYMENTS:
-            return seen != _deployment_fingerprint(child)
+        if resource in STATUS_FOLLOWED:
+            return seen != _status_fingerprint(child)
         return False
 
     def observe_child(self, resource: ApiResource, event_type: str | None, child: Mapping[str, Any]) -> None:
@@ -149,15 +171,25 @@ class Runtime:
             for child in result.written:
                 self._live.pop((child.resource, namespace, child.name), None)
 
-    def kinds_to_prune(self, namespace: str, name: str, candidates: Sequence[ApiResource]) -> list[ApiResource]:
-        """Kinds whose stale children must be looked for: those owned last time, or all after a restart."""
+    def kinds_to_prune(
+        self,
+        namespace: str,
+        name: str,
+        candidates: Sequence[ApiResource],
+        desired: Iterable[tuple[ApiResource, str]] = (),
+    ) -> list[ApiResource]:
+        """Kinds whose stale children must be looked for: those with a child owned last time that is
+        no longer desired, or every candidate after a restart."""
         with self._cache_lock:
-            owned = self._owned_kinds.get((namespace, name))
-        return list(candidates) if owned is None else [kind for kind in candidates if kind in owned]
+            owned = self._owned_children.get((namespace, name))
+        if owned is None:
+            return list(candidates)
+        stale = {kind for kind, _ in owned - frozenset(desired)}
+        return [kind for kind in candidates if kind in stale]
 
-    def record_owned(self, namespace: str, name: str, kinds: Iterable[ApiResource]) -> None:
+    def record_owned(self, namespace: str, name: str, children: Iterable[tuple[ApiResource, str]]) -> None:
         with self._cache_lock:
-            self._owned_kinds[(namespace, name)] = frozenset(kinds)
+            self._owned_children[(namespace, name)] = frozenset(children)
 
     def remember_desired(self, namespace: str, manifest: Mapping[str, Any]) -> None:
         """Record what is about to be applied, before applying it, so its watch echo is recognised."""
@@ -171,11 +203,14 @@ class Runtime:
         with self._cache_lock:
             self._desired.pop(key, None)
 
-    def saw_deployment(self, deployment: Mapping[str, Any]) -> None:
-        metadata = deployment.get("metadata") or {}
-        fingerprint = _deployment_fingerprint(deployment)
+    def saw_status(self, child: Mapping[str, Any]) -> None:
+        """Remember the status of a Deployment or ScaledObject the CR's status was computed from."""
+        metadata = child.get("metadata") or {}
+        resource = resource_for(str(child.get("apiVersion")), str(child.get("kind")))
+        key = (resource, str(metadata.get("namespace")), str(metadata.get("name")))
+        fingerprint = _status_fingerprint(child)
         with self._cache_lock:
-            self._deployment_seen[(str(metadata.get("namespace")), str(metadata.get("name")))] = fingerprint
+            self._status_seen[key] = fingerprint
 
     def forget(self, namespace: str, name: str) -> None:
         self.secret_refs.forget(namespace, name)
@@ -183,19 +218,33 @@ class Runtime:
             for key in [k for k, v in self._desired.items() if k[1] == namespace and owner_of(v) == name]:
                 del self._desired[key]
                 self._live.pop(key, None)
-            self._deployment_seen.pop((namespace, name), None)
-            self._owned_kinds.pop((namespace, name), None)
+            for key in [k for k in self._status_seen if k[1] == namespace and k[2] in (name, f"{name}{JOB_SUFFIX}")]:
+                del self._status_seen[key]
+            self._owned_children.pop((namespace, name), None)
             self._last_reconciled.pop((namespace, name), None)
-            self._monitoring_seen.pop((namespace, name), None)
+            for seen in self._optional_seen.values():
+                seen.pop((namespace, name), None)
 
 
-def _deployment_fingerprint(deployment: Mapping[str, Any]) -> str:
-    """What of a Deployment the custom resource's status depends on."""
+def _status_fingerprint(child: Mapping[str, Any]) -> str:
+    """What of a Deployment (or ScaledObject) the custom resource's status depends on.
+
+    Of a ScaledObject only its conditions and HPA name: KEDA rewrites `lastActiveTime` on every
+    active poll, which must not cost a reconcile every `pollingInterval`.
+    """
+    status = child.get("status") or {}
+    if child.get("kind") == SCALED_OBJECTS.kind:
+        conditions = [
+            {key: entry.get(key) for key in ("type", "status", "reason", "message")}
+            for entry in status.get("conditions") or []
+            if isinstance(entry, Mapping)
+        ]
+        status = {"conditions": conditions, "hpaName": status.get("hpaName")}
     return json.dumps(
         {
-            "generation": (deployment.get("metadata") or {}).get("generation"),
-            "replicas": (deployment.get("spec") or {}).get("replicas"),
-            "status": deployment.get("status") or {},
+            "generation": (child.get("metadata") or {}).get("generation"),
+            "replicas": (child.get("spec") or {}).get("replicas"),
+            "status": status,
         },
         sort_keys=True,
     )

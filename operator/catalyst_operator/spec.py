@@ -181,6 +181,37 @@ class Placement:
     priority_class_name: str | None = None
 
 
+JOB_WORKER_TRIGGERS = ("postgresql", "prometheus")
+
+
+@dataclass(frozen=True)
+class JobWorkersAutoscaling:
+    """`spec.jobWorkers.autoscaling`: scale the job workers on their backlog (KEDA), down to zero."""
+
+    enabled: bool = False
+    min_replicas: int = 0
+    max_replicas: int = 10
+    pages_per_replica: int = 4
+    """Target backlog (pages queued + in progress) per worker pod."""
+    scale_down_stabilization_seconds: int = 300
+    polling_interval_seconds: int = 15
+    trigger: str = "postgresql"
+    """`postgresql`: KEDA counts the backlog in the job database itself (default; works at zero pods);
+    `prometheus`: KEDA asks Prometheus for `ocr_job_backlog_pages` (needs a scraped ServiceMonitor)."""
+    prometheus_server_address: str | None = None
+
+
+@dataclass(frozen=True)
+class JobWorkersSpec:
+    """`spec.jobWorkers`: a second Deployment running only job workers (`python -m ocr_service.jobs`)."""
+
+    replicas: int = 1
+    """Used when autoscaling is off."""
+    resources: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_RESOURCES))
+    placement: Placement = field(default_factory=Placement)
+    autoscaling: JobWorkersAutoscaling = field(default_factory=JobWorkersAutoscaling)
+
+
 @dataclass(frozen=True)
 class OcrDeploymentSpec:
     """Typed, defaulted view of an `OcrDeployment`'s `.spec` (plus the CR's name and namespace)."""
@@ -207,6 +238,8 @@ class OcrDeploymentSpec:
     pod_labels: Mapping[str, str] = field(default_factory=dict)
     pod_annotations: Mapping[str, str] = field(default_factory=dict)
     env: tuple[Mapping[str, Any], ...] = ()
+    job_workers: JobWorkersSpec | None = None
+    """None: the API pods recognise job pages themselves (no separate workers)."""
 
 
 def referenced_secrets(spec: OcrDeploymentSpec) -> list[SecretRef]:
@@ -228,20 +261,23 @@ def parse_quantity(value: int | str, path: str) -> Decimal:
     return Decimal(number) * Decimal(_QUANTITY_SUFFIX[suffix])
 
 
-def cpu_cores(spec: OcrDeploymentSpec) -> Decimal | None:
-    """The CPU limit in cores, or the request when there is no limit, or None when neither is set."""
+def cpu_cores(spec: OcrDeploymentSpec, resources: Mapping[str, Mapping[str, str]] | None = None) -> Decimal | None:
+    """The CPU limit in cores, or the request when there is no limit, or None when neither is set.
+
+    Of the API pods' `spec.resources`, or of `resources` when given (the job workers' own).
+    """
     for section in ("limits", "requests"):
-        cpu = spec.resources.get(section, {}).get("cpu")
+        cpu = (spec.resources if resources is None else resources).get(section, {}).get("cpu")
         if cpu is not None:
-            return parse_quantity(cpu, f"spec.resources.{section}.cpu")
+            return parse_quantity(cpu, f"resources.{section}.cpu")
     return None
 
 
-def effective_workers(spec: OcrDeploymentSpec) -> int:
+def effective_workers(spec: OcrDeploymentSpec, resources: Mapping[str, Mapping[str, str]] | None = None) -> int:
     """`spec.ocr.workers` when set, else one worker per (started) CPU core of the limit, at least 1."""
     if spec.ocr.workers is not None:
         return spec.ocr.workers
-    cores = cpu_cores(spec)
+    cores = cpu_cores(spec, resources)
     return max(1, math.ceil(cores)) if cores is not None else 1
 
 
@@ -411,8 +447,7 @@ def _parse_languages(value: Any, ocr: OcrDefaults) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _parse_resources(value: Any) -> dict[str, dict[str, str]]:
-    path = "spec.resources"
+def _parse_resources(value: Any, path: str = "spec.resources") -> dict[str, dict[str, str]]:
     if value is None:
         return {section: dict(items) for section, items in DEFAULT_RESOURCES.items()}
     obj = _object(value, path)
@@ -539,8 +574,7 @@ def _parse_network_policy(value: Any) -> NetworkPolicySpec:
     )
 
 
-def _parse_tolerations(value: Any) -> tuple[Mapping[str, Any], ...]:
-    path = "spec.tolerations"
+def _parse_tolerations(value: Any, path: str = "spec.tolerations") -> tuple[Mapping[str, Any], ...]:
     result = []
     for index, item in enumerate(_list(value, path)):
         item_path = f"{path}[{index}]"
@@ -557,10 +591,10 @@ def _parse_tolerations(value: Any) -> tuple[Mapping[str, Any], ...]:
     return tuple(result)
 
 
-def _parse_placement(spec: Mapping[str, Any]) -> Placement:
+def _parse_placement(spec: Mapping[str, Any], path: str = "spec") -> Placement:
     spread = []
-    for index, item in enumerate(_list(spec.get("topologySpreadConstraints"), "spec.topologySpreadConstraints")):
-        item_path = f"spec.topologySpreadConstraints[{index}]"
+    for index, item in enumerate(_list(spec.get("topologySpreadConstraints"), f"{path}.topologySpreadConstraints")):
+        item_path = f"{path}.topologySpreadConstraints[{index}]"
         constraint = _object(item, item_path)
         for required in ("maxSkew", "topologyKey", "whenUnsatisfiable"):
             if required not in constraint:
@@ -568,11 +602,53 @@ def _parse_placement(spec: Mapping[str, Any]) -> Placement:
         spread.append(dict(constraint))
     affinity = spec.get("affinity")
     return Placement(
-        node_selector=_string_map(spec.get("nodeSelector"), "spec.nodeSelector", labels=True),
-        tolerations=_parse_tolerations(spec.get("tolerations")),
-        affinity=dict(_object(affinity, "spec.affinity")) if affinity is not None else None,
+        node_selector=_string_map(spec.get("nodeSelector"), f"{path}.nodeSelector", labels=True),
+        tolerations=_parse_tolerations(spec.get("tolerations"), f"{path}.tolerations"),
+        affinity=dict(_object(affinity, f"{path}.affinity")) if affinity is not None else None,
         topology_spread_constraints=tuple(spread),
-        priority_class_name=_str(spec, "priorityClassName", "spec", None, _DNS_SUBDOMAIN),
+        priority_class_name=_str(spec, "priorityClassName", path, None, _DNS_SUBDOMAIN),
+    )
+
+
+def _parse_job_workers(value: Any, has_database: bool) -> JobWorkersSpec | None:
+    path = "spec.jobWorkers"
+    if value is None:
+        return None
+    obj = _object(value, path)
+    if not has_database:
+        raise SpecError(
+            path,
+            "job workers need spec.database (PostgreSQL): they and the API pods share the job queue through it",
+        )
+    scaling_path = f"{path}.autoscaling"
+    scaling = _object(obj.get("autoscaling"), scaling_path)
+    base = JobWorkersAutoscaling()
+    autoscaling = JobWorkersAutoscaling(
+        enabled=_bool(scaling, "enabled", scaling_path, base.enabled),
+        min_replicas=_req_int(scaling, "minReplicas", scaling_path, base.min_replicas, 0, 1000),
+        max_replicas=_req_int(scaling, "maxReplicas", scaling_path, base.max_replicas, 1, 1000),
+        pages_per_replica=_req_int(scaling, "pagesPerReplica", scaling_path, base.pages_per_replica, 1, 10000),
+        scale_down_stabilization_seconds=_req_int(
+            scaling, "scaleDownStabilizationSeconds", scaling_path, base.scale_down_stabilization_seconds, 0, 3600
+        ),
+        polling_interval_seconds=_req_int(
+            scaling, "pollingIntervalSeconds", scaling_path, base.polling_interval_seconds, 1, 3600
+        ),
+        trigger=_choice(scaling, "trigger", scaling_path, base.trigger, JOB_WORKER_TRIGGERS),
+        prometheus_server_address=_str(scaling, "prometheusServerAddress", scaling_path, None),
+    )
+    if autoscaling.min_replicas > autoscaling.max_replicas:
+        raise SpecError(
+            f"{scaling_path}.minReplicas",
+            f"({autoscaling.min_replicas}) must not exceed {scaling_path}.maxReplicas ({autoscaling.max_replicas})",
+        )
+    if autoscaling.trigger == "prometheus" and not autoscaling.prometheus_server_address:
+        raise SpecError(f"{scaling_path}.prometheusServerAddress", "is required with trigger prometheus")
+    return JobWorkersSpec(
+        replicas=_req_int(obj, "replicas", path, 1, 0, 1000),
+        resources=_parse_resources(obj.get("resources"), f"{path}.resources"),
+        placement=_parse_placement(obj, path),
+        autoscaling=autoscaling,
     )
 
 
@@ -631,6 +707,7 @@ def parse_spec(body: Mapping[str, Any]) -> OcrDeploymentSpec:
     image = _str(spec, "image", "spec", None)
     if image is not None and (not image.strip() or image != image.strip()):
         raise SpecError("spec.image", f"{image!r} is not an image reference")
+    database = _optional_secret_ref(spec, "database", "urlSecretRef", DEFAULT_URL_SECRET_KEY)
     result = OcrDeploymentSpec(
         name=name,
         namespace=str(namespace),
@@ -640,7 +717,7 @@ def parse_spec(body: Mapping[str, Any]) -> OcrDeploymentSpec:
         replicas=_req_int(spec, "replicas", "spec", 1, 0, 1000),
         languages=_parse_languages(spec.get("languages"), ocr),
         ocr=ocr,
-        database=_optional_secret_ref(spec, "database", "urlSecretRef", DEFAULT_URL_SECRET_KEY),
+        database=database,
         redis=_optional_secret_ref(spec, "redis", "urlSecretRef", DEFAULT_URL_SECRET_KEY),
         api_keys=_optional_secret_ref(spec, "auth", "apiKeysSecretRef", DEFAULT_API_KEYS_SECRET_KEY),
         resources=_parse_resources(spec.get("resources")),
@@ -653,6 +730,7 @@ def parse_spec(body: Mapping[str, Any]) -> OcrDeploymentSpec:
         pod_labels=_parse_pod_labels(spec.get("podLabels")),
         pod_annotations=_string_map(spec.get("podAnnotations"), "spec.podAnnotations", labels=False),
         env=_parse_env(spec.get("env")),
+        job_workers=_parse_job_workers(spec.get("jobWorkers"), database is not None),
     )
     if result.autoscaling.enabled and cpu_cores(result) is None:
         raise SpecError(

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from catalyst_operator import constants
+from catalyst_operator.builders.job_workers import Scaler
+from catalyst_operator.spec import SpecError, parse_quantity
+
+REMOVABLE_STATUS_KEYS: Final = ("selector", "url", "jobWorkers")
+"""Status fields that disappear when not computed (merge patch: written as null to remove them)."""
 
 TRUE: Final = "True"
 FALSE: Final = "False"
@@ -53,6 +58,15 @@ class Observed:
     selector: str | None = None
     desired_replicas: int | None = None
     """What the spec asks for (None: autoscaled; the live Deployment's count is used)."""
+    scaler: str | None = None
+    """What scales the job workers (`builders.Scaler` value), None without `spec.jobWorkers`."""
+    keda_available: bool = False
+    scaled_object: Mapping[str, Any] | None = None
+    """The live ScaledObject (with KEDA's status), when KEDA scales the job workers."""
+    job_workers: Mapping[str, Any] | None = None
+    """The live job worker Deployment."""
+    backlog: int | None = None
+    """Pages queued + in progress as the scaler's HPA last measured them (None: not known)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,16 @@ def compute_status(observed: Observed, previous: Mapping[str, Any] | None, now: 
         "replicasDisplay": f"{ready_replicas}/{desired}",
         "conditions": conditions,
     }
+    if observed.scaler is not None:
+        worker_status = (observed.job_workers or {}).get("status") or {}
+        job_workers: dict[str, Any] = {
+            "replicas": int(worker_status.get("replicas") or 0),
+            "readyReplicas": int(worker_status.get("readyReplicas") or 0),
+            "scaler": observed.scaler,
+        }
+        if observed.backlog is not None:
+            job_workers["backlog"] = observed.backlog
+        status["jobWorkers"] = job_workers
     if observed.selector:
         status["selector"] = observed.selector
     if observed.service_url:
@@ -108,11 +132,32 @@ def compute_status(observed: Observed, previous: Mapping[str, Any] | None, now: 
     return status
 
 
+def backlog_from_hpa(hpa: Mapping[str, Any] | None) -> int | None:
+    """The backlog an HPA last measured on its External metric (KEDA's or ours), in pages; None if none yet.
+
+    An `AverageValue` target reports the value per pod, so it is multiplied back by the pods it was measured over.
+    """
+    status = (hpa or {}).get("status") or {}
+    for metric in status.get("currentMetrics") or []:
+        if not isinstance(metric, Mapping) or metric.get("type") != "External":
+            continue
+        current = (metric.get("external") or {}).get("current") or {}
+        try:
+            if current.get("value") is not None:
+                return round(parse_quantity(current["value"], "value"))
+            if current.get("averageValue") is not None:
+                pods = int(status.get("currentReplicas") or 0)
+                return round(parse_quantity(current["averageValue"], "averageValue") * pods)
+        except SpecError:
+            return None
+    return None
+
+
 def status_changed(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
     """Whether writing `new` would change anything we own in the stored status."""
     old = old or {}
     return any(old.get(key) != value for key, value in new.items()) or any(
-        key in old and key not in new for key in ("selector", "url")
+        key in old and key not in new for key in REMOVABLE_STATUS_KEYS
     )
 
 
@@ -132,6 +177,7 @@ def _verdicts(observed: Observed) -> dict[str, _Verdict]:
             constants.CONDITION_PROGRESSING: blocked,
             constants.CONDITION_DEGRADED: _Verdict(TRUE, "InvalidSpec", observed.spec_error),
             constants.CONDITION_MONITORING_READY: _Verdict(UNKNOWN, "InvalidSpec", observed.spec_error),
+            constants.CONDITION_AUTOSCALING_READY: _Verdict(UNKNOWN, "InvalidSpec", observed.spec_error),
         }
     if observed.missing_secrets:
         message = "; ".join(m.describe(observed.namespace) for m in observed.missing_secrets)
@@ -141,6 +187,7 @@ def _verdicts(observed: Observed) -> dict[str, _Verdict]:
             constants.CONDITION_PROGRESSING: _Verdict(FALSE, "SecretNotFound", message),
             constants.CONDITION_DEGRADED: _Verdict(TRUE, "SecretNotFound", message),
             constants.CONDITION_MONITORING_READY: monitoring,
+            constants.CONDITION_AUTOSCALING_READY: _Verdict(UNKNOWN, "SecretNotFound", message),
         }
     ready, progressing, degraded = _rollout(observed.deployment)
     return {
@@ -148,7 +195,37 @@ def _verdicts(observed: Observed) -> dict[str, _Verdict]:
         constants.CONDITION_PROGRESSING: progressing,
         constants.CONDITION_DEGRADED: degraded,
         constants.CONDITION_MONITORING_READY: monitoring,
+        constants.CONDITION_AUTOSCALING_READY: _autoscaling(observed),
     }
+
+
+def _autoscaling(observed: Observed) -> _Verdict:
+    """Which scaler runs the job workers, honestly: a fallback says what it cannot do."""
+    scaler = observed.scaler
+    if scaler is None or scaler == Scaler.NONE:
+        return _Verdict(TRUE, "NotRequested", "no job worker autoscaling requested")
+    keda = f"KEDA ({constants.KEDA_API_VERSION})"
+    if scaler == Scaler.KEDA:
+        ready = condition((observed.scaled_object or {}).get("status"), "Ready")
+        if ready is None:
+            return _Verdict(UNKNOWN, "ScaledObjectPending", "ScaledObject applied; waiting for KEDA to report on it")
+        if ready.get("status") == TRUE:
+            return _Verdict(TRUE, "ScaledObjectReady", "KEDA scales the job workers on their backlog")
+        detail = str(ready.get("message") or ready.get("reason") or "no reason given")
+        return _Verdict(FALSE, "ScaledObjectNotReady", f"KEDA reports the ScaledObject not ready: {detail}")
+    if scaler == Scaler.HPA_EXTERNAL:
+        return _Verdict(
+            TRUE,
+            "ExternalMetricHPA",
+            f"{keda} is not installed: an HPA scales the job workers on the ocr_job_backlog_pages External "
+            "metric, with at least 1 pod (scaling to zero needs KEDA)",
+        )
+    return _Verdict(
+        FALSE,
+        "KEDANotInstalled",
+        f"{keda} is not installed and the metrics API serves no ocr_job_backlog_pages: an HPA scales the job "
+        "workers on CPU, with at least 1 pod; install KEDA to scale on the queue and down to zero",
+    )
 
 
 def _rollout(deployment: Mapping[str, Any] | None) -> tuple[_Verdict, _Verdict, _Verdict]:

@@ -304,9 +304,11 @@ def register_crd(cluster: kmock.KubernetesEmulator) -> None:
     )
 
 
-def install_monitoring_crds(cluster: kmock.KubernetesEmulator) -> None:
-    """What installing the Prometheus Operator's CRDs does to discovery."""
-    for resource in MONITORING_RESOURCES:
+def install_monitoring_crds(
+    cluster: kmock.KubernetesEmulator, resources: Sequence[ApiResource] = MONITORING_RESOURCES
+) -> None:
+    """What installing the Prometheus Operator's CRDs (or KEDA's: `resources=KEDA_RESOURCES`) does to discovery."""
+    for resource in resources:
         cluster.resources[f"{resource.api_version}/{resource.plural}"] = kmock.ResourceInfo(
             kind=resource.kind,
             singular=resource.kind.lower(),
@@ -352,37 +354,44 @@ ESTABLISHED: Final = {
 }
 
 
-async def apply_monitoring_crds(cluster: kmock.KubernetesEmulator, discovery_lag: float = 0.0) -> None:
+async def apply_monitoring_crds(
+    cluster: kmock.KubernetesEmulator,
+    discovery_lag: float = 0.0,
+    resources: Sequence[ApiResource] = MONITORING_RESOURCES,
+) -> None:
     """What `kubectl apply` of the Prometheus Operator's CRDs does, over HTTP so watchers see it.
 
     As on a real API server: each CRD object appears (ADDED, not yet Established), discovery starts
     serving its resource, then the CRD turns Established (MODIFIED). With `discovery_lag`, discovery
     follows the Established condition only that many seconds later (an API server under load).
+    `resources=KEDA_RESOURCES` installs KEDA's CRDs the same way.
     """
-    for resource in MONITORING_RESOURCES:
+    for resource in resources:
         collection = CUSTOM_RESOURCE_DEFINITIONS.collection_path(None)
         async with cluster.post(collection, json=crd_manifest(resource)) as response:
             assert response.status < 300, await response.text()
     if not discovery_lag:
-        install_monitoring_crds(cluster)
+        install_monitoring_crds(cluster, resources)
     headers = {"Content-Type": "application/merge-patch+json"}
-    for resource in MONITORING_RESOURCES:
+    for resource in resources:
         path = CUSTOM_RESOURCE_DEFINITIONS.object_path(None, resource.crd_name, "status")
         async with cluster.patch(path, json=ESTABLISHED, headers=headers) as response:
             assert response.status < 300, await response.text()
     if discovery_lag:
         await asyncio.sleep(discovery_lag)
-        install_monitoring_crds(cluster)
+        install_monitoring_crds(cluster, resources)
 
 
-async def delete_monitoring_crds(cluster: kmock.KubernetesEmulator) -> None:
+async def delete_monitoring_crds(
+    cluster: kmock.KubernetesEmulator, resources: Sequence[ApiResource] = MONITORING_RESOURCES
+) -> None:
     """What `kubectl delete` of the Prometheus Operator's CRDs does: their objects go, then the CRDs.
 
     kmock keeps serving a resource in discovery while any object of it is stored, even a deleted
     one (gap 10 in `tests/operator/test_kmock_canary.py`): the deleted objects are dropped from
     its store too, after their DELETED watch events went out.
     """
-    for resource in MONITORING_RESOURCES:
+    for resource in resources:
         key = kmock.resource(resource.group, resource.version, resource.plural)
         instances = [(namespace, name) for (kind, namespace, name) in list(cluster.objects.keys()) if kind == key]
         for namespace, name in instances:

@@ -25,6 +25,8 @@ PRESERVE_UNKNOWN_ALLOWED = {
     ".spec.affinity",
     ".spec.topologySpreadConstraints[]",
     ".spec.env[].valueFrom",
+    ".spec.jobWorkers.affinity",
+    ".spec.jobWorkers.topologySpreadConstraints[]",
 }
 """The only places where a full schema is impractical (big core/v1 types copied onto the pod)."""
 
@@ -100,7 +102,7 @@ def test_issue_fields_are_all_in_the_spec() -> None:
         "image", "imagePullPolicy", "imagePullSecrets", "replicas", "languages", "ocr", "database", "redis",
         "auth", "resources", "autoscaling", "podDisruptionBudget", "service", "monitoring", "networkPolicy",
         "nodeSelector", "tolerations", "affinity", "topologySpreadConstraints", "priorityClassName",
-        "podLabels", "podAnnotations", "env",
+        "podLabels", "podAnnotations", "env", "jobWorkers",
     }  # fmt: skip
     assert set(spec) == wanted
     ocr = spec["ocr"]["properties"]

@@ -40,6 +40,8 @@ PRESERVE_UNKNOWN_ALLOWED = {
     ".spec.affinity",
     ".spec.topologySpreadConstraints[]",
     ".spec.env[].valueFrom",
+    ".spec.jobWorkers.affinity",
+    ".spec.jobWorkers.topologySpreadConstraints[]",
 }
 """The only nodes meant to keep unknown fields (big core/v1 types copied onto the pod unchanged)."""
 

@@ -18,7 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from catalyst_operator.builders import CHILD_TYPES, child_name
+from catalyst_operator.builders import CHILD_TYPES
 from test_crd_tools import REPO_ROOT, SAMPLES_DIR, crd_schema, load_crd
 
 DOC_PATH = REPO_ROOT / "docs" / "ocrdeployment.md"
@@ -26,12 +26,20 @@ DOC_PATH = REPO_ROOT / "docs" / "ocrdeployment.md"
 CHILD_WHEN = {
     "ConfigMap": "always (the `OCR_*` settings; never credentials)",
     "Service": "always",
-    "Deployment": "always",
+    "Deployment": "always (the API pods)",
+    "Deployment-workers": "`spec.jobWorkers` is set (the job worker pods, `python -m ocr_service.jobs`)",
     "HorizontalPodAutoscaler": "`spec.autoscaling.enabled`",
+    "HorizontalPodAutoscaler-workers": "`spec.jobWorkers.autoscaling.enabled` and the cluster does not serve "
+    "keda.sh/v1alpha1 (on the `ocr_job_backlog_pages` External metric if the metrics API serves it, else on CPU; "
+    "at least 1 pod)",
     "PodDisruptionBudget": "`spec.podDisruptionBudget` is set",
     "NetworkPolicy": "`spec.networkPolicy.enabled`",
     "ServiceMonitor": "`spec.monitoring.serviceMonitor.enabled` and the cluster serves monitoring.coreos.com/v1",
     "PrometheusRule": "`spec.monitoring.prometheusRule.enabled` and the cluster serves monitoring.coreos.com/v1",
+    "TriggerAuthentication-workers": "the ScaledObject uses the `postgresql` trigger (KEDA reads the URL from "
+    "`spec.database`'s Secret)",
+    "ScaledObject-workers": "`spec.jobWorkers.autoscaling.enabled` and the cluster serves keda.sh/v1alpha1 "
+    "(KEDA then owns the HPA; ours is not created)",
 }
 
 CONDITIONS = {
@@ -43,6 +51,11 @@ CONDITIONS = {
     "`ProgressDeadlineExceeded`).",
     "MonitoringReady": "The ServiceMonitor and PrometheusRule asked for exist; `False` with reason "
     "`ServiceMonitorCRDMissing` when the cluster does not serve monitoring.coreos.com/v1.",
+    "AutoscalingReady": "What scales the job workers: `ScaledObjectReady` (KEDA reports the ScaledObject "
+    "ready), `ScaledObjectPending` (`Unknown`, KEDA has not reported yet), `ScaledObjectNotReady`, "
+    "`ExternalMetricHPA` (no KEDA; an HPA on the backlog metric, at least 1 pod), `False`/`KEDANotInstalled` "
+    "(no KEDA and no backlog metric: an HPA on CPU, at least 1 pod), `NotRequested`. Follows KEDA's CRDs "
+    "being installed or removed while the operator runs.",
 }
 
 
@@ -150,7 +163,8 @@ def render_field_reference() -> str:
         "",
         "| kind | name | when |\n|---|---|---|",
         *(
-            f"| {child.kind} ({child.api_version}) | `{child_name('NAME', child.kind)}` | {CHILD_WHEN[child.kind]} |"
+            f"| {child.kind} ({child.api_version}) | `{child.name('NAME')}` | "
+            f"{CHILD_WHEN[child.kind + child.name_suffix]} |"
             for child in CHILD_TYPES
         ),
         "",
@@ -170,6 +184,12 @@ def render_field_reference() -> str:
         "Several pods share jobs only through PostgreSQL: without `spec.database` each pod keeps its own SQLite "
         "job store, and a job submitted through the Service is not found when a later request lands on another "
         "pod. So `replicas` above 1, or autoscaling that may go above 1, is refused until `spec.database` is set.",
+        "",
+        "`spec.jobWorkers` adds a Deployment `NAME-workers` that only recognises job pages; the API pods then "
+        "get `OCR_JOB_WORKERS_ENABLED=false`. Its `autoscaling` scales on the backlog (pages queued plus in "
+        "progress): with KEDA through a ScaledObject (down to `minReplicas`, 0 allowed; the `postgresql` "
+        "trigger by default, `prometheus` optionally), without KEDA through an HPA that keeps at least one pod. "
+        "`AutoscalingReady` and `status.jobWorkers.scaler` say which; see docs/deploy.md for both triggers.",
         "",
         header,
         *_rows(schema["properties"]["spec"], "spec"),
@@ -210,6 +230,9 @@ def test_field_reference_lists_every_spec_field() -> None:
     text = DOC_PATH.read_text(encoding="utf-8")
     for path in (
         "spec.autoscaling.minReplicas",
+        "spec.jobWorkers.autoscaling.minReplicas",
+        "spec.jobWorkers.autoscaling.pagesPerReplica",
+        "status.jobWorkers.backlog",
         "spec.ocr.workers",
         "spec.networkPolicy.from[].ipBlock.cidr",
         "status.url",

@@ -72,15 +72,18 @@ def test_full_sample_exercises_every_optional_child() -> None:
     docs = documents(SAMPLES_DIR / "full.yaml")
     (resource,) = (doc for doc in docs if doc["kind"] == constants.KIND)
     resource["metadata"]["uid"] = "u"
-    ctx = BuildContext(default_image="unused:1", monitoring_available=True, secret_hash="h")
+    ctx = BuildContext(default_image="unused:1", monitoring_available=True, secret_hash="h", keda_available=True)
     kinds = [child["kind"] for child in build_children(resource, parse_spec(resource), ctx)]
     assert kinds == [
         "ConfigMap",
         "Service",
         "Deployment",
+        "Deployment",  # the job workers
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
         "NetworkPolicy",
         "ServiceMonitor",
         "PrometheusRule",
+        "TriggerAuthentication",
+        "ScaledObject",
     ]

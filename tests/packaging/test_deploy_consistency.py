@@ -124,8 +124,16 @@ def test_operator_builds_children_with_the_services_names(cr: dict[str, Any]) ->
     ctx = BuildContext(
         default_image=OperatorSettings.from_env({}).default_image, monitoring_available=True, secret_hash="0"
     )
-    children = {child["kind"]: child for child in build_children(cr, parse_spec(cr), ctx)}
-    deployment = children["Deployment"]
+    built = build_children(cr, parse_spec(cr), ctx)
+    children = {
+        child["kind"]: child
+        for child in built
+        if child["metadata"]["name"] in (cr["metadata"]["name"], f"{cr['metadata']['name']}-config")
+    }
+    deployment = children["Deployment"]  # the API pods (the job workers' Deployment has no port: checked below)
+    for workers in (c for c in built if c["kind"] == "Deployment" and c is not deployment):
+        (worker,) = workers["spec"]["template"]["spec"]["containers"]
+        assert {item["name"] for item in worker.get("env", [])} <= SERVICE_ENV | EXTRA_CONTAINER_ENV
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["image"].startswith((f"{DEFAULT_IMAGE}:", "registry.example.com/"))
     assert container["ports"] == [{"name": PORT_NAME, "containerPort": HTTP_PORT, "protocol": "TCP"}]

@@ -54,6 +54,8 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python benchmarks/jobs.py --part feed": "a 2-minute benchmark",
     ".venv/bin/python benchmarks/jobs.py --quick": "a benchmark run (tests/jobs/test_jobs_benchmark.py)",
     ".venv/bin/python benchmarks/operator_reconcile.py": "a benchmark run (tests/operator)",
+    ".venv/bin/python benchmarks/autoscale_sim.py": "a benchmark of a few minutes",
+    ".venv/bin/python benchmarks/autoscale_sim.py --quick": "a benchmark run (tests/jobs/test_autoscale_benchmark.py)",
     ".venv/bin/pytest tests/jobs -n 2 --dist loadgroup": "runs a part of this suite",
     ".venv/bin/pytest tests/operator -n auto --dist loadgroup": "runs a part of this suite",
     ".venv/bin/pytest -n auto --dist loadgroup tests/packaging": "runs a part of this suite",

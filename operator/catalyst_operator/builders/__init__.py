@@ -15,13 +15,30 @@ from typing import Any
 from catalyst_operator.builders.autoscaler import build_autoscaler
 from catalyst_operator.builders.configmap import build_configmap, config_hash, configmap_name, render_config
 from catalyst_operator.builders.context import BuildContext
-from catalyst_operator.builders.deployment import build_deployment, pod_template_hash
+from catalyst_operator.builders.deployment import (
+    build_deployment,
+    build_job_worker_deployment,
+    job_workers_name,
+    pod_template_hash,
+)
 from catalyst_operator.builders.disruption_budget import build_disruption_budget
+from catalyst_operator.builders.job_workers import (
+    Scaler,
+    build_job_worker_autoscaler,
+    build_scaled_object,
+    build_trigger_authentication,
+    job_worker_scaler,
+)
 from catalyst_operator.builders.meta import owner_reference
 from catalyst_operator.builders.monitoring import build_prometheus_rule, build_service_monitor, rule_groups
 from catalyst_operator.builders.network_policy import build_network_policy
 from catalyst_operator.builders.service import build_service, service_url
-from catalyst_operator.constants import CONFIG_HASH_ANNOTATION, MONITORING_API_VERSION
+from catalyst_operator.constants import (
+    CONFIG_HASH_ANNOTATION,
+    JOB_WORKERS_SUFFIX,
+    KEDA_API_VERSION,
+    MONITORING_API_VERSION,
+)
 from catalyst_operator.spec import OcrDeploymentSpec
 
 __all__ = [
@@ -29,9 +46,12 @@ __all__ = [
     "CONFIG_HASH_ANNOTATION",
     "BuildContext",
     "ChildType",
+    "Scaler",
     "build_children",
     "child_name",
     "config_hash",
+    "job_worker_scaler",
+    "job_workers_name",
     "owner_reference",
     "pod_template_hash",
     "render_config",
@@ -44,12 +64,18 @@ Builder = Callable[[Mapping[str, Any], OcrDeploymentSpec, BuildContext], dict[st
 
 @dataclass(frozen=True)
 class ChildType:
-    """One kind of child the operator may own; `monitoring` kinds exist only with the Prometheus Operator."""
+    """One kind of child the operator may own; `monitoring` kinds exist only with the Prometheus Operator,
+    `keda` kinds only with KEDA. `name_suffix` tells the job workers' children (`-workers`) apart."""
 
     api_version: str
     kind: str
     plural: str
     monitoring: bool = False
+    keda: bool = False
+    name_suffix: str = ""
+
+    def name(self, instance: str) -> str:
+        return child_name(instance, self.kind) + self.name_suffix
 
     @property
     def group(self) -> str:
@@ -64,11 +90,17 @@ CHILD_TYPES: tuple[ChildType, ...] = (
     ChildType("v1", "ConfigMap", "configmaps"),
     ChildType("v1", "Service", "services"),
     ChildType("apps/v1", "Deployment", "deployments"),
+    ChildType("apps/v1", "Deployment", "deployments", name_suffix=JOB_WORKERS_SUFFIX),
     ChildType("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
+    ChildType("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", name_suffix=JOB_WORKERS_SUFFIX),
     ChildType("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     ChildType("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     ChildType(MONITORING_API_VERSION, "ServiceMonitor", "servicemonitors", monitoring=True),
     ChildType(MONITORING_API_VERSION, "PrometheusRule", "prometheusrules", monitoring=True),
+    ChildType(
+        KEDA_API_VERSION, "TriggerAuthentication", "triggerauthentications", keda=True, name_suffix=JOB_WORKERS_SUFFIX
+    ),
+    ChildType(KEDA_API_VERSION, "ScaledObject", "scaledobjects", keda=True, name_suffix=JOB_WORKERS_SUFFIX),
 )
 """Every kind of child, in apply order."""
 
@@ -81,8 +113,13 @@ def child_name(instance: str, kind: str) -> str:
 def build_children(cr: Mapping[str, Any], spec: OcrDeploymentSpec, ctx: BuildContext) -> list[dict[str, Any]]:
     """Every desired child of `cr`, in apply order. Raises `SpecError` if the CR has no uid."""
     builders: list[Builder] = [build_configmap, build_service, build_deployment]
+    scaler = job_worker_scaler(spec, ctx)
+    if scaler is not None:
+        builders.append(build_job_worker_deployment)
     if spec.autoscaling.enabled:
         builders.append(build_autoscaler)
+    if scaler in (Scaler.HPA_EXTERNAL, Scaler.HPA_CPU):
+        builders.append(build_job_worker_autoscaler)  # never beside a ScaledObject: KEDA makes its own HPA
     if spec.pod_disruption_budget is not None:
         builders.append(build_disruption_budget)
     if spec.network_policy.enabled:
@@ -91,4 +128,9 @@ def build_children(cr: Mapping[str, Any], spec: OcrDeploymentSpec, ctx: BuildCon
         builders.append(build_service_monitor)
     if ctx.monitoring_available and spec.monitoring.prometheus_rule.enabled:
         builders.append(build_prometheus_rule)
+    if scaler is Scaler.KEDA:
+        assert spec.job_workers is not None
+        if spec.job_workers.autoscaling.trigger == "postgresql":
+            builders.append(build_trigger_authentication)
+        builders.append(build_scaled_object)
     return [build(cr, spec, ctx) for build in builders]

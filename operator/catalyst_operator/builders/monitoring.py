@@ -2,7 +2,8 @@
 
 Built only when the cluster serves the Prometheus Operator's API and the CR enables them. The
 alert rules are read from `assets/prometheus-rules.yaml`, the one file the compose stack's
-Prometheus mounts too, and scoped to this instance by rewriting their `job` matcher.
+Prometheus mounts too, and scoped to this instance by rewriting their `job` matcher. With autoscaled job workers the
+PrometheusRule gains one more group of the operator's own (`job_worker_rule_group`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any
 import yaml
 
 from catalyst_operator.builders.context import BuildContext
+from catalyst_operator.builders.deployment import job_workers_name
 from catalyst_operator.builders.meta import child_metadata
 from catalyst_operator.constants import COMPONENT_MONITORING, MONITORING_API_VERSION, PORT_NAME
 from catalyst_operator.labels import selector_labels
 from catalyst_operator.spec import OcrDeploymentSpec
-from ocr_service.contract import METRICS_PATH
+from ocr_service.contract import BACKLOG_METRIC, METRICS_PATH
 
 RULES_ASSET = "prometheus-rules.yaml"
 RULES_JOB_MATCHER = 'job="catalyst-ocr"'
@@ -76,11 +78,49 @@ def build_service_monitor(cr: Mapping[str, Any], spec: OcrDeploymentSpec, ctx: B
     }
 
 
+def job_worker_rule_group(spec: OcrDeploymentSpec) -> dict[str, Any] | None:
+    """The autoscaled job workers' alert, built here rather than in the asset: it needs what only the
+    operator knows (the workers' Deployment and maxReplicas) and kube-state-metrics' replica counts,
+    which the compose stack has no equivalent of."""
+    if spec.job_workers is None or not spec.job_workers.autoscaling.enabled:
+        return None
+    scaling = spec.job_workers.autoscaling
+    own = f'namespace="{spec.namespace}", job="{spec.name}"'
+    workers = f'namespace="{spec.namespace}", deployment="{job_workers_name(spec.name)}"'
+    return {
+        "name": f"catalyst-ocr-autoscaling.{spec.namespace}.{spec.name}",
+        "rules": [
+            {
+                "alert": "CatalystOcrJobBacklogGrowingAtMaxWorkers",
+                "expr": (
+                    f"deriv(max({BACKLOG_METRIC}{{{own}}})[15m:1m]) > 0\n"
+                    f"and on() max(kube_deployment_status_replicas{{{workers}}}) >= {scaling.max_replicas}"
+                ),
+                "for": "15m",
+                "labels": {"severity": "warning"},
+                "annotations": {
+                    "summary": "Catalyst OCR job backlog keeps growing with every job worker running",
+                    "description": (
+                        f"{spec.namespace}/{spec.name}: the job backlog (pages queued and in progress) has grown "
+                        f"for 15 minutes while {job_workers_name(spec.name)} runs at maxReplicas "
+                        f"({scaling.max_replicas}). Raise spec.jobWorkers.autoscaling.maxReplicas, give the "
+                        "workers more CPU, or check the cluster has room for more pods."
+                    ),
+                },
+            }
+        ],
+    }
+
+
 def build_prometheus_rule(cr: Mapping[str, Any], spec: OcrDeploymentSpec, ctx: BuildContext) -> dict[str, Any]:
     rule = spec.monitoring.prometheus_rule
+    groups = scoped_rule_groups(spec.namespace, spec.name)
+    workers_group = job_worker_rule_group(spec)
+    if workers_group is not None:
+        groups.append(workers_group)
     return {
         "apiVersion": MONITORING_API_VERSION,
         "kind": "PrometheusRule",
         "metadata": child_metadata(cr, spec, ctx, spec.name, COMPONENT_MONITORING, extra_labels=rule.labels),
-        "spec": {"groups": scoped_rule_groups(spec.namespace, spec.name)},
+        "spec": {"groups": groups},
     }

@@ -580,23 +580,7 @@ async def peak_for_largest_page(server: Server, client: httpx.AsyncClient, max_p
     lines = [f"largest page line {row} with a few words" for row in range(60)]
     page = render_lines(lines, font_size=60, margin=300, size=(side, side))
     document = encode(page, "PNG", dpi=(DPI, DPI))
-    before = server.rss_bytes
-    peak = before
-    sampling = True
-
-    async def sample() -> None:
-        nonlocal peak
-        while sampling:
-            peak = max(peak, server.rss_bytes)
-            await asyncio.sleep(0.02)
-
-    sampler = asyncio.create_task(sample())
-    response = await client.post("/v1/ocr", params={"format": "json"}, content=document, timeout=600)
-    sampling = False
-    await sampler
-    if response.status_code != 200:
-        raise RuntimeError(f"largest page: {response.status_code} {response.text[:200]}")
-    return before, peak
+    return await peak_rss_while_recognising(server, client, document)
 
 
 async def probe_livez(probe: httpx.AsyncClient, running: asyncio.Future[Any], limit: float) -> list[float]:

@@ -30,8 +30,10 @@ CONTENT_DEPENDENT = frozenset(
 )
 """Refusals that depend on the bytes of a document, which no schema can state: a multipart `file`
 is `format: binary`, so random bytes are schema-valid there, and a schema-valid `pages` may name a
-page the generated document lacks. Only these may answer schema-valid data with a 4xx; schemathesis'
-`positive_data_acceptance` judges every other answer (a wrong `lang`, an empty `content`, ...)."""
+page the generated document lacks; likewise a `cursor` of `GET /v1/jobs` must name a job of the
+caller's list, which a schema can only say is a string. Only these may answer schema-valid data
+with a 4xx; schemathesis' `positive_data_acceptance` judges every other answer (a wrong `lang`, an
+empty `content`, ...)."""
 
 MAX_EXAMPLES = 15
 GENERATION_ATTEMPTS = 5
@@ -91,7 +93,7 @@ def refused_for_what_no_schema_states(response: schemathesis.Response) -> bool:
         return True
     detail = str(problem.get("detail", ""))
     return slug == "invalid-parameter" and (
-        problem.get("param") in ("pages", "page", "file") or "both in the query and in the body" in detail
+        problem.get("param") in ("pages", "page", "file", "cursor") or "both in the query and in the body" in detail
     )
 
 

@@ -34,7 +34,7 @@ from typing import Any, Final
 
 import kopf
 
-from catalyst_operator import constants, events, kube, metrics
+from catalyst_operator import constants, events, kube, metrics, watch_resilience
 from catalyst_operator.discovery import ApiDiscovery
 from catalyst_operator.reconcile import Report, reconcile
 from catalyst_operator.resources import (
@@ -64,6 +64,8 @@ _OCR: Final = (constants.GROUP, constants.VERSION, constants.PLURAL)
 _MANAGED: Final = {constants.LABEL_MANAGED_BY: constants.OPERATOR_NAME}
 
 logger = logging.getLogger(__name__)
+
+watch_resilience.install()  # a watched kind whose CRD is removed must not stop the operator
 
 
 def build_runtime(settings: OperatorSettings, api: kube.KubeApi) -> Runtime:

@@ -83,6 +83,7 @@ from PIL import Image
 from ocr_service.engine.base import RecognitionRequest, Recognizer
 from ocr_service.engine.capi_engine import CapiBackend
 from ocr_service.engine.cpus import available_cpus
+from ocr_service.jobs.models import FINAL_STATUSES, JobStatus
 from ocr_service.options import OutputFormat
 
 CATALYST_OCR = Path(sys.executable).parent / "catalyst-ocr"
@@ -656,12 +657,10 @@ async def job_throughput(
         succeeded: list[tuple[str, int]] = []
         while pending and time.perf_counter() < end:
             for job in await listed_jobs(client):
-                index = pending.pop(job["id"], None)
-                if index is None or job["status"] not in ("succeeded", "failed", "cancelled"):
-                    if index is not None:
-                        pending[job["id"]] = index
+                if job["id"] not in pending or job["status"] not in FINAL_STATUSES:
                     continue
-                if job["status"] != "succeeded":
+                index = pending.pop(job["id"])
+                if job["status"] != JobStatus.SUCCEEDED:
                     result.failed += 1
                     continue
                 result.completed += 1

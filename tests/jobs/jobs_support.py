@@ -42,17 +42,20 @@ def page_words(n: int) -> str:
     return f"{WORDS[(n - 1) % 10].capitalize()} page {n}"
 
 
-def text_image(text: str, size: int = 36) -> Image.Image:
+def text_image(text: str, size: int = 36, lines: int = 1) -> Image.Image:
+    """`text` on `lines` lines, one below the other."""
     face: Any = ImageFont.truetype(FONT_PATH, size) if Path(FONT_PATH).exists() else ImageFont.load_default(size=size)
     width = int(face.getlength(text)) + 80
-    image = Image.new("L", (width, size * 2 + 40), "white")
-    ImageDraw.Draw(image).text((40, 30), text, fill="black", font=face)
+    line_height = size * 2 + 40
+    image = Image.new("L", (width, line_height * lines), "white")
+    for line in range(lines):
+        ImageDraw.Draw(image).text((40, 30 + line * line_height), text, fill="black", font=face)
     return image
 
 
-def png(text: str) -> bytes:
+def png(text: str, lines: int = 1) -> bytes:
     buffer = io.BytesIO()
-    text_image(text).save(buffer, format="PNG")
+    text_image(text, lines=lines).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

@@ -9,7 +9,6 @@ that long, so only the release explains the prompt finish of the short-grace cas
 from __future__ import annotations
 
 import asyncio
-import io
 import signal
 import time
 from pathlib import Path
@@ -23,12 +22,11 @@ from jobs_support import (
     job_settings,
     new_job,
     pdf,
+    png,
     running_app,
     start_workers,
-    text_image,
     words,
 )
-from PIL import Image
 
 from ocr_service.contract import BACKLOG_SQL
 from ocr_service.jobs.models import NewJob
@@ -44,16 +42,6 @@ LINES = 16
 """Lines per page: a page takes a good fraction of a second, so the SIGTERM sent as soon as it is seen
 running lands mid-page (a one-line page could finish inside the short grace, and be no release)."""
 LEASE_SECONDS = "60"
-
-
-def dense_png(text: str) -> bytes:
-    line = text_image(text)
-    page = Image.new("L", (line.width, line.height * LINES), "white")
-    for n in range(LINES):
-        page.paste(line, (0, n * line.height))
-    buffer = io.BytesIO()
-    page.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def env_for(url: str, tmp_path: Path, grace: str) -> dict[str, str]:
@@ -107,7 +95,7 @@ async def test_sigterm_mid_page_loses_nothing_and_completes_nothing_twice(
             started += [start_workers(env), start_workers(env)]
             for n in range(JOBS):  # submitted once both replicas are up, so both hold pages
                 text = f"{WORDS[n % 10].capitalize()} page {n}"
-                job, _ = await store.create_job(NewJob(dense_png(text), FAST_OPTIONS, (1,)))
+                job, _ = await store.create_job(NewJob(png(text, lines=LINES), FAST_OPTIONS, (1,)))
                 expected[job.id] = words(text) * LINES
             victim, held = await sigterm_busy_worker(postgres_url, started)
             victim_exit = await asyncio.to_thread(victim.process.wait, 40)

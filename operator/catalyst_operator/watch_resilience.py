@@ -42,16 +42,20 @@ def tolerate_removed_kinds(
 ) -> Callable[..., AsyncIterator[Any]]:
     """`continuous_watch`, except that a 404 (the kind is not served) ends the stream after a pause."""
 
+    not_served: set[str] = set()  # kinds whose last list was a 404: logged once, not every retry
+
     async def continuous_watch_tolerating_removal(**kwargs: Any) -> AsyncIterator[Any]:
+        kind = str(kwargs.get("resource"))
         try:
             async for event in continuous_watch(**kwargs):
+                if kind in not_served:
+                    not_served.discard(kind)
+                    logger.info("%s is served again", kind)
                 yield event
         except kopf_errors.APINotFoundError:
-            logger.info(
-                "%s is not served (its CRD was removed?): listing it again in %.0f s",
-                kwargs.get("resource"),
-                retry_seconds,
-            )
+            if kind not in not_served:
+                not_served.add(kind)
+                logger.info("%s is not served (its CRD was removed?): listing it every %.0f s", kind, retry_seconds)
             await asyncio.sleep(retry_seconds)
 
     setattr(continuous_watch_tolerating_removal, _MARK, True)

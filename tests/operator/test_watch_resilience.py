@@ -61,6 +61,25 @@ async def test_wrapped_the_loop_pauses_lists_again_and_gets_the_kinds_events(mon
     assert len(calls) == 2
 
 
+async def test_a_kind_long_gone_is_logged_once_and_its_return_once(monkeypatch, caplog):
+    calls: list[int] = []
+
+    async def gone_three_times(**_: Any) -> AsyncIterator[Any]:
+        calls.append(1)
+        if len(calls) <= 3:
+            raise kopf_errors.APINotFoundError("not found", status=404, headers={})
+        yield EVENT
+
+    monkeypatch.setattr(
+        kopf_watching, "continuous_watch", watch_resilience.tolerate_removed_kinds(gone_three_times, 0.01)
+    )
+    with caplog.at_level("INFO", logger=watch_resilience.__name__):
+        assert await stream(iterations=4) == [EVENT]
+    messages = [record.getMessage() for record in caplog.records if record.name == watch_resilience.__name__]
+    assert len(messages) == 2, messages  # three 404s, one line; then one line for its return
+    assert "is not served" in messages[0] and "is served again" in messages[1], messages
+
+
 async def test_other_api_errors_still_stop_the_stream(monkeypatch):
     async def forbidden(**_: Any) -> AsyncIterator[Any]:
         raise kopf_errors.APIForbiddenError("forbidden", status=403, headers={})

@@ -1,5 +1,8 @@
 """`build_app(settings)`: the whole Starlette application, configured when it is constructed.
 
+`build_worker_app(...)` is the HTTP side of a worker-only replica (`python -m ocr_service.jobs`):
+the same probes and `/metrics`, and no API route at all.
+
 Nothing here reads the environment: the CLI (or `create_app` for `uvicorn --factory`) reads
 `Settings` once and passes them in. The app's parts are on `app.state` for the routes and
 for other layers that extend it:
@@ -20,6 +23,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
 
 from ocr_service.cache import build_cache
 from ocr_service.contract import EnvVar
@@ -35,6 +39,7 @@ from ocr_service.http.openapi import openapi_document
 from ocr_service.http.preview import preview_routes
 from ocr_service.http.problems import EXCEPTION_HANDLERS
 from ocr_service.http.readiness import ReadinessChecks, cached
+from ocr_service.jobs.runtime import JobRuntime
 from ocr_service.logs import configure_logging
 from ocr_service.pipeline import OcrPipeline
 from ocr_service.settings import Settings
@@ -61,6 +66,15 @@ LIFESPAN_PARTS: list[LifespanPart] = [pipeline_lifespan, jobs.jobs_lifespan]
 """Append further parts (e.g. job workers) here; they start after the pipeline and stop before it."""
 
 
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Every part of LIFESPAN_PARTS (read when the app starts), started in order and stopped in reverse."""
+    async with AsyncExitStack() as stack:
+        for part in LIFESPAN_PARTS:
+            await stack.enter_async_context(part(app))
+        yield
+
+
 def build_app(settings: Settings, *, pipeline: OcrPipeline | None = None) -> Starlette:
     """The application for `settings`. `pipeline` is built from the settings unless given."""
     pipeline = pipeline or OcrPipeline(settings)
@@ -69,27 +83,54 @@ def build_app(settings: Settings, *, pipeline: OcrPipeline | None = None) -> Sta
     register_service_checks(checks, settings, pipeline)
     openapi = openapi_document(settings, auth_enabled=api_keys.configured, extra_paths=jobs.openapi_paths)
     meta = MetaEndpoints(settings, pipeline, checks, openapi)
+    routes = [
+        *ocr_routes(settings, pipeline),
+        *preview_routes(settings),
+        *jobs.routes,
+        *meta_routes(meta),
+        *docs_routes(),
+        *demo_routes(),
+    ]
+    app = _application(settings, pipeline, checks, routes, [Middleware(ApiKeyMiddleware, store=api_keys)])
+    app.state.api_keys = api_keys
+    app.state.cache = build_cache(settings)
+    return app
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with AsyncExitStack() as stack:
-            for part in LIFESPAN_PARTS:
-                await stack.enter_async_context(part(app))
-            yield
 
+PROBE_ROUTE_NAMES = frozenset({"livez", "readyz", "health", "metrics"})
+"""What a worker-only replica serves: the kubelet's probes and Prometheus' scrape, nothing a client calls."""
+
+
+def build_worker_app(settings: Settings, pipeline: OcrPipeline, runtime: JobRuntime) -> Starlette:
+    """The HTTP side of a worker-only replica: `/livez`, `/readyz`, `/health` and `/metrics`, no API.
+
+    It has no lifespan: `python -m ocr_service.jobs` starts the pipeline and `runtime` before it
+    serves and stops them itself (SIGTERM stops the job workers first, see there). Readiness is the
+    API pods' own: the engine self-test, the languages and the job store, so a worker that cannot
+    reach PostgreSQL shows it (its pages wait in the store meanwhile).
+    """
+    checks = ReadinessChecks()
+    register_service_checks(checks, settings, pipeline)
+    checks.add(runtime.store.backend, runtime.check_store)
+    meta = MetaEndpoints(settings, pipeline, checks, openapi={})
+    routes = [route for route in meta_routes(meta) if getattr(route, "name", None) in PROBE_ROUTE_NAMES]
+    app = _application(settings, pipeline, checks, routes, [], lifespan=None)
+    app.state.jobs = runtime
+    return app
+
+
+def _application(
+    settings: Settings,
+    pipeline: OcrPipeline,
+    checks: ReadinessChecks,
+    routes: list[BaseRoute],
+    inner_middleware: list[Middleware],
+    lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = lifespan,
+) -> Starlette:
+    """The Starlette app both builders share: request context outermost, problem+json errors, the lifespan."""
     app = Starlette(
-        routes=[
-            *ocr_routes(settings, pipeline),
-            *preview_routes(settings),
-            *jobs.routes,
-            *meta_routes(meta),
-            *docs_routes(),
-            *demo_routes(),
-        ],
-        middleware=[
-            Middleware(RequestContextMiddleware),
-            Middleware(ApiKeyMiddleware, store=api_keys),
-        ],
+        routes=routes,
+        middleware=[Middleware(RequestContextMiddleware), *inner_middleware],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
@@ -97,8 +138,6 @@ def build_app(settings: Settings, *, pipeline: OcrPipeline | None = None) -> Sta
     app.state.settings = settings
     app.state.pipeline = pipeline
     app.state.readiness_checks = checks
-    app.state.api_keys = api_keys
-    app.state.cache = build_cache(settings)
     return app
 
 

@@ -26,7 +26,7 @@ CONTAINER_DATA_DIR = "/var/lib/catalyst-ocr"
 """Where the image keeps OCR_DATA_DIR (a volume in compose, an emptyDir in Kubernetes)."""
 
 JOB_WORKER_COMMAND = ("python", "-m", "ocr_service.jobs")
-"""Runs a worker-only replica (no HTTP): the operator's `jobWorkers` pods."""
+"""Runs a worker-only replica (no API; probes and `/metrics` on the HTTP port): the operator's `jobWorkers` pods."""
 BACKLOG_METRIC = "ocr_job_backlog_pages"
 """Gauge of job pages queued plus in progress (global): what the job workers' autoscaler reads."""
 BACKLOG_SQL = "SELECT count(*) FROM ocr_job_pages WHERE state IN ('queued', 'running')"

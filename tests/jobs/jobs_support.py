@@ -179,10 +179,11 @@ def start_server(env: dict[str, str]) -> ChildProcess:
 
 
 def start_workers(env: dict[str, str], *, wait: bool = True) -> ChildProcess:
-    """A worker-only replica; `wait=False` returns as soon as the process exists (it joins when ready)."""
-    argv = [sys.executable, "-m", "ocr_service.jobs"]
-    if wait:
-        return start_child(argv, env, r"jobs ready on")
+    """A worker-only replica (its probes on a free port, `.port`); `wait=False` returns as soon as the
+    process exists (it joins when ready)."""
+    argv = [sys.executable, "-m", "ocr_service.jobs", "--host", "127.0.0.1", "--port", "0"]
+    if wait:  # logged once the engines and the job workers run
+        return start_child(argv, env, r"probes and metrics on http://127\.0\.0\.1:(\d+)")
     return ChildProcess(
         subprocess.Popen(argv, env=child_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
     )

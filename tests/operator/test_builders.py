@@ -425,6 +425,13 @@ def test_network_policy_admits_only_the_chosen_sources_to_the_http_port() -> Non
     assert rule["ports"] == [{"protocol": "TCP", "port": "http"}]
     assert rule["from"] == [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"team": "edge"}}}]
     assert build(SPECS["policy-deny"])["NetworkPolicy"]["spec"]["ingress"] == []
+    # The API pods and the job worker pods (their port serves probes and /metrics), nothing else.
+    assert policy["podSelector"] == {
+        "matchLabels": {"app.kubernetes.io/name": "catalyst-ocr", "app.kubernetes.io/instance": "ocr"},
+        "matchExpressions": [
+            {"key": "app.kubernetes.io/component", "operator": "In", "values": ["server", "job-worker"]}
+        ],
+    }
     assert "NetworkPolicy" not in build({})
 
 

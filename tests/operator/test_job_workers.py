@@ -124,7 +124,9 @@ def test_job_workers_run_the_same_image_apart_from_the_api() -> None:
     api, workers = built["Deployment"], built["Deployment-workers"]
     assert the_container(workers)["image"] == the_container(api)["image"]
     assert the_container(workers)["command"] == list(JOB_WORKER_COMMAND)
-    assert "ports" not in the_container(workers) and "readinessProbe" not in the_container(workers)
+    # Probed and scraped like the API pods (`python -m ocr_service.jobs` serves /livez, /readyz, /metrics).
+    for field in ("ports", "startupProbe", "livenessProbe", "readinessProbe"):
+        assert the_container(workers)[field] == the_container(api)[field], field
     assert env(api)[EnvVar.JOB_WORKERS_ENABLED] == "false", "the API pods stop claiming job pages"
     assert EnvVar.JOB_WORKERS_ENABLED not in env(workers)
     assert env(workers)[EnvVar.WORKERS] == "3", "pages at once follow the workers' own CPU limit"

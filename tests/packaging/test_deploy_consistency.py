@@ -130,15 +130,16 @@ def test_operator_builds_children_with_the_services_names(cr: dict[str, Any]) ->
         for child in built
         if child["metadata"]["name"] in (cr["metadata"]["name"], f"{cr['metadata']['name']}-config")
     }
-    deployment = children["Deployment"]  # the API pods (the job workers' Deployment has no port: checked below)
-    for workers in (c for c in built if c["kind"] == "Deployment" and c is not deployment):
-        (worker,) = workers["spec"]["template"]["spec"]["containers"]
-        assert {item["name"] for item in worker.get("env", [])} <= SERVICE_ENV | EXTRA_CONTAINER_ENV
+    deployment = children["Deployment"]  # the API pods; the job workers' Deployment is checked below
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["image"].startswith((f"{DEFAULT_IMAGE}:", "registry.example.com/"))
-    assert container["ports"] == [{"name": PORT_NAME, "containerPort": HTTP_PORT, "protocol": "TCP"}]
-    assert container["livenessProbe"]["httpGet"] == {"path": LIVENESS_PATH, "port": PORT_NAME}
-    assert container["readinessProbe"]["httpGet"] == {"path": READINESS_PATH, "port": PORT_NAME}
+    # `python -m ocr_service.jobs` serves the same probes and /metrics on the same port as the API pods.
+    workers = [c["spec"]["template"]["spec"]["containers"][0] for c in built if c["kind"] == "Deployment"]
+    for pod in workers:
+        assert {item["name"] for item in pod.get("env", [])} <= SERVICE_ENV | EXTRA_CONTAINER_ENV
+        assert pod["ports"] == [{"name": PORT_NAME, "containerPort": HTTP_PORT, "protocol": "TCP"}]
+        assert pod["livenessProbe"]["httpGet"] == {"path": LIVENESS_PATH, "port": PORT_NAME}
+        assert pod["readinessProbe"]["httpGet"] == {"path": READINESS_PATH, "port": PORT_NAME}
     names = {item["name"] for item in container.get("env", [])}
     assert names <= SERVICE_ENV | EXTRA_CONTAINER_ENV, f"unknown variables {names - SERVICE_ENV - EXTRA_CONTAINER_ENV}"
     assert set(children["ConfigMap"]["data"]) <= SERVICE_ENV

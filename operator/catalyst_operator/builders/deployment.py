@@ -5,8 +5,9 @@ no capabilities, seccomp RuntimeDefault and no service-account token: the servic
 access. Settings come from the ConfigMap (envFrom); credentials come straight from the user's
 Secrets, the URLs through secretKeyRef and the API keys as a mounted file the service re-reads,
 so a rotated key applies without a restart. With `spec.jobWorkers` a second Deployment of the
-same pod shape runs `python -m ocr_service.jobs` instead (no port, no HTTP probes, no API keys,
-its own resources and placement, selected by component `job-worker`). `enableServiceLinks` is
+same pod shape runs `python -m ocr_service.jobs` instead (the same port and probes, serving only
+the probes and `/metrics`; no API keys; its own resources and placement, selected by component
+`job-worker`). `enableServiceLinks` is
 off because a Service named `ocr` would otherwise inject `OCR_PORT=tcp://...` and clash with the service's own settings.
 """
 
@@ -134,16 +135,15 @@ def _pod_spec(spec: OcrDeploymentSpec, ctx: BuildContext, *, job_worker: bool = 
         "imagePullPolicy": spec.image_pull_policy,
     }
     if job_worker:
-        # No HTTP server in a worker-only replica: no port and no HTTP probes.
+        # A worker-only replica serves the same probes and /metrics on the same port, and no API.
         container["command"] = list(JOB_WORKER_COMMAND)
-    else:
-        container["ports"] = [{"name": PORT_NAME, "containerPort": HTTP_PORT, "protocol": "TCP"}]
+    container["ports"] = [{"name": PORT_NAME, "containerPort": HTTP_PORT, "protocol": "TCP"}]
     container.update(
         {
             "envFrom": [{"configMapRef": {"name": configmap_name(spec.name)}}],
             "env": _env(spec, job_worker=job_worker),
             "resources": {section: dict(items) for section, items in resources.items()},
-            **({} if job_worker else _probes()),
+            **_probes(),
             "securityContext": {
                 "runAsNonRoot": True,
                 "runAsUser": RUN_AS_USER,

@@ -1,5 +1,9 @@
 """The NetworkPolicy that admits traffic to the OCR pods' http port only from chosen sources.
 
+It covers the instance's API pods and its job worker pods (`spec.jobWorkers`), whose http port
+serves only the probes and `/metrics`: Prometheus, when in another namespace, is one of the
+chosen sources for both.
+
 Sources: every pod of the CR's namespace when `allowSameNamespace` (the default), plus each
 NetworkPolicyPeer in `spec.networkPolicy.from` (e.g. the ingress controller's or Prometheus'
 namespace). Egress is left alone: the pods must reach PostgreSQL, Redis and callback targets.
@@ -13,9 +17,19 @@ from typing import Any
 
 from catalyst_operator.builders.context import BuildContext
 from catalyst_operator.builders.meta import child_metadata
-from catalyst_operator.constants import COMPONENT_SERVER, PORT_NAME
+from catalyst_operator.constants import COMPONENT_JOB_WORKER, COMPONENT_SERVER, LABEL_COMPONENT, PORT_NAME
 from catalyst_operator.labels import selector_labels
 from catalyst_operator.spec import OcrDeploymentSpec
+
+
+def instance_pods_selector(instance: str) -> dict[str, Any]:
+    """Every pod of one instance with an http port: its API pods and its job worker pods."""
+    labels = selector_labels(instance)
+    component = labels.pop(LABEL_COMPONENT)
+    return {
+        "matchLabels": labels,
+        "matchExpressions": [{"key": LABEL_COMPONENT, "operator": "In", "values": [component, COMPONENT_JOB_WORKER]}],
+    }
 
 
 def build_network_policy(cr: Mapping[str, Any], spec: OcrDeploymentSpec, ctx: BuildContext) -> dict[str, Any]:
@@ -33,7 +47,7 @@ def build_network_policy(cr: Mapping[str, Any], spec: OcrDeploymentSpec, ctx: Bu
         "kind": "NetworkPolicy",
         "metadata": child_metadata(cr, spec, ctx, spec.name, COMPONENT_SERVER),
         "spec": {
-            "podSelector": {"matchLabels": selector_labels(spec.name)},
+            "podSelector": instance_pods_selector(spec.name),
             "policyTypes": ["Ingress"],
             "ingress": ingress,
         },

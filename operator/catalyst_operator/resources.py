@@ -61,11 +61,12 @@ NETWORK_POLICIES: Final = ApiResource("networking.k8s.io", "v1", "NetworkPolicy"
 SERVICE_MONITORS: Final = ApiResource(
     constants.MONITORING_GROUP, constants.MONITORING_VERSION, "ServiceMonitor", "servicemonitors"
 )
+POD_MONITORS: Final = ApiResource(constants.MONITORING_GROUP, constants.MONITORING_VERSION, "PodMonitor", "podmonitors")
 PROMETHEUS_RULES: Final = ApiResource(
     constants.MONITORING_GROUP, constants.MONITORING_VERSION, "PrometheusRule", "prometheusrules"
 )
 
-MONITORING_RESOURCES: Final = (SERVICE_MONITORS, PROMETHEUS_RULES)
+MONITORING_RESOURCES: Final = (SERVICE_MONITORS, POD_MONITORS, PROMETHEUS_RULES)
 """Optional kinds: served only when the Prometheus Operator's CRDs are installed."""
 
 SCALED_OBJECTS: Final = ApiResource(constants.KEDA_GROUP, constants.KEDA_VERSION, "ScaledObject", "scaledobjects")

@@ -35,6 +35,8 @@ CHILD_WHEN = {
     "PodDisruptionBudget": "`spec.podDisruptionBudget` is set",
     "NetworkPolicy": "`spec.networkPolicy.enabled`",
     "ServiceMonitor": "`spec.monitoring.serviceMonitor.enabled` and the cluster serves monitoring.coreos.com/v1",
+    "PodMonitor-workers": "as the ServiceMonitor, when `spec.jobWorkers` is set (the job worker pods are behind "
+    "no Service)",
     "PrometheusRule": "`spec.monitoring.prometheusRule.enabled` and the cluster serves monitoring.coreos.com/v1",
     "TriggerAuthentication-workers": "the ScaledObject uses the `postgresql` trigger (KEDA reads the URL from "
     "`spec.database`'s Secret)",
@@ -49,7 +51,7 @@ CONDITIONS = {
     "Degraded": "Something keeps the deployment from its desired state; the reason says what "
     "(for example `SecretNotFound` naming the Secret and key, `InvalidSpec` naming the field, "
     "`ProgressDeadlineExceeded`).",
-    "MonitoringReady": "The ServiceMonitor and PrometheusRule asked for exist; `False` with reason "
+    "MonitoringReady": "The ServiceMonitor, PodMonitor and PrometheusRule asked for exist; `False` with reason "
     "`ServiceMonitorCRDMissing` when the cluster does not serve monitoring.coreos.com/v1.",
     "AutoscalingReady": "What scales the job workers: `ScaledObjectReady` (KEDA reports the ScaledObject "
     "ready), `ScaledObjectPending` (`Unknown`, KEDA has not reported yet), `ScaledObjectNotReady`, "

@@ -301,3 +301,20 @@ def test_the_operators_promql_passes_promtool(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"groups": [*groups, {"name": "trigger", "rules": [query]}]}), encoding="utf-8")
     result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_pod_monitor_scrapes_the_job_worker_pods_under_their_own_job_label() -> None:
+    built = children({**DB, **MONITORING, "jobWorkers": {}})
+    monitor, service_monitor = built["PodMonitor-workers"], built["ServiceMonitor"]
+    pod_labels = built["Deployment-workers"]["spec"]["template"]["metadata"]["labels"]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items(), "it selects the worker pods"
+    assert selector["app.kubernetes.io/component"] == "job-worker", "and only them: the API pods are the Service's"
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    (api_endpoint,) = service_monitor["spec"]["endpoints"]
+    assert {key: endpoint[key] for key in api_endpoint} == api_endpoint, "same port, path, interval, timeout"
+    # The API's alert rules select job="ocr": worker series apart keep e.g. CatalystOcrDown about the API.
+    assert endpoint["relabelings"] == [{"action": "replace", "targetLabel": "job", "replacement": "ocr-workers"}]
+    assert monitor["metadata"]["labels"]["release"] == "prom", "the labels your Prometheus selects"
+    assert "PodMonitor-workers" not in children({**DB, "jobWorkers": {}}), "not without the ServiceMonitor"
+    assert "PodMonitor-workers" not in children({**DB, **MONITORING}), "not without job workers"

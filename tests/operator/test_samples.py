@@ -83,6 +83,7 @@ def test_full_sample_exercises_every_optional_child() -> None:
         "PodDisruptionBudget",
         "NetworkPolicy",
         "ServiceMonitor",
+        "PodMonitor",  # the job workers
         "PrometheusRule",
         "TriggerAuthentication",
         "ScaledObject",

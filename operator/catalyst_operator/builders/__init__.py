@@ -30,7 +30,12 @@ from catalyst_operator.builders.job_workers import (
     job_worker_scaler,
 )
 from catalyst_operator.builders.meta import owner_reference
-from catalyst_operator.builders.monitoring import build_prometheus_rule, build_service_monitor, rule_groups
+from catalyst_operator.builders.monitoring import (
+    build_job_worker_pod_monitor,
+    build_prometheus_rule,
+    build_service_monitor,
+    rule_groups,
+)
 from catalyst_operator.builders.network_policy import build_network_policy
 from catalyst_operator.builders.service import build_service, service_url
 from catalyst_operator.constants import (
@@ -96,6 +101,7 @@ CHILD_TYPES: tuple[ChildType, ...] = (
     ChildType("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     ChildType("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     ChildType(MONITORING_API_VERSION, "ServiceMonitor", "servicemonitors", monitoring=True),
+    ChildType(MONITORING_API_VERSION, "PodMonitor", "podmonitors", monitoring=True, name_suffix=JOB_WORKERS_SUFFIX),
     ChildType(MONITORING_API_VERSION, "PrometheusRule", "prometheusrules", monitoring=True),
     ChildType(
         KEDA_API_VERSION, "TriggerAuthentication", "triggerauthentications", keda=True, name_suffix=JOB_WORKERS_SUFFIX
@@ -126,6 +132,8 @@ def build_children(cr: Mapping[str, Any], spec: OcrDeploymentSpec, ctx: BuildCon
         builders.append(build_network_policy)
     if ctx.monitoring_available and spec.monitoring.service_monitor.enabled:
         builders.append(build_service_monitor)
+        if scaler is not None:
+            builders.append(build_job_worker_pod_monitor)  # the job worker pods are behind no Service
     if ctx.monitoring_available and spec.monitoring.prometheus_rule.enabled:
         builders.append(build_prometheus_rule)
     if scaler is Scaler.KEDA:

@@ -1,4 +1,10 @@
-"""ServiceMonitor and PrometheusRule (monitoring.coreos.com/v1) for one OcrDeployment.
+"""ServiceMonitor, PodMonitor and PrometheusRule (monitoring.coreos.com/v1) for one OcrDeployment.
+
+The ServiceMonitor scrapes the API pods through their Service. The job worker pods
+(`spec.jobWorkers`) are behind no Service, so with `monitoring.serviceMonitor` enabled they get a
+PodMonitor `NAME-workers` with the same interval and labels; their series carry
+`job="NAME-workers"`, apart from the API pods' `job="NAME"`, so the alert rules (written for the
+API: `CatalystOcrDown` when no API pod is up) keep their meaning.
 
 Built only when the cluster serves the Prometheus Operator's API and the CR enables them. The
 alert rules are read from `assets/prometheus-rules.yaml`, the one file the compose stack's
@@ -19,7 +25,7 @@ import yaml
 from catalyst_operator.builders.context import BuildContext
 from catalyst_operator.builders.deployment import job_workers_name
 from catalyst_operator.builders.meta import child_metadata
-from catalyst_operator.constants import COMPONENT_MONITORING, MONITORING_API_VERSION, PORT_NAME
+from catalyst_operator.constants import COMPONENT_JOB_WORKER, COMPONENT_MONITORING, MONITORING_API_VERSION, PORT_NAME
 from catalyst_operator.labels import selector_labels
 from catalyst_operator.spec import OcrDeploymentSpec
 from ocr_service.contract import BACKLOG_METRIC, METRICS_PATH
@@ -72,6 +78,30 @@ def build_service_monitor(cr: Mapping[str, Any], spec: OcrDeploymentSpec, ctx: B
                     "scheme": "http",
                     "interval": monitor.interval,
                     "scrapeTimeout": monitor.scrape_timeout,
+                }
+            ],
+        },
+    }
+
+
+def build_job_worker_pod_monitor(cr: Mapping[str, Any], spec: OcrDeploymentSpec, ctx: BuildContext) -> dict[str, Any]:
+    monitor = spec.monitoring.service_monitor
+    name = job_workers_name(spec.name)
+    return {
+        "apiVersion": MONITORING_API_VERSION,
+        "kind": "PodMonitor",
+        "metadata": child_metadata(cr, spec, ctx, name, COMPONENT_MONITORING, extra_labels=monitor.labels),
+        "spec": {
+            "selector": {"matchLabels": selector_labels(spec.name, COMPONENT_JOB_WORKER)},
+            "namespaceSelector": {"matchNames": [spec.namespace]},
+            "podMetricsEndpoints": [
+                {
+                    "port": PORT_NAME,
+                    "path": METRICS_PATH,
+                    "scheme": "http",
+                    "interval": monitor.interval,
+                    "scrapeTimeout": monitor.scrape_timeout,
+                    "relabelings": [{"action": "replace", "targetLabel": "job", "replacement": name}],
                 }
             ],
         },

@@ -85,7 +85,7 @@ def build_app(settings: Settings, *, pipeline: OcrPipeline | None = None) -> Sta
     meta = MetaEndpoints(settings, pipeline, checks, openapi)
     routes = [
         *ocr_routes(settings, pipeline),
-        *preview_routes(settings),
+        *preview_routes(settings, pipeline),
         *jobs.routes,
         *meta_routes(meta),
         *docs_routes(),

@@ -8,14 +8,15 @@ is scaled down to fit `PREVIEW_MAX_SIDE`; `X-Page-Width` / `X-Page-Height` give 
 the page the result's `bbox` values refer to, and `X-Page-Count` how many pages there are.
 
 Bounded like recognition: at most `PREVIEW_CONCURRENCY` previews hold a document at once (429
-past that, before the body is read), and one past `OCR_TIMEOUT_SECONDS` is a 504. A decode
-cannot be interrupted, so a timed-out preview keeps its slot until its thread has finished:
-the number of decoding threads never exceeds the limit.
+past that, before the body is read). The decode runs on the pipeline's bounded helper threads
+(`engine/helpers.py`, never asyncio's default executor) under the request's `Deadline`: past
+`OCR_TIMEOUT_SECONDS` the answer is a 504 and the deadline is cancelled, which the document layer
+checks between the frames it counts or walks past, so an abandoned decode stops at the next frame
+and its helper thread (whose slot is held until then) is soon free.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,11 +26,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ocr_service.deadline import Deadline
 from ocr_service.documents import MEDIA_TYPE_OF_KIND, open_document
 from ocr_service.errors import InvalidParameter, Overloaded, RecognitionTimeout
 from ocr_service.http.body import BASE64_CONTENT_SCHEMA, UploadPace, read_document
 from ocr_service.http.params import MAX_PAGE_NUMBER, MIN_DPI, RawValue, merge_option_sources, parse_int
 from ocr_service.http.problems import PROBLEM_MEDIA_TYPE
+from ocr_service.pipeline import OcrPipeline
 from ocr_service.settings import Settings
 
 PREVIEW_PATH = "/v1/preview"
@@ -48,16 +51,18 @@ class Preview:
     page_count: int
 
 
-def render_preview(data: bytes, settings: Settings, page: int, dpi: int | None) -> Preview:
+def render_preview(
+    data: bytes, settings: Settings, page: int, dpi: int | None, deadline: Deadline | None = None
+) -> Preview:
     """Decode page `page` as recognition would and encode it as a PNG no larger than `PREVIEW_MAX_SIDE`."""
-    document = open_document(data, settings, dpi)
+    document = open_document(data, settings, dpi, deadline)
     try:
         if page > document.page_count:
             raise InvalidParameter(
                 f"page {page} does not exist; the document has {document.page_count} page(s)", param="page"
             )
         document.selected((page,))  # the page fits the pixel limit
-        image = document.load_page(page)
+        image = document.load_page(page, deadline)
         count = document.page_count
     finally:
         document.close()
@@ -88,17 +93,17 @@ def parse_preview_options(raw: Mapping[str, RawValue], settings: Settings) -> tu
 
 
 class PreviewEndpoint:
-    """Counts previews holding a document or a decode thread (one event loop: a plain counter is enough)."""
+    """Counts previews in progress (one event loop: a plain counter is enough)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, pipeline: OcrPipeline) -> None:
         self.settings = settings
+        self.pipeline = pipeline
         self.active = 0
 
     async def preview(self, request: Request) -> Response:
         if self.active >= PREVIEW_CONCURRENCY:  # before the body is read, as for /v1/ocr
             raise Overloaded(f"{PREVIEW_CONCURRENCY} previews are being rendered; retry in 1 s", retry_after=1)
         self.active += 1
-        handed_over = False
         limit = self.settings.timeout_seconds
         try:
             received = await read_document(
@@ -106,18 +111,15 @@ class PreviewEndpoint:
             )
             raw = merge_option_sources(request.query_params.multi_items(), received.options)
             page, dpi = parse_preview_options(raw, self.settings)
-            work = asyncio.ensure_future(asyncio.to_thread(render_preview, received.data, self.settings, page, dpi))
-            # The slot is freed when the decode thread ends, even when the client got its 504 earlier.
-            work.add_done_callback(self._release)
-            handed_over = True
+            deadline = Deadline.after(limit)
             try:
-                async with asyncio.timeout(limit):
-                    preview = await asyncio.shield(work)
-            except TimeoutError:
+                preview = await self.pipeline.offload(
+                    render_preview, received.data, self.settings, page, dpi, deadline, deadline=deadline
+                )
+            except RecognitionTimeout:
                 raise RecognitionTimeout(f"The preview took longer than {limit:g} s.") from None
         finally:
-            if not handed_over:
-                self.active -= 1
+            self.active -= 1
         headers = {
             "X-Page-Width": str(preview.page_width),
             "X-Page-Height": str(preview.page_height),
@@ -126,14 +128,9 @@ class PreviewEndpoint:
         }
         return Response(preview.png, media_type="image/png", headers=headers)
 
-    def _release(self, work: asyncio.Future[Preview]) -> None:
-        self.active -= 1
-        if not work.cancelled():
-            work.exception()  # retrieved, so an abandoned failure is not logged as "never retrieved"
 
-
-def preview_routes(settings: Settings) -> list[BaseRoute]:
-    endpoint = PreviewEndpoint(settings)
+def preview_routes(settings: Settings, pipeline: OcrPipeline) -> list[BaseRoute]:
+    endpoint = PreviewEndpoint(settings, pipeline)
     return [Route(PREVIEW_PATH, endpoint.preview, methods=["POST"], name="preview")]
 
 

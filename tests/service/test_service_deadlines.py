@@ -17,7 +17,9 @@ import pytest
 from PIL import Image, ImageDraw
 from service_support import font, make_settings, png, running_app
 
+from ocr_service.deadline import Deadline
 from ocr_service.errors import RecognitionTimeout
+from ocr_service.http.preview import render_preview
 from ocr_service.options import OcrOptions, OutputFormat, PreprocessOptions
 from ocr_service.pipeline import OcrPipeline
 
@@ -156,3 +158,33 @@ async def test_many_frame_gifs_in_flight_do_not_starve_an_unrelated_request(tmp_
         statuses = [(await gif).status_code for gif in gifs]
         assert set(statuses) <= {200, 429, 504}, statuses
         await idle_after(pipeline, 1.5)
+
+
+async def test_a_preview_past_its_limit_answers_504_and_leaves_no_helper_thread_busy(tmp_path: Path) -> None:
+    """The preview decodes on the bounded helper threads under the request's deadline: walking a GIF to
+    its last frame stops at the next frame once the deadline passes, instead of decoding on."""
+    document = many_frame_gif()
+    settings = make_settings(tmp_path)
+    started = time.perf_counter()
+    await asyncio.to_thread(render_preview, document, settings, 30, None)
+    full = time.perf_counter() - started
+    started = time.perf_counter()
+    with pytest.raises(RecognitionTimeout):
+        await asyncio.to_thread(render_preview, document, settings, 30, None, Deadline.after(0.02))
+    stopped = time.perf_counter() - started
+    assert stopped < full, f"the walk went on past its deadline ({stopped:.2f} s of {full:.2f} s)"
+
+    async with running_app(make_settings(tmp_path, timeout_seconds=0.1)) as client:
+        pipeline: OcrPipeline = client.app.state.pipeline  # type: ignore[attr-defined]
+        helpers = pipeline._helpers
+        assert helpers is not None
+        response = await client.post("/v1/preview?page=30", content=document, headers={"content-type": "image/gif"})
+        assert response.status_code == 504, response.text
+        assert response.json()["type"].endswith("/timeout")
+        answered = time.perf_counter()
+        for _ in range(100):
+            if helpers.in_use == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert helpers.in_use == 0, "the abandoned decode still holds a helper thread a second after the 504"
+        assert time.perf_counter() - answered < 1.0

@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -29,6 +30,9 @@ from ocr_service.http.params import RawValue, parse_options
 from ocr_service.logs import configure_logging
 from ocr_service.options import PREPROCESS_STEPS, OutputFormat
 from ocr_service.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    import uvicorn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -141,23 +145,32 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     from ocr_service.app import build_app
-    from ocr_service.http.protocol import guarded_protocol
 
     configure_logging(settings.log_level, settings.log_format)
     warn_if_open(settings)
-    config = uvicorn.Config(
-        build_app(settings),
+    config = uvicorn_config(settings, build_app(settings), lifespan="on")
+    uvicorn.Server(config).run()
+    return EXIT_OK
+
+
+def uvicorn_config(settings: Settings, app: Any, *, lifespan: Literal["on", "off"]) -> uvicorn.Config:
+    """uvicorn as this service runs it: our logging, no server header, the grace period, and the guarded
+    HTTP/1.1 protocol (bounded heads, problem+json protocol errors: `http/protocol.py`)."""
+    import uvicorn
+
+    from ocr_service.http.protocol import guarded_protocol
+
+    return uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
         access_log=False,
-        lifespan="on",
+        lifespan=lifespan,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         server_header=False,
-        http=guarded_protocol(settings),  # bounded heads, problem+json protocol errors (http/protocol.py)
+        http=guarded_protocol(settings),
     )
-    uvicorn.Server(config).run()
-    return EXIT_OK
 
 
 EVERY_INTERFACE = frozenset({"0.0.0.0", "::", "[::]"})

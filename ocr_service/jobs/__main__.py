@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import math
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -32,7 +31,7 @@ import uvicorn
 
 from ocr_service.app import build_worker_app
 from ocr_service.cache import build_cache
-from ocr_service.http.protocol import guarded_protocol
+from ocr_service.cli import uvicorn_config
 from ocr_service.jobs.runtime import JobRuntime
 from ocr_service.logs import configure_logging
 from ocr_service.pipeline import OcrPipeline
@@ -53,17 +52,7 @@ async def run(settings: Settings) -> None:
     pipeline = OcrPipeline(settings)
     cache = build_cache(settings)
     runtime = JobRuntime(settings, pipeline, cache)
-    config = uvicorn.Config(
-        build_worker_app(settings, pipeline, runtime),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
-        server_header=False,
-        http=guarded_protocol(settings),
-    )
+    config = uvicorn_config(settings, build_worker_app(settings, pipeline, runtime), lifespan="off")
     server = ProbeServer(config)
     # Bound now, served once the workers run: a port already taken ends the process (exit 3) before
     # any page is claimed.

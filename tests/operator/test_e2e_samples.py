@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from catalyst_operator.reconcile import reconcile
-from catalyst_operator.resources import DEPLOYMENTS, OCR_DEPLOYMENTS, SECRETS
+from catalyst_operator.resources import DEPLOYMENTS, OCR_DEPLOYMENTS, POD_MONITORS, SECRETS
 from catalyst_operator.testing import eventually, install_monitoring_crds
 
 pytestmark = pytest.mark.timeout(120)  # each test has its own emulated cluster and operator: no xdist group
@@ -56,6 +56,11 @@ async def test_sample_becomes_ready_and_then_stays_quiet(sample, k8s, cluster, s
         await k8s.patch(DEPLOYMENTS, name, {"status": available}, subresource="status")
         condition = await eventually(lambda name=name: ready(k8s, name))
         assert condition["observedGeneration"] == k8s.cr(name)["metadata"]["generation"]
+
+    if sample == "full.yaml":  # job workers and monitoring: their pods are scraped through a PodMonitor
+        for name in names:
+            monitor = k8s.stored(POD_MONITORS, f"{name}-workers")
+            assert monitor is not None and monitor["spec"]["podMetricsEndpoints"][0]["port"] == "http"
 
     await k8s.settle()
     writes = len(k8s.writes())

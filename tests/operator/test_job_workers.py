@@ -318,3 +318,14 @@ def test_a_pod_monitor_scrapes_the_job_worker_pods_under_their_own_job_label() -
     assert monitor["metadata"]["labels"]["release"] == "prom", "the labels your Prometheus selects"
     assert "PodMonitor-workers" not in children({**DB, "jobWorkers": {}}), "not without the ServiceMonitor"
     assert "PodMonitor-workers" not in children({**DB, **MONITORING}), "not without job workers"
+
+
+def test_a_job_worker_pod_that_stops_answering_its_scrape_is_alerted_on() -> None:
+    rule = children({**DB, **MONITORING, "jobWorkers": {}})["PrometheusRule"]
+    (group,) = [g for g in rule["spec"]["groups"] if g["name"].startswith("catalyst-ocr-job-workers.")]
+    (alert,) = group["rules"]
+    assert alert["alert"] == "CatalystOcrJobWorkerDown"
+    assert alert["expr"] == 'up{namespace="team", job="ocr-workers"} == 0', "the PodMonitor's job label"
+    without_scrape = {**DB, "monitoring": {"prometheusRule": {"enabled": True}}, "jobWorkers": {}}
+    groups = children(without_scrape)["PrometheusRule"]["spec"]["groups"]
+    assert not [g for g in groups if g["name"].startswith("catalyst-ocr-job-workers.")], "no PodMonitor: no up series"

@@ -142,12 +142,40 @@ def job_worker_rule_group(spec: OcrDeploymentSpec) -> dict[str, Any] | None:
     }
 
 
+def job_worker_health_rule_group(spec: OcrDeploymentSpec) -> dict[str, Any] | None:
+    """An alert on the job worker pods themselves, which the asset's rules (job=NAME) do not see: their
+    series are `job="NAME-workers"` (the PodMonitor), so only while that PodMonitor exists."""
+    if spec.job_workers is None or not spec.monitoring.service_monitor.enabled:
+        return None
+    name = job_workers_name(spec.name)
+    return {
+        "name": f"catalyst-ocr-job-workers.{spec.namespace}.{spec.name}",
+        "rules": [
+            {
+                "alert": "CatalystOcrJobWorkerDown",
+                "expr": f'up{{namespace="{spec.namespace}", job="{name}"}} == 0',
+                "for": "5m",
+                "labels": {"severity": "warning"},
+                "annotations": {
+                    "summary": "A Catalyst OCR job worker pod does not answer /metrics",
+                    "description": (
+                        f"{spec.namespace}/{name}: the pod {{{{ $labels.pod }}}} has not answered its /metrics "
+                        "scrape for 5 minutes: its event loop is stuck, it is crash-looping or its port is "
+                        "blocked. Its pages return to the queue when their leases expire; see "
+                        f"kubectl -n {spec.namespace} logs {{{{ $labels.pod }}}}."
+                    ),
+                },
+            }
+        ],
+    }
+
+
 def build_prometheus_rule(cr: Mapping[str, Any], spec: OcrDeploymentSpec, ctx: BuildContext) -> dict[str, Any]:
     rule = spec.monitoring.prometheus_rule
     groups = scoped_rule_groups(spec.namespace, spec.name)
-    workers_group = job_worker_rule_group(spec)
-    if workers_group is not None:
-        groups.append(workers_group)
+    for extra in (job_worker_rule_group(spec), job_worker_health_rule_group(spec)):
+        if extra is not None:
+            groups.append(extra)
     return {
         "apiVersion": MONITORING_API_VERSION,
         "kind": "PrometheusRule",

@@ -35,6 +35,7 @@ from catalyst_operator.builders.monitoring import (
     build_prometheus_rule,
     build_service_monitor,
     rule_groups,
+    scrapes_job_workers,
 )
 from catalyst_operator.builders.network_policy import build_network_policy
 from catalyst_operator.builders.service import build_service, service_url
@@ -132,8 +133,8 @@ def build_children(cr: Mapping[str, Any], spec: OcrDeploymentSpec, ctx: BuildCon
         builders.append(build_network_policy)
     if ctx.monitoring_available and spec.monitoring.service_monitor.enabled:
         builders.append(build_service_monitor)
-        if scaler is not None:
-            builders.append(build_job_worker_pod_monitor)  # the job worker pods are behind no Service
+    if ctx.monitoring_available and scrapes_job_workers(spec):
+        builders.append(build_job_worker_pod_monitor)  # the job worker pods are behind no Service
     if ctx.monitoring_available and spec.monitoring.prometheus_rule.enabled:
         builders.append(build_prometheus_rule)
     if scaler is Scaler.KEDA:

@@ -62,6 +62,23 @@ def scoped_rule_groups(namespace: str, job: str) -> list[dict[str, Any]]:
     return groups
 
 
+def scrapes_job_workers(spec: OcrDeploymentSpec) -> bool:
+    """The job worker pods get their PodMonitor (and its alert) whenever the API pods get a ServiceMonitor."""
+    return spec.job_workers is not None and spec.monitoring.service_monitor.enabled
+
+
+def _scrape_endpoint(spec: OcrDeploymentSpec) -> dict[str, Any]:
+    """One pod's /metrics on the http port, as `monitoring.serviceMonitor` asks: the same for both monitors."""
+    monitor = spec.monitoring.service_monitor
+    return {
+        "port": PORT_NAME,
+        "path": METRICS_PATH,
+        "scheme": "http",
+        "interval": monitor.interval,
+        "scrapeTimeout": monitor.scrape_timeout,
+    }
+
+
 def build_service_monitor(cr: Mapping[str, Any], spec: OcrDeploymentSpec, ctx: BuildContext) -> dict[str, Any]:
     monitor = spec.monitoring.service_monitor
     return {
@@ -71,15 +88,7 @@ def build_service_monitor(cr: Mapping[str, Any], spec: OcrDeploymentSpec, ctx: B
         "spec": {
             "selector": {"matchLabels": selector_labels(spec.name)},
             "namespaceSelector": {"matchNames": [spec.namespace]},
-            "endpoints": [
-                {
-                    "port": PORT_NAME,
-                    "path": METRICS_PATH,
-                    "scheme": "http",
-                    "interval": monitor.interval,
-                    "scrapeTimeout": monitor.scrape_timeout,
-                }
-            ],
+            "endpoints": [_scrape_endpoint(spec)],
         },
     }
 
@@ -96,11 +105,7 @@ def build_job_worker_pod_monitor(cr: Mapping[str, Any], spec: OcrDeploymentSpec,
             "namespaceSelector": {"matchNames": [spec.namespace]},
             "podMetricsEndpoints": [
                 {
-                    "port": PORT_NAME,
-                    "path": METRICS_PATH,
-                    "scheme": "http",
-                    "interval": monitor.interval,
-                    "scrapeTimeout": monitor.scrape_timeout,
+                    **_scrape_endpoint(spec),
                     "relabelings": [{"action": "replace", "targetLabel": "job", "replacement": name}],
                 }
             ],
@@ -145,7 +150,7 @@ def job_worker_rule_group(spec: OcrDeploymentSpec) -> dict[str, Any] | None:
 def job_worker_health_rule_group(spec: OcrDeploymentSpec) -> dict[str, Any] | None:
     """An alert on the job worker pods themselves, which the asset's rules (job=NAME) do not see: their
     series are `job="NAME-workers"` (the PodMonitor), so only while that PodMonitor exists."""
-    if spec.job_workers is None or not spec.monitoring.service_monitor.enabled:
+    if not scrapes_job_workers(spec):
         return None
     name = job_workers_name(spec.name)
     return {

@@ -84,6 +84,7 @@ from ocr_service.engine.pool import PoolStats, WorkerPool
 from ocr_service.engine.renderers import combine as combine_parts
 from ocr_service.errors import InvalidParameter, OcrError, Overloaded, ServiceUnavailable
 from ocr_service.options import MEDIA_TYPES, PREPROCESS_STEPS, OcrOptions, OutputFormat
+from ocr_service.page_parallel import Spreader, recognize_page
 from ocr_service.preprocess import map_bbox, preprocess
 from ocr_service.settings import Settings
 
@@ -147,6 +148,8 @@ class OcrPipeline:
         self._backend: EngineBackend | None = None
         self._pool: WorkerPool | None = None
         self._helpers: HelperPool | None = None
+        self._spread: Spreader | None = None
+        """Set when one page may use several workers (`OCR_PAGE_PARALLELISM`, `page_parallel.py`)."""
         self._start_lock = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -164,6 +167,8 @@ class OcrPipeline:
                 self.settings.helper_threads or max(2, workers), self.settings.helper_queue_size or pool.capacity
             )
             self._backend, self._pool, self._helpers = backend, pool, helpers
+            limit = self.settings.page_parallelism
+            self._spread = Spreader(pool, limit) if workers > 1 and limit != 1 else None
         await self.self_test()
 
     def _warm_worker(self, recognizer: Recognizer) -> None:
@@ -297,12 +302,15 @@ class OcrPipeline:
         """One worker task for a whole single-page document: open, recognise, assemble and render."""
         formats = _tesseract_formats({options.format})
         with_words = options.format is OutputFormat.JSON
+        spread = self._spread
 
         def work(recognizer: Recognizer) -> OcrOutcome:
             document, info = self._open(data, options, sha256, deadline)
             try:
                 pages = [
-                    _page_work(document, n, options, formats, deadline, with_words=with_words)(recognizer)
+                    _page_work(document, n, options, formats, deadline, with_words=with_words, spread=spread)(
+                        recognizer
+                    )
                     for n in info.pages
                 ]
             finally:
@@ -373,7 +381,11 @@ class OcrPipeline:
         prep = sum(p.page.timings.preprocess_ms for p in pages)
         recognize = sum(p.page.timings.recognize_ms for p in pages)
         timings = DocumentTimings(
-            decode, prep, recognize, total_ms if total_ms is not None else decode + prep + recognize
+            decode,
+            prep,
+            recognize,
+            total_ms if total_ms is not None else decode + prep + recognize,
+            max((p.page.timings.parallel for p in pages), default=1),
         )
         engine = EngineInfo(
             self._backend.info.name if self._backend else self.settings.engine, library_versions()["tesseract"]
@@ -434,7 +446,9 @@ class OcrPipeline:
         try:
             async with asyncio.TaskGroup() as group:
                 for index, number in enumerate(numbers):
-                    work = _page_work(document, number, options, rendered, deadline, with_words=with_words)
+                    work = _page_work(
+                        document, number, options, rendered, deadline, with_words=with_words, spread=self._spread
+                    )
                     waits = first_waits or index > 0
                     tasks.append(group.create_task(pool.submit(work, deadline=deadline, wait_for_slot=waits)))
         except BaseExceptionGroup as failure:
@@ -460,10 +474,12 @@ def _page_work(
     deadline: Deadline,
     *,
     with_words: bool,
+    spread: Spreader | None = None,
 ) -> Callable[[Recognizer], PageOutcome]:
     """The closure a worker thread runs for one page: decode, preprocess, recognise, map boxes back.
 
     `formats` are the Tesseract renderings to produce; `with_words` builds the word model (JSON only).
+    With `spread`, a large page on an idle pool is recognised on several workers (`page_parallel.py`).
     """
 
     def work(recognizer: Recognizer) -> PageOutcome:
@@ -488,7 +504,7 @@ def _page_work(
             with_words=with_words,
             deadline=deadline,
         )
-        render = recognizer.recognize(pixels, request)
+        render, regions = recognize_page(recognizer, pixels, request, spread)
         recognized = time.perf_counter()
         blocks = _to_page_coordinates(render, report, page)
         result = PageResult(
@@ -503,7 +519,7 @@ def _page_work(
             coordinate_space="original",
             preprocessing=report,
             timings=PageTimings(
-                (decoded - started) * 1000, (prepared - decoded) * 1000, (recognized - prepared) * 1000
+                (decoded - started) * 1000, (prepared - decoded) * 1000, (recognized - prepared) * 1000, regions
             ),
             engine_confidence=render.confidence,
         )

@@ -76,6 +76,13 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = (
         " for ALTO/PDF), `pytesseract` (CLI per call) or `auto` (the first of these that works).",
     ),
     SettingSpec(
+        "page_parallelism",
+        EnvVar.PAGE_PARALLELISM,
+        "auto",
+        "Workers one large page may be recognised on at once when they are idle: `auto` (all), `off`, or a"
+        " number; only the `capi` engine, `psm` 3 and any output but PDF.",
+    ),
+    SettingSpec(
         "timeout_seconds",
         EnvVar.TIMEOUT_SECONDS,
         "60",
@@ -237,6 +244,18 @@ def _oem(name: str, raw: str) -> int:
     return value
 
 
+def _parallelism(name: str, raw: str) -> int:
+    value = raw.strip().lower()
+    if value == "auto":
+        return 0
+    if value == "off":
+        return 1
+    try:
+        return _int(name, value, 1)
+    except SettingsError:
+        raise SettingsError(f"{name} must be auto, off or a number of workers >= 1; got {raw!r}") from None
+
+
 def _bool(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value not in ("true", "false"):
@@ -268,6 +287,8 @@ class Settings:
     helper_threads: int = 0
     helper_queue_size: int = 0
     engine: str = "auto"
+    page_parallelism: int = 0
+    """Workers one page may use: 0 = all (`auto`), 1 = one (`off`)."""
     timeout_seconds: float = 60.0
     body_timeout_seconds: float = 10.0
     min_upload_bytes_per_second: int = 65536
@@ -317,6 +338,7 @@ class Settings:
             "helper_threads": _int,
             "helper_queue_size": _int,
             "engine": lambda n, v: _choice(n, v, ("auto", "capi", "tesserocr", "pytesseract")),
+            "page_parallelism": _parallelism,
             "timeout_seconds": _float,
             "body_timeout_seconds": _float,
             "min_upload_bytes_per_second": lambda n, v: _int(n, v, 1),

@@ -15,6 +15,7 @@ from typing import Protocol
 from ocr_service.deadline import Deadline
 from ocr_service.documents import PixelArray
 from ocr_service.engine.model import Block, EngineInfo
+from ocr_service.engine.regions import PageLayout
 from ocr_service.errors import InvalidParameter
 from ocr_service.options import OutputFormat
 
@@ -58,6 +59,9 @@ class RecognitionRequest:
     timeout_ms: int = 0
     with_words: bool = True
     deadline: Deadline | None = field(default=None, compare=False)
+    region: tuple[int, int, int, int] | None = None
+    """Recognise only this rectangle (left, top, right, bottom in page pixels) as one block of text:
+    a piece of a page spread over several workers (`ocr_service/page_parallel.py`)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,12 @@ class Recognizer(Protocol):
     def recognize(self, pixels: PixelArray, request: RecognitionRequest) -> PageRender: ...
 
     def close(self) -> None: ...
+
+
+class RegionRecognizer(Recognizer, Protocol):
+    """A recognizer that can analyse a page's layout first and recognise one `request.region` of it."""
+
+    def analyse(self, pixels: PixelArray, request: RecognitionRequest) -> PageLayout: ...
 
 
 class EngineBackend(Protocol):

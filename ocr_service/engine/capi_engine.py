@@ -40,6 +40,7 @@ import numpy as np
 from ocr_service.documents import PixelArray
 from ocr_service.engine.base import PageRender, RecognitionRequest, engine_init_failed
 from ocr_service.engine.model import BBox, Block, EngineInfo, Word, WordPlace, nest_words
+from ocr_service.engine.regions import REGION_PSM, Edges, LayoutBlock, PageLayout
 from ocr_service.engine.renderers import hocr_page_part
 from ocr_service.errors import InvalidParameter, RecognitionTimeout
 from ocr_service.options import OutputFormat
@@ -83,6 +84,12 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "TessBaseAPISetInputImage": (None, [_VOID, _VOID]),
     "TessBaseAPISetSourceResolution": (None, [_VOID, _INT]),
     "TessBaseAPIRecognize": (_INT, [_VOID, _VOID]),
+    "TessBaseAPISetRectangle": (None, [_VOID, _INT, _INT, _INT, _INT]),
+    "TessBaseAPIAnalyseLayout": (_VOID, [_VOID]),
+    "TessPageIteratorDelete": (None, [_VOID]),
+    "TessPageIteratorNext": (_INT, [_VOID, _INT]),
+    "TessPageIteratorIsAtFinalElement": (_INT, [_VOID, _INT, _INT]),
+    "TessPageIteratorBlockType": (_INT, [_VOID]),
     "TessBaseAPIGetUTF8Text": (_VOID, [_VOID]),
     "TessBaseAPIGetHOCRText": (_VOID, [_VOID, _INT]),
     "TessBaseAPIGetTsvText": (_VOID, [_VOID, _INT]),
@@ -179,6 +186,8 @@ class CapiRecognizer:
         self._monitor_lock = threading.Lock()
         self._monitor: int | None = None
         self._cancelled = False
+        self._analysed: tuple[int, PixelArray] | None = None
+        """(API handle, the pixels given) whose layout `analyse` left in that API for `recognize` to reuse."""
 
     def api(self, lang: str, psm: int, oem: int) -> int:
         key = (lang, psm, oem)
@@ -216,21 +225,82 @@ class CapiRecognizer:
             if self._monitor is not None:
                 self._libs.tess.TessMonitorSetDeadlineMSecs(self._monitor, _CANCELLED_DEADLINE_MS)
 
+    def analyse(self, pixels: PixelArray, request: RecognitionRequest) -> PageLayout:
+        """Tesseract's layout analysis of the page (blocks, their kind and lines), before recognising it.
+
+        The API keeps the layout: a `recognize` of the same pixels and request that follows reuses
+        it (Tesseract's `FindLines` returns early), so analysing first costs nothing when the page
+        is then recognised whole. The call itself cannot be interrupted; it is a fifth of a page's
+        time, so the deadline is checked before it.
+        """
+        tess = self._libs.tess
+        if request.deadline is not None:
+            request.deadline.check(f"page {request.page_number}: layout analysis")
+        handle = self.api(request.lang, request.psm, request.oem)
+        given, pixels = pixels, np.ascontiguousarray(pixels)
+        height, width = pixels.shape[:2]
+        channels = 1 if pixels.ndim == 2 else int(pixels.shape[2])
+        tess.TessBaseAPISetImage(handle, pixels.tobytes(), width, height, channels, width * channels)
+        if request.dpi:
+            tess.TessBaseAPISetSourceResolution(handle, request.dpi)
+        self._analysed = None
+        iterator = tess.TessBaseAPIAnalyseLayout(handle)
+        blocks: list[LayoutBlock] = []
+        if iterator:
+            coords = [ctypes.c_int() for _ in range(4)]
+            refs = [ctypes.byref(c) for c in coords]
+
+            def edges(level: int) -> Edges | None:
+                if not tess.TessPageIteratorBoundingBox(iterator, level, *refs):
+                    return None
+                left, top, right, bottom = (c.value for c in coords)
+                return (left, top, right, bottom)
+
+            try:
+                more = True
+                while more:
+                    block = edges(_RIL_BLOCK)
+                    kind = int(tess.TessPageIteratorBlockType(iterator))
+                    lines: list[Edges] = []
+                    while True:
+                        line = edges(_RIL_TEXTLINE)
+                        if line is not None:
+                            lines.append(line)
+                        at_end = tess.TessPageIteratorIsAtFinalElement(iterator, _RIL_BLOCK, _RIL_TEXTLINE)
+                        more = bool(tess.TessPageIteratorNext(iterator, _RIL_TEXTLINE))
+                        if at_end or not more:
+                            break
+                    if block is not None:
+                        blocks.append(LayoutBlock(block, kind, tuple(lines)))
+            finally:
+                tess.TessPageIteratorDelete(iterator)
+        self._analysed = (handle, given)
+        return PageLayout(width, height, tuple(blocks))
+
     def recognize(self, pixels: PixelArray, request: RecognitionRequest) -> PageRender:
         tess = self._libs.tess
         handle = self.api(request.lang, request.psm, request.oem)
+        analysed, self._analysed = self._analysed, None
+        reuse = request.region is None and analysed is not None and analysed[0] == handle and analysed[1] is pixels
         pixels = np.ascontiguousarray(pixels)
         height, width = pixels.shape[:2]
         channels = 1 if pixels.ndim == 2 else int(pixels.shape[2])
         raw = pixels.tobytes()
-        tess.TessBaseAPISetImage(handle, raw, width, height, channels, width * channels)
-        if request.dpi:
-            tess.TessBaseAPISetSourceResolution(handle, request.dpi)
+        if not reuse:
+            tess.TessBaseAPISetImage(handle, raw, width, height, channels, width * channels)
+            if request.dpi:
+                tess.TessBaseAPISetSourceResolution(handle, request.dpi)
+        if request.region is not None:
+            left, top, right, bottom = request.region
+            tess.TessBaseAPISetRectangle(handle, left, top, right - left, bottom - top)
+            tess.TessBaseAPISetPageSegMode(handle, REGION_PSM)
         try:
             self._recognize(handle, request)
             return self._render(handle, raw, width, height, channels, request)
         finally:
             tess.TessBaseAPIClear(handle)
+            if request.region is not None:
+                tess.TessBaseAPISetPageSegMode(handle, request.psm)
 
     def _recognize(self, handle: int, request: RecognitionRequest) -> None:
         tess = self._libs.tess
@@ -270,7 +340,8 @@ class CapiRecognizer:
             parts[OutputFormat.TEXT] = text.encode()
         if OutputFormat.HOCR in request.formats:
             hocr = libs.take_text(tess.TessBaseAPIGetHOCRText(handle, index))
-            parts[OutputFormat.HOCR] = hocr_page_part(hocr, request.page_number).encode()
+            # A region's hOCR stays raw: `page_parallel` merges the regions, then makes the page part.
+            parts[OutputFormat.HOCR] = (hocr if request.region else hocr_page_part(hocr, request.page_number)).encode()
         if OutputFormat.TSV in request.formats:
             parts[OutputFormat.TSV] = libs.take_text(tess.TessBaseAPIGetTsvText(handle, index)).encode()
         if OutputFormat.ALTO in request.formats or OutputFormat.PDF in request.formats:

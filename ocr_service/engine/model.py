@@ -145,12 +145,15 @@ class PageTimings:
     decode_ms: float = 0.0
     preprocess_ms: float = 0.0
     recognize_ms: float = 0.0
+    parallel: int = 1
+    """Regions the page was recognised in at once on several workers; 1 = whole (`page_parallel.py`)."""
 
     def to_json(self) -> dict[str, float]:
         return {
             "decode_ms": round(self.decode_ms, 2),
             "preprocess_ms": round(self.preprocess_ms, 2),
             "recognize_ms": round(self.recognize_ms, 2),
+            "parallel": self.parallel,
         }
 
 
@@ -222,6 +225,7 @@ class PageResult:
                 float(timings.get("decode_ms", 0.0)),
                 float(timings.get("preprocess_ms", 0.0)),
                 float(timings.get("recognize_ms", 0.0)),
+                int(timings.get("parallel", 1)),
             ),
         )
 
@@ -256,6 +260,8 @@ class DocumentTimings:
     preprocess_ms: float
     recognize_ms: float
     total_ms: float
+    parallel: int = 1
+    """The most regions any page was recognised in at once (each page's own figure is in its timings)."""
 
     def to_json(self) -> dict[str, float]:
         return {
@@ -263,6 +269,7 @@ class DocumentTimings:
             "preprocess_ms": round(self.preprocess_ms, 2),
             "recognize_ms": round(self.recognize_ms, 2),
             "total_ms": round(self.total_ms, 2),
+            "parallel": self.parallel,
         }
 
 

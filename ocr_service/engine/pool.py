@@ -75,8 +75,9 @@ class _Task(Generic[T]):
     context: contextvars.Context
     """The caller's context (its request id, for log lines the work writes) goes with the work."""
     deadline: float | None
-    loop: asyncio.AbstractEventLoop
-    done: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop | None
+    done: asyncio.Future[T] | None
+    """None for a task lent by another worker (`lend`): it reports through its own shared state."""
     abandoned: bool = False
     """Set once the caller stopped waiting; a worker that has not started the task skips it."""
     started: bool = False
@@ -147,12 +148,13 @@ class WorkerPool:
                 stop.cancel()
             raise
         loop = asyncio.get_running_loop()
-        task: _Task[T] = _Task(work, contextvars.copy_context(), at, loop, loop.create_future())
+        done: asyncio.Future[T] = loop.create_future()
+        task: _Task[T] = _Task(work, contextvars.copy_context(), at, loop, done)
         self._tasks.put(task)  # type: ignore[arg-type]
         timer = None if at is None else loop.call_later(max(0.0, at - time.monotonic()), self._expire, task)
         finished = False
         try:
-            result = await task.done
+            result = await done
             finished = True
             return result
         except asyncio.CancelledError:
@@ -183,7 +185,7 @@ class WorkerPool:
     def _expire(self, task: _Task[Any]) -> None:
         """The deadline timer: the caller stops waiting with a 504 (a queued task gives its slot back)."""
         self._abandon(task)
-        if not task.done.done():
+        if task.done is not None and not task.done.done():
             task.done.set_exception(RecognitionTimeout("recognition did not finish within the time limit"))
 
     def _start(self, task: _Task[Any]) -> bool:
@@ -194,6 +196,29 @@ class WorkerPool:
             task.started = True
             self._busy += 1
             return True
+
+    def idle_workers(self) -> int:
+        """Workers with nothing to do right now: no page waits and fewer slots are held than workers."""
+        with self._lock:
+            if self._closed or self._waiters:
+                return 0
+            return max(0, self.workers - self._used)
+
+    def lend(self, count: int, work: Callable[[Recognizer], object], deadline: float | None = None) -> int:
+        """From a worker thread: run `work` on up to `count` idle workers; return how many took it.
+
+        Each lent task holds a slot like any page, so admission and the queue see those workers
+        as busy. Nothing waits here and no result comes back: `work` reports through state it
+        shares with the lender (`page_parallel`), which never waits for a task that has not started.
+        """
+        with self._lock:
+            if self._closed or self._waiters:
+                return 0
+            lent = max(0, min(count, self.workers - self._used))
+            self._used += lent
+        for _ in range(lent):
+            self._tasks.put(_Task(work, contextvars.copy_context(), deadline, None, None))
+        return lent
 
     def check_capacity(self) -> None:
         """Raise `Overloaded` now if no slot is free: lets callers refuse before doing any other work.
@@ -347,8 +372,9 @@ class WorkerPool:
                 drained.append(item)
         for task in drained:  # none of them started: cancel each caller's future on its own loop
             self._abandon(task)
-            with contextlib.suppress(RuntimeError):  # that loop is closed; its caller is gone
-                task.loop.call_soon_threadsafe(task.done.cancel)
+            if task.loop is not None and task.done is not None:
+                with contextlib.suppress(RuntimeError):  # that loop is closed; its caller is gone
+                    task.loop.call_soon_threadsafe(task.done.cancel)
         for _ in self._threads:
             self._tasks.put(None)
         for thread in self._threads:
@@ -358,6 +384,8 @@ class WorkerPool:
 
 def _settle(task: _Task[Any], ok: bool, value: object) -> None:
     """From a worker thread: deliver the outcome to the caller's future on the caller's loop."""
+    if task.loop is None or task.done is None:  # a lent task: its work reported already
+        return
     with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
         task.loop.call_soon_threadsafe(_deliver, task.done, ok, value)
 

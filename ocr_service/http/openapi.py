@@ -446,9 +446,18 @@ def _schemas() -> dict[str, Schema]:
             "paragraphs": {"type": "array", "items": paragraph},
         },
     }
+    parallel = {
+        "type": "integer",
+        "minimum": 1,
+        "description": "Regions of the page recognised at once on several workers; 1 = the page whole"
+        " (`OCR_PAGE_PARALLELISM`).",
+    }
     page_timings = {
         "type": "object",
-        "properties": {name: number for name in ("decode_ms", "preprocess_ms", "recognize_ms")},
+        "properties": {
+            **{name: number for name in ("decode_ms", "preprocess_ms", "recognize_ms")},
+            "parallel": parallel,
+        },
     }
     page = {
         "type": "object",
@@ -487,7 +496,10 @@ def _schemas() -> dict[str, Schema]:
                 "timings": {
                     "type": "object",
                     "required": ["decode_ms", "preprocess_ms", "recognize_ms", "total_ms"],
-                    "properties": {name: number for name in ("decode_ms", "preprocess_ms", "recognize_ms", "total_ms")},
+                    "properties": {
+                        **{name: number for name in ("decode_ms", "preprocess_ms", "recognize_ms", "total_ms")},
+                        "parallel": {**parallel, "description": "The most regions any page was recognised in."},
+                    },
                 },
                 "pages": {"type": "array", "items": page},
                 "cached": {"type": "boolean", "description": "Whether the result came from the result cache."},

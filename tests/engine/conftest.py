@@ -7,7 +7,6 @@ share the `engine` xdist group so that one worker holds them, not every worker.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 from engine_images import FONT_PATH
+from engine_support import started_pipeline
 
 from ocr_service.pipeline import OcrPipeline
 from ocr_service.settings import Settings
@@ -31,15 +31,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for item in items:
             if Path(str(item.fspath)).parent == Path(__file__).parent:
                 item.add_marker(skip)
-
-
-def started_pipeline(settings: Settings) -> Iterator[OcrPipeline]:
-    pipeline = OcrPipeline(settings)
-    asyncio.run(pipeline.start())
-    try:
-        yield pipeline
-    finally:
-        asyncio.run(pipeline.aclose())
 
 
 @pytest.fixture(scope="module")

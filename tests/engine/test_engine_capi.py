@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 from engine_images import dense_page, text_image
+from engine_support import largest_tick_gap
 
 from ocr_service.engine.base import RecognitionRequest
 from ocr_service.engine.capi_engine import CapiBackend, CapiRecognizer, libraries
@@ -41,31 +42,6 @@ def recognizer() -> Iterator[CapiRecognizer]:
     recognizer.recognize(np.asarray(text_image(["warm up"])), request(frozenset({OutputFormat.TEXT})))
     yield recognizer
     recognizer.close()
-
-
-def largest_tick_gap(work: Callable[[], object]) -> tuple[float, int, float]:
-    """Run `work` while a thread ticks every 5 ms: (largest gap in s, ticks, duration of work in s)."""
-    stop = threading.Event()
-    gaps: list[float] = []
-
-    def tick() -> None:
-        last = time.perf_counter()
-        while not stop.is_set():
-            time.sleep(0.005)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
-
-    ticker = threading.Thread(target=tick)
-    ticker.start()
-    started = time.perf_counter()
-    try:
-        work()
-    finally:
-        duration = time.perf_counter() - started
-        stop.set()
-        ticker.join()
-    return max(gaps), len(gaps), duration
 
 
 @pytest.mark.parametrize(

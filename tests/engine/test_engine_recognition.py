@@ -82,7 +82,7 @@ def test_json_shape_and_bboxes(pipeline: OcrPipeline) -> None:
     assert body["text"] == "\n".join(LINES)
     assert body["language"] == "eng"
     assert body["engine"] == {"name": "capi", "version": "5.3.0"}
-    assert set(body["timings"]) == {"decode_ms", "preprocess_ms", "recognize_ms", "total_ms"}
+    assert set(body["timings"]) == {"decode_ms", "preprocess_ms", "recognize_ms", "total_ms", "parallel"}
     assert body["timings"]["total_ms"] >= body["timings"]["recognize_ms"] > 0
     import hashlib
 

@@ -31,7 +31,7 @@ async def test_multipart_upload_with_options_as_form_fields(api: httpx.AsyncClie
         x, y, w, h = word["bbox"]
         assert 0 <= x < x + w <= page["width"] and 0 <= y < y + h <= page["height"]
         assert 0 <= word["confidence"] <= 100
-    assert set(result["timings"]) == {"decode_ms", "preprocess_ms", "recognize_ms", "total_ms"}
+    assert set(result["timings"]) == {"decode_ms", "preprocess_ms", "recognize_ms", "total_ms", "parallel"}
 
 
 async def test_raw_body_with_its_content_type_and_query_options(api: httpx.AsyncClient) -> None:

@@ -54,6 +54,7 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python benchmarks/jobs.py --part feed": "a 2-minute benchmark",
     ".venv/bin/python benchmarks/page_parallel.py": "an 8-minute benchmark",
     ".venv/bin/python benchmarks/page_parallel.py --accuracy": "a benchmark of several minutes",
+    ".venv/bin/python benchmarks/page_parallel.py --pdf": "a 2-minute benchmark",
     ".venv/bin/python benchmarks/jobs.py --quick": "a benchmark run (tests/jobs/test_jobs_benchmark.py)",
     ".venv/bin/python benchmarks/operator_reconcile.py": "a benchmark run (tests/operator)",
     ".venv/bin/python benchmarks/autoscale_sim.py": "a benchmark of a few minutes",

@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -43,9 +44,18 @@ log = logging.getLogger(__name__)
 class ProbeServer(uvicorn.Server):
     """uvicorn serving the probes and metrics; the signals are the replica's (see the module docstring)."""
 
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+        """Set once the socket listens: uvicorn's `bind_socket` binds it, `startup` makes it listen."""
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self.listening.set()
 
 
 async def run(settings: Settings) -> None:
@@ -66,8 +76,14 @@ async def run(settings: Settings) -> None:
     try:
         await runtime.start()
         serving = asyncio.create_task(server.serve(sockets))
-        host, port = sockets[0].getsockname()[:2]
-        log.info("worker replica: probes and metrics on http://%s:%d", host, port)
+        # Announce the port once it listens: a probe (or a test) that reads the line and connects at
+        # once would otherwise be refused.
+        listening = asyncio.create_task(server.listening.wait())
+        await asyncio.wait({serving, listening}, return_when=asyncio.FIRST_COMPLETED)
+        listening.cancel()
+        if server.listening.is_set():
+            host, port = sockets[0].getsockname()[:2]
+            log.info("worker replica: probes and metrics on http://%s:%d", host, port)
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()

@@ -32,11 +32,13 @@ import dataclasses
 import threading
 import time
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import cv2
+import numpy as np
 
 from ocr_service.documents import PixelArray
-from ocr_service.engine.base import PageRender, RecognitionRequest, Recognizer
+from ocr_service.engine.base import PageRender, RecognitionRequest, Recognizer, RegionRecognizer
 from ocr_service.engine.pool import WorkerPool
 from ocr_service.engine.regions import (
     MIN_LINES_PER_REGION,
@@ -62,8 +64,9 @@ asking for one block (6), one line (7) or sparse text (11, 12) gets exactly that
 
 MIN_PIXELS = 500_000
 """Smaller pages are recognised whole without even analysing their layout: a 1200x100 receipt line
-is 0.12 Mpx, a 300-DPI A4 page 8.7 Mpx, and below about 0.5 Mpx the set-up of a second engine
-run (thresholding, line finding) eats the gain (`benchmarks/page_parallel.py`)."""
+is 0.12 Mpx, a 300-DPI A4 page 8.7 Mpx. A guard that keeps the analysis off small crops, not a
+measured break-even: the cut itself is decided by the layout (`plan_regions` wants 8 text lines,
+4 per piece), and each piece's own set-up costs 3-4% of an A4 page."""
 
 LAYOUT_SCALE = 0.5
 """The analysis finds the same blocks and lines at half size in 40% of the time (measured on the
@@ -90,10 +93,10 @@ class Spreader:
         return min(wanted, self.limit) if self.limit else wanted
 
 
-def spreadable(recognizer: Recognizer, pixels: PixelArray, request: RecognitionRequest) -> bool:
+def spreadable(recognizer: Recognizer, pixels: PixelArray, request: RecognitionRequest) -> TypeGuard[RegionRecognizer]:
     """Whether this page could be cut at all: an engine that analyses layouts, a large page, mergeable formats."""
     return (
-        hasattr(recognizer, "analyse")
+        isinstance(recognizer, RegionRecognizer)
         and request.region is None
         and request.psm in SPREADABLE_PSM
         and request.formats <= SPREADABLE_FORMATS
@@ -114,9 +117,10 @@ def recognize_page(
     if parts < 2:
         return recognizer.recognize(pixels, request), 1
     height, width = int(pixels.shape[0]), int(pixels.shape[1])
-    small = cv2.resize(pixels, None, fx=LAYOUT_SCALE, fy=LAYOUT_SCALE, interpolation=cv2.INTER_AREA)
+    resized = cv2.resize(pixels, None, fx=LAYOUT_SCALE, fy=LAYOUT_SCALE, interpolation=cv2.INTER_AREA)
+    small: PixelArray = np.asarray(resized, dtype=np.uint8)  # already uint8: no copy
     dpi = round(request.dpi * LAYOUT_SCALE) if request.dpi else None
-    analysed = recognizer.analyse(small, dataclasses.replace(request, dpi=dpi))  # type: ignore[attr-defined]
+    analysed = recognizer.analyse(small, dataclasses.replace(request, dpi=dpi))
     regions = plan_regions(scale_layout(analysed, LAYOUT_SCALE, width, height), parts, MIN_LINES_PER_REGION)
     if not regions:
         return recognizer.recognize(pixels, request), 1

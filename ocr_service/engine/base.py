@@ -10,7 +10,7 @@ of one page and returns the model plus every requested Tesseract rendering of th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ocr_service.deadline import Deadline
 from ocr_service.documents import PixelArray
@@ -86,6 +86,7 @@ class Recognizer(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
 class RegionRecognizer(Recognizer, Protocol):
     """A recognizer that can analyse a page's layout first and recognise one `request.region` of it."""
 

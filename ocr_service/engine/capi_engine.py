@@ -186,8 +186,6 @@ class CapiRecognizer:
         self._monitor_lock = threading.Lock()
         self._monitor: int | None = None
         self._cancelled = False
-        self._analysed: tuple[int, PixelArray] | None = None
-        """(API handle, the pixels given) whose layout `analyse` left in that API for `recognize` to reuse."""
 
     def api(self, lang: str, psm: int, oem: int) -> int:
         key = (lang, psm, oem)
@@ -228,22 +226,19 @@ class CapiRecognizer:
     def analyse(self, pixels: PixelArray, request: RecognitionRequest) -> PageLayout:
         """Tesseract's layout analysis of the page (blocks, their kind and lines), before recognising it.
 
-        The API keeps the layout: a `recognize` of the same pixels and request that follows reuses
-        it (Tesseract's `FindLines` returns early), so analysing first costs nothing when the page
-        is then recognised whole. The call itself cannot be interrupted; it is a fifth of a page's
-        time, so the deadline is checked before it.
+        `page_parallel` runs it on a half-size copy of the page. The call itself cannot be
+        interrupted (about 7% of a page's time at that size), so the deadline is checked before it.
         """
         tess = self._libs.tess
         if request.deadline is not None:
             request.deadline.check(f"page {request.page_number}: layout analysis")
         handle = self.api(request.lang, request.psm, request.oem)
-        given, pixels = pixels, np.ascontiguousarray(pixels)
+        pixels = np.ascontiguousarray(pixels)
         height, width = pixels.shape[:2]
         channels = 1 if pixels.ndim == 2 else int(pixels.shape[2])
         tess.TessBaseAPISetImage(handle, pixels.tobytes(), width, height, channels, width * channels)
         if request.dpi:
             tess.TessBaseAPISetSourceResolution(handle, request.dpi)
-        self._analysed = None
         iterator = tess.TessBaseAPIAnalyseLayout(handle)
         blocks: list[LayoutBlock] = []
         if iterator:
@@ -274,22 +269,19 @@ class CapiRecognizer:
                         blocks.append(LayoutBlock(block, kind, tuple(lines)))
             finally:
                 tess.TessPageIteratorDelete(iterator)
-        self._analysed = (handle, given)
+        tess.TessBaseAPIClear(handle)
         return PageLayout(width, height, tuple(blocks))
 
     def recognize(self, pixels: PixelArray, request: RecognitionRequest) -> PageRender:
         tess = self._libs.tess
         handle = self.api(request.lang, request.psm, request.oem)
-        analysed, self._analysed = self._analysed, None
-        reuse = request.region is None and analysed is not None and analysed[0] == handle and analysed[1] is pixels
         pixels = np.ascontiguousarray(pixels)
         height, width = pixels.shape[:2]
         channels = 1 if pixels.ndim == 2 else int(pixels.shape[2])
         raw = pixels.tobytes()
-        if not reuse:
-            tess.TessBaseAPISetImage(handle, raw, width, height, channels, width * channels)
-            if request.dpi:
-                tess.TessBaseAPISetSourceResolution(handle, request.dpi)
+        tess.TessBaseAPISetImage(handle, raw, width, height, channels, width * channels)
+        if request.dpi:
+            tess.TessBaseAPISetSourceResolution(handle, request.dpi)
         if request.region is not None:
             left, top, right, bottom = request.region
             tess.TessBaseAPISetRectangle(handle, left, top, right - left, bottom - top)

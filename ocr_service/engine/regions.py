@@ -22,7 +22,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from ocr_service.engine.model import BBox, Block
+from ocr_service.engine.model import BBox, Block, union
 
 Edges = tuple[int, int, int, int]
 """left, top, right, bottom (Tesseract's page iterator order); `BBox` is left, top, width, height."""
@@ -161,14 +161,6 @@ def merge_text(texts: list[str], regions: tuple[Region, ...]) -> str:
     return "".join(pieces) + "\n" if pieces else ""
 
 
-def _union(boxes: list[BBox]) -> BBox:
-    left = min(box[0] for box in boxes)
-    top = min(box[1] for box in boxes)
-    right = max(box[0] + box[2] for box in boxes)
-    bottom = max(box[1] + box[3] for box in boxes)
-    return (left, top, right - left, bottom - top)
-
-
 def merge_blocks(pieces: list[tuple[Block, ...]], regions: tuple[Region, ...]) -> tuple[Block, ...]:
     """The word model: the blocks of regions cut from one layout block become that one block again."""
     merged: list[Block] = []
@@ -180,9 +172,9 @@ def merge_blocks(pieces: list[tuple[Block, ...]], regions: tuple[Region, ...]) -
         if previous == region.block and merged:
             last = merged.pop()
             paragraphs = last.paragraphs + paragraphs
-            merged.append(Block(paragraphs, _union([last.bbox, *(block.bbox for block in blocks)])))
+            merged.append(Block(paragraphs, union([last.bbox, *(block.bbox for block in blocks)])))
         else:
-            merged.append(Block(paragraphs, _union([block.bbox for block in blocks])))
+            merged.append(Block(paragraphs, union([block.bbox for block in blocks])))
         previous = region.block
     return tuple(merged)
 
@@ -270,10 +262,11 @@ def merge_tsv(parts: list[str], regions: tuple[Region, ...], width: int, height:
 
 def _widen(row: list[str], other: list[str]) -> None:
     """Make TSV `row`'s box (cells 6-9: left, top, width, height) the union of its own and `other`'s."""
-    left, top = min(int(row[6]), int(other[6])), min(int(row[7]), int(other[7]))
-    right = max(int(row[6]) + int(row[8]), int(other[6]) + int(other[8]))
-    bottom = max(int(row[7]) + int(row[9]), int(other[7]) + int(other[9]))
-    row[6:10] = [str(left), str(top), str(right - left), str(bottom - top)]
+    row[6:10] = [str(value) for value in union([_tsv_box(row), _tsv_box(other)])]
+
+
+def _tsv_box(cells: list[str]) -> BBox:
+    return (int(cells[6]), int(cells[7]), int(cells[8]), int(cells[9]))
 
 
 _ALTO_PRINT_SPACE = re.compile(r"(<PrintSpace\b[^>]*>)(.*?)(\s*</PrintSpace>)", re.DOTALL)
@@ -311,8 +304,8 @@ def merge_alto(parts: list[str], regions: tuple[Region, ...], width: int, height
             last_open = list(_ALTO_COMPOSED.finditer(body))
             if opening is not None and last_open:
                 kept = last_open[-1]
-                union = _alto_union(kept, opening)
-                body = body[: kept.start()] + union + body[kept.end() :]
+                widened = _alto_union(kept, opening)
+                body = body[: kept.start()] + widened + body[kept.end() :]
                 body = body.rstrip()[: -len(_ALTO_COMPOSED_END)].rstrip()
                 content = content[opening.end() :]
         body += _ALTO_ELEMENT_ID.sub(renumber, content)
@@ -324,13 +317,11 @@ def merge_alto(parts: list[str], regions: tuple[Region, ...], width: int, height
 
 def _alto_union(kept: re.Match[str], other: re.Match[str]) -> str:
     """The `ComposedBlock` opening tag of `kept` with a box that also covers `other`'s."""
-    (x1, y1, w1, h1), (x2, y2, w2, h2) = (tuple(int(v) for v in m.groups()) for m in (kept, other))
-    left, top = min(x1, x2), min(y1, y2)
-    right, bottom = max(x1 + w1, x2 + w2), max(y1 + h1, y2 + h2)
-    tag = kept.group(0)
+    boxes: list[BBox] = [(int(m[1]), int(m[2]), int(m[3]), int(m[4])) for m in (kept, other)]
+    left, top, width, height = union(boxes)
     return re.sub(
         r'HPOS="\d+" VPOS="\d+" WIDTH="\d+" HEIGHT="\d+"',
-        f'HPOS="{left}" VPOS="{top}" WIDTH="{right - left}" HEIGHT="{bottom - top}"',
-        tag,
+        f'HPOS="{left}" VPOS="{top}" WIDTH="{width}" HEIGHT="{height}"',
+        kept.group(0),
         count=1,
     )
